@@ -1,0 +1,13 @@
+import { createDb } from '../db/connection.js';
+import { announceAdminKey, loadConfigOrExit, onShutdown, processLogger } from '../runtime/process.js';
+import { startWebTier } from '../runtime/web.js';
+
+const config = loadConfigOrExit();
+const log = processLogger(config, 'web');
+announceAdminKey(config, log);
+const db = createDb(config.databaseUrl, {}, log);
+const web = await startWebTier(config, db, log);
+onShutdown(log, async () => {
+  await web.close();
+  await db.destroy();
+});

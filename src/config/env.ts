@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+/** Every setting flowpost reads from the environment, validated once at start-up. */
+export interface Config {
+  nodeEnv: string;
+  port: number;
+  databaseUrl: string;
+  redisUrl: string;
+  publicUrl: string;
+  adminApiKey: string;
+  /** True when ADMIN_API_KEY was not set and a development key was generated. */
+  adminApiKeyGenerated: boolean;
+  telegramApiRoot: string;
+  outboundAllowCidrs: string[];
+  outboundRetrySchedule: number[];
+  outboundTimeoutMs: number;
+  workerConcurrency: number;
+  logLevel: string;
+  queuePrefix: string;
+  postbackRateLimit: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    reason: string,
+  ) {
+    super(`${variable}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const urlWithProtocols = (protocols: string[]) =>
+  z.string().refine((value) => {
+    try {
+      return protocols.includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL with one of ${protocols.join(', ')}`);
+
+const positiveInt = (max: number) =>
+  z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(max, `must be at most ${max}`);
+
+const cidrList = z.string().transform((value, ctx) => {
+  const items = value.split(',').map((item) => item.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(item)) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not a CIDR range such as 10.0.0.0/8` });
+    }
+  }
+  return items;
+});
+
+const secondsList = z.string().transform((value, ctx) => {
+  const items = value.split(',').map((item) => item.trim());
+  const seconds = items.map(Number);
+  if (items.length === 0 || seconds.some((s) => !Number.isFinite(s) || s < 0 || s > 7 * 86_400)) {
+    ctx.addIssue({ code: 'custom', message: 'must be comma-separated seconds between 0 and 604800, e.g. 0,5,300' });
+  }
+  return seconds;
+});
+
+const schema = z.object({
+  NODE_ENV: z.string().default('development'),
+  PORT: z.coerce.number().int('must be a whole number').min(0).max(65_535, 'must be a port number').default(3000),
+  DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/flowpost'),
+  REDIS_URL: urlWithProtocols(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  PUBLIC_URL: urlWithProtocols(['http:', 'https:']).optional(),
+  ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  TELEGRAM_API_ROOT: urlWithProtocols(['http:', 'https:']).default('https://api.telegram.org'),
+  OUTBOUND_ALLOW_CIDRS: cidrList.default([]),
+  OUTBOUND_RETRY_SCHEDULE: secondsList.default([0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000]),
+  OUTBOUND_TIMEOUT_MS: positiveInt(120_000).default(10_000),
+  WORKER_CONCURRENCY: positiveInt(10_000).default(64),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-"')
+    .default('flowpost'),
+  POSTBACK_RATE_LIMIT: positiveInt(1_000_000).default(2000),
+});
+
+/**
+ * Reads the configuration from an environment. Empty strings count as unset.
+ * Throws ConfigError naming the first bad variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(String(issue.path[0] ?? 'environment'), issue.message);
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+  if (!e.ADMIN_API_KEY && production) {
+    throw new ConfigError('ADMIN_API_KEY', 'is required when NODE_ENV=production');
+  }
+  return {
+    nodeEnv: e.NODE_ENV,
+    port: e.PORT,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    adminApiKey: e.ADMIN_API_KEY ?? randomBytes(24).toString('base64url'),
+    adminApiKeyGenerated: !e.ADMIN_API_KEY,
+    telegramApiRoot: e.TELEGRAM_API_ROOT.replace(/\/+$/, ''),
+    outboundAllowCidrs: e.OUTBOUND_ALLOW_CIDRS,
+    outboundRetrySchedule: e.OUTBOUND_RETRY_SCHEDULE,
+    outboundTimeoutMs: e.OUTBOUND_TIMEOUT_MS,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    logLevel: e.LOG_LEVEL,
+    queuePrefix: e.QUEUE_PREFIX,
+    postbackRateLimit: e.POSTBACK_RATE_LIMIT,
+  };
+}

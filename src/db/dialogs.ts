@@ -1,0 +1,50 @@
+import type { Knex } from 'knex';
+import type { DialogStatus, FieldValue } from '../domain/dialog.js';
+
+/** A dialog as the management API shows it. */
+export interface DialogView {
+  chatId: number;
+  username: string | null;
+  name: string | null;
+  status: DialogStatus;
+  stepId: string | null;
+  stepKey: string | null;
+  fields: Record<string, FieldValue>;
+  tracker: Record<string, string>;
+  tags: string[];
+  createdAt: string;
+  startedAt: string | null;
+}
+
+export async function findDialog(db: Knex, botId: string, chatId: number): Promise<DialogView | null> {
+  const row = await db('dialogs as d')
+    .leftJoin('script_steps as s', 's.id', 'd.step_id')
+    .where({ 'd.bot_id': botId, 'd.chat_id': chatId })
+    .first(
+      'd.chat_id',
+      'd.username',
+      'd.name',
+      'd.status',
+      'd.step_id',
+      's.key as step_key',
+      'd.fields',
+      'd.tracker',
+      'd.tags',
+      'd.created_at',
+      'd.started_at',
+    );
+  if (!row) return null;
+  return {
+    chatId: row.chat_id,
+    username: row.username,
+    name: row.name,
+    status: row.status,
+    stepId: row.step_id,
+    stepKey: row.step_key ?? null,
+    fields: row.fields,
+    tracker: row.tracker,
+    tags: row.tags,
+    createdAt: (row.created_at as Date).toISOString(),
+    startedAt: row.started_at ? (row.started_at as Date).toISOString() : null,
+  };
+}

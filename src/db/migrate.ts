@@ -1,0 +1,22 @@
+import type { Knex } from 'knex';
+import * as spine from '../../migrations/20261122000000_spine.js';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+/** Every migration, in order. Listed here so the same code runs from TypeScript sources and from dist/. */
+const MIGRATIONS: Array<[string, Migration]> = [['20261122000000_spine', spine]];
+
+const source: Knex.MigrationSource<[string, Migration]> = {
+  getMigrations: async () => MIGRATIONS,
+  getMigrationName: ([name]) => name,
+  getMigration: async ([, migration]) => migration,
+};
+
+/** Brings the schema up to date; returns the names of the migrations that ran. */
+export async function migrateLatest(db: Knex): Promise<string[]> {
+  const [, names] = (await db.migrate.latest({ migrationSource: source })) as [number, string[]];
+  return names;
+}

@@ -1,0 +1,39 @@
+import type { Knex } from 'knex';
+
+export interface StoredStep {
+  id: string;
+  key: string;
+  position: number;
+  definition: Record<string, unknown>;
+}
+
+export async function listSteps(db: Knex, botId: string): Promise<StoredStep[]> {
+  return db('script_steps').where({ bot_id: botId }).orderBy('position').select('id', 'key', 'position', 'definition');
+}
+
+export async function listStepRefs(db: Knex, botId: string): Promise<Array<{ id: string; key: string }>> {
+  return db('script_steps').where({ bot_id: botId }).select('id', 'key');
+}
+
+/** Replaces a bot's script: the given steps (with their ids already assigned) and its start step. */
+export async function replaceScript(
+  trx: Knex.Transaction,
+  botId: string,
+  start: string,
+  steps: ReadonlyArray<{ id: string; key: string; definition: object }>,
+): Promise<void> {
+  await trx('script_steps')
+    .where({ bot_id: botId })
+    .whereNotIn(
+      'id',
+      steps.map((s) => s.id),
+    )
+    .delete();
+  if (steps.length > 0) {
+    await trx('script_steps')
+      .insert(steps.map((s, position) => ({ id: s.id, bot_id: botId, key: s.key, position, definition: JSON.stringify(s.definition) })))
+      .onConflict('id')
+      .merge(['key', 'position', 'definition']);
+  }
+  await trx('bots').where({ id: botId }).update({ script_start: start, updated_at: trx.fn.now() });
+}

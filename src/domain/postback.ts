@@ -1,0 +1,231 @@
+import { parseStatus, type DialogPatch, type DialogStatus, type FieldValue } from './dialog.js';
+import { parseFieldValue, type FieldDefinition, type RawValue } from './field-types.js';
+import { InputError } from './input-error.js';
+import { keyProblem } from './keys.js';
+
+export const MAX_VALUE_BYTES = 4096;
+export const MAX_TAG_LENGTH = 64;
+export const MAX_EVENT_ID_LENGTH = 255;
+
+/** The parameters of one postback: query pairs, then the body (form pairs or a JSON object). */
+export interface PostbackInput {
+  query: ReadonlyArray<readonly [string, string]>;
+  body: ReadonlyArray<readonly [string, string]> | Record<string, unknown> | null;
+  idempotencyKey?: string | undefined;
+}
+
+/** A postback read and checked for shape, not yet against the bot. */
+export interface PostbackRequest {
+  chatId: number;
+  stepRef?: string;
+  status?: DialogStatus;
+  fields: Map<string, RawValue>;
+  tracker: Map<string, string | null>;
+  addTags: string[];
+  removeTags: string[];
+  eventId?: string;
+}
+
+/** What the web tier knows of a bot to check a postback against it. */
+export interface BotPostbackView {
+  fields: ReadonlyMap<string, FieldDefinition>;
+  /** A step's id and its key, each mapped to the step's id. */
+  stepIdByRef: ReadonlyMap<string, string>;
+}
+
+const TAG_PARAMS = new Set(['tags', 'addTags', 'removeTags']);
+const RESERVED_NAMES = new Set(['fields', 'details', 'tracker']);
+const BRACKET_NAME = /^(fields|details|tracker)\[([^\]]*)\]$/;
+const CHAT_ID_PATTERN = /^-?\d{1,16}$/;
+
+function byteLength(value: string): number {
+  return value.length * 3 <= MAX_VALUE_BYTES ? value.length : Buffer.byteLength(value, 'utf8');
+}
+
+function checkSize(name: string, value: RawValue): void {
+  const text = Array.isArray(value) ? value.join(',') : typeof value === 'string' ? value : '';
+  if (byteLength(text) > MAX_VALUE_BYTES) {
+    throw new InputError(413, 'value_too_large', `${name} is larger than ${MAX_VALUE_BYTES} bytes`, name);
+  }
+}
+
+function toRawValue(name: string, value: unknown): RawValue {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new InputError(400, 'invalid_value', `${name} must be a finite number`, name);
+    return value;
+  }
+  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value as string[];
+  throw new InputError(400, 'invalid_value', `${name} must be a string, number, boolean, null or an array of strings`, name);
+}
+
+/** Flattens a JSON body into parameter names as they would arrive in a query string. */
+function flattenJson(body: Record<string, unknown>): Map<string, RawValue> {
+  const out = new Map<string, RawValue>();
+  for (const name of Object.keys(body)) {
+    const value = body[name];
+    if (name === 'fields' || name === 'details' || name === 'tracker') {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new InputError(400, 'invalid_value', `${name} must be an object of key → value`, name);
+      }
+      for (const key of Object.keys(value)) {
+        const param = `${name}.${key}`;
+        checkKey(key, param);
+        out.set(param, toRawValue(param, (value as Record<string, unknown>)[key]));
+      }
+    } else if (TAG_PARAMS.has(name)) {
+      const raw = toRawValue(name, value);
+      out.set(name, Array.isArray(raw) ? raw.join(',') : raw);
+    } else {
+      out.set(name, toRawValue(name, value));
+    }
+  }
+  return out;
+}
+
+/** Pairs into a map: a repeated tag parameter accumulates, any other repeated name keeps its last value. */
+function collectPairs(pairs: ReadonlyArray<readonly [string, string]>): Map<string, RawValue> {
+  const out = new Map<string, RawValue>();
+  for (const [name, value] of pairs) {
+    const previous = out.get(name);
+    out.set(name, TAG_PARAMS.has(name) && typeof previous === 'string' && previous !== '' ? `${previous},${value}` : value);
+  }
+  return out;
+}
+
+function checkKey(key: string, param: string): void {
+  const problem = keyProblem(key);
+  if (problem) throw new InputError(400, 'invalid_key', `${truncate(param)}: key ${problem}`, truncate(param));
+}
+
+function truncate(text: string): string {
+  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
+}
+
+function parseChatId(value: RawValue | undefined): number {
+  if (value === undefined || value === null || value === '') {
+    throw new InputError(400, 'missing_chat_id', 'chatId is required', 'chatId');
+  }
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+  const chatId = CHAT_ID_PATTERN.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(chatId) || chatId === 0) {
+    throw new InputError(400, 'invalid_chat_id', 'chatId must be a non-zero integer with |chatId| ≤ 2^53−1', 'chatId');
+  }
+  return chatId;
+}
+
+function parseTags(name: string, value: RawValue): string[] {
+  if (typeof value !== 'string') throw new InputError(400, 'invalid_tag', `${name} must be comma-separated tags`, name);
+  const tags = value.split(',').map((tag) => tag.trim()).filter((tag) => tag !== '');
+  for (const tag of tags) {
+    // eslint-disable-next-line no-control-regex
+    if (tag.length > MAX_TAG_LENGTH || /[\u0000-\u001f\u007f]/.test(tag)) {
+      throw new InputError(400, 'invalid_tag', `${name}: a tag is at most ${MAX_TAG_LENGTH} printable characters`, name);
+    }
+  }
+  return [...new Set(tags)];
+}
+
+function asString(name: string, value: RawValue): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  throw new InputError(400, 'invalid_value', `${name} must be a string`, name);
+}
+
+/** Reads a postback's parameters (every form and alias of the contract) into a request. Throws InputError. */
+export function parsePostback(input: PostbackInput): PostbackRequest {
+  const params = collectPairs(input.query);
+  const body = input.body === null ? null : Array.isArray(input.body) ? collectPairs(input.body) : flattenJson(input.body as Record<string, unknown>);
+  for (const [name, value] of body ?? []) params.set(name, value); // a body value wins over the query's
+
+  const request: PostbackRequest = { chatId: 0, fields: new Map(), tracker: new Map(), addTags: [], removeTags: [] };
+  let chatId: RawValue | undefined;
+  let chatIdAlias: RawValue | undefined;
+  let stepAlias: string | undefined;
+
+  for (const [name, value] of params) {
+    checkSize(name, value);
+    switch (name) {
+      case 'chatId':
+        chatId = value;
+        continue;
+      case 'chat_id':
+        chatIdAlias = value;
+        continue;
+      case 'stepId':
+        request.stepRef = asString(name, value).trim();
+        continue;
+      case 'step_id':
+        stepAlias = asString(name, value).trim();
+        continue;
+      case 'status': {
+        const status = typeof value === 'string' ? parseStatus(value) : null;
+        if (!status) throw new InputError(400, 'invalid_status', 'status must be auto, manual or blocked', 'status');
+        request.status = status;
+        continue;
+      }
+      case 'tags':
+      case 'addTags':
+        request.addTags.push(...parseTags(name, value));
+        continue;
+      case 'removeTags':
+        request.removeTags.push(...parseTags(name, value));
+        continue;
+      case 'eventId':
+        request.eventId = asString(name, value);
+        continue;
+    }
+    const bracket = BRACKET_NAME.exec(name);
+    const dot = /^(fields|details|tracker)\.(.*)$/s.exec(name);
+    const prefix = bracket?.[1] ?? dot?.[1];
+    const key = bracket?.[2] ?? dot?.[2] ?? name;
+    if (!prefix && RESERVED_NAMES.has(name)) {
+      throw new InputError(400, 'invalid_param', `${name} needs a key: ${name}.KEY or ${name}[KEY]`, name);
+    }
+    checkKey(key, name);
+    if (prefix === 'tracker') {
+      request.tracker.set(key, value === null ? null : asString(name, value));
+    } else {
+      request.fields.set(key, value);
+    }
+  }
+
+  request.chatId = parseChatId(chatId ?? chatIdAlias);
+  if (request.stepRef === undefined && stepAlias !== undefined) request.stepRef = stepAlias;
+  if (request.stepRef === '') throw new InputError(400, 'invalid_step_id', 'stepId must not be empty', 'stepId');
+
+  const eventId = request.eventId ?? input.idempotencyKey;
+  if (eventId !== undefined) {
+    const trimmed = eventId.trim();
+    if (trimmed === '' || trimmed.length > MAX_EVENT_ID_LENGTH) {
+      const param = request.eventId !== undefined ? 'eventId' : 'Idempotency-Key';
+      throw new InputError(400, 'invalid_event_id', `${param} must be 1-${MAX_EVENT_ID_LENGTH} characters`, param);
+    }
+    request.eventId = trimmed;
+  }
+  return request;
+}
+
+/** Checks a request against the bot: the step must exist, typed fields must parse. Throws InputError (422). */
+export function resolvePostback(request: PostbackRequest, bot: BotPostbackView): DialogPatch {
+  const patch: DialogPatch = {};
+  if (request.status) patch.status = request.status;
+  if (request.stepRef !== undefined) {
+    const stepId = bot.stepIdByRef.get(request.stepRef);
+    if (!stepId) throw new InputError(422, 'unknown_step', `no step with id or key "${truncate(request.stepRef)}"`, 'stepId');
+    patch.stepId = stepId;
+  }
+  if (request.fields.size > 0) {
+    const fields: Record<string, FieldValue | null> = {};
+    for (const [key, raw] of request.fields) {
+      const parsed = parseFieldValue(bot.fields.get(key), raw);
+      if (!parsed.ok) throw new InputError(422, 'invalid_field_value', `fields.${key} ${parsed.reason}`, `fields.${key}`);
+      fields[key] = parsed.value;
+    }
+    patch.fields = fields;
+  }
+  if (request.tracker.size > 0) patch.tracker = Object.fromEntries(request.tracker);
+  if (request.addTags.length > 0) patch.addTags = request.addTags;
+  if (request.removeTags.length > 0) patch.removeTags = request.removeTags;
+  return patch;
+}

@@ -1,0 +1,26 @@
+import { z } from 'zod';
+
+/** Step keys, field keys and tag texts. */
+export const KEY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Keys that would reach Object.prototype when used as property names. */
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+export const KEY_FORMAT_MESSAGE = 'must be 1-64 characters of A-Z, a-z, 0-9, "_", "." or "-"';
+
+export function isForbiddenKey(key: string): boolean {
+  return FORBIDDEN_KEYS.has(key);
+}
+
+export function isValidKey(value: unknown): value is string {
+  return typeof value === 'string' && KEY_PATTERN.test(value) && !isForbiddenKey(value);
+}
+
+export function forbiddenKeyMessage(key: string): string {
+  return `"${key}" is not allowed as a key`;
+}
+
+export const keySchema = z
+  .string()
+  .regex(KEY_PATTERN, KEY_FORMAT_MESSAGE)
+  .refine((key) => !isForbiddenKey(key), { error: (issue) => forbiddenKeyMessage(String(issue.input)) });

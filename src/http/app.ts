@@ -1,0 +1,40 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Logger } from '../log.js';
+import { errorMiddleware } from './errors.js';
+import type { ManagementDeps } from './routes/management-deps.js';
+import { managementRouter } from './routes/management.js';
+import { postbackHandler, type PostbackDeps } from './routes/postback.js';
+
+export interface WebAppDeps {
+  log: Logger;
+  adminApiKey: string;
+  postback: PostbackDeps;
+  management: ManagementDeps;
+  /** Whether Postgres and Redis answer, for /readyz. */
+  ready(): Promise<boolean>;
+}
+
+/** The web tier: postbacks, the management API and health checks. Stateless; run as many as needed. */
+export function createWebApp(deps: WebAppDeps): Koa {
+  const app = new Koa({ proxy: true });
+  app.use(errorMiddleware(deps.log));
+
+  const router = new Router();
+  const postback = postbackHandler(deps.postback);
+  router.get('/api/bots/webhooks/:postbackId/updateDialog', postback);
+  router.post('/api/bots/webhooks/:postbackId/updateDialog', postback);
+  router.get('/healthz', (ctx) => {
+    ctx.body = { ok: true };
+  });
+  router.get('/readyz', async (ctx) => {
+    const ready = await deps.ready().catch(() => false);
+    ctx.status = ready ? 200 : 503;
+    ctx.body = { ok: ready };
+  });
+
+  const management = managementRouter(deps.management, deps.adminApiKey);
+  app.use(router.routes()).use(router.allowedMethods());
+  app.use(management.routes()).use(management.allowedMethods());
+  return app;
+}

@@ -1,0 +1,60 @@
+import type { Knex } from 'knex';
+import { loadBotPostbackView, loadEndpointView, type EndpointView } from '../db/postback-view.js';
+import type { BotPostbackView } from '../domain/postback.js';
+import type { Invalidation } from '../queue/invalidation.js';
+
+interface Entry<T> {
+  value: Promise<T>;
+  expires: number;
+}
+
+/**
+ * The web tier's cached view of endpoints and bots. Entries live `ttlMs` (unknown endpoints
+ * `negativeTtlMs`) and are dropped at once by an invalidation from the management API.
+ */
+export class PostbackViewCache {
+  private readonly endpoints = new Map<string, Entry<EndpointView | null>>();
+  private readonly bots = new Map<string, Entry<BotPostbackView>>();
+
+  constructor(
+    private readonly db: Knex,
+    private readonly ttlMs = 60_000,
+    private readonly negativeTtlMs = 5_000,
+  ) {}
+
+  endpoint(id: string): Promise<EndpointView | null> {
+    return this.cached(this.endpoints, id, () => loadEndpointView(this.db, id), (view) => (view ? this.ttlMs : this.negativeTtlMs));
+  }
+
+  bot(botId: string): Promise<BotPostbackView> {
+    return this.cached(this.bots, botId, () => loadBotPostbackView(this.db, botId), () => this.ttlMs);
+  }
+
+  invalidate(message: Invalidation): void {
+    if (message.kind === 'bot') this.bots.delete(message.id);
+    else this.endpoints.delete(message.id);
+  }
+
+  clear(): void {
+    this.endpoints.clear();
+    this.bots.clear();
+  }
+
+  private cached<T>(map: Map<string, Entry<T>>, key: string, load: () => Promise<T>, ttl: (value: T) => number): Promise<T> {
+    const now = Date.now();
+    const hit = map.get(key);
+    if (hit && hit.expires > now) return hit.value;
+    if (map.size > 50_000) map.clear();
+    const entry: Entry<T> = { value: load(), expires: Number.POSITIVE_INFINITY };
+    map.set(key, entry);
+    entry.value.then(
+      (value) => {
+        if (map.get(key) === entry) entry.expires = Date.now() + ttl(value);
+      },
+      () => {
+        if (map.get(key) === entry) map.delete(key);
+      },
+    );
+    return entry.value;
+  }
+}

@@ -1,0 +1,16 @@
+import type { Context } from 'koa';
+import type { Knex } from 'knex';
+import type { BotRecord } from '../../db/bots.js';
+import type { Invalidation } from '../../queue/invalidation.js';
+
+export interface ManagementDeps {
+  db: Knex;
+  publicUrl: string;
+  /** Drops cached views of what changed, in this and every other web process. */
+  invalidate(message: Invalidation): Promise<void>;
+}
+
+/** The bot named by `:botId`, loaded by the management router. */
+export function currentBot(ctx: Context): BotRecord {
+  return (ctx.state as { bot: BotRecord }).bot;
+}

@@ -1,0 +1,29 @@
+import Router from '@koa/router';
+import { findBot } from '../../db/bots.js';
+import { InputError } from '../../domain/input-error.js';
+import { bearerAuth } from '../auth.js';
+import { UUID_PATTERN } from '../validation.js';
+import { registerBotRoutes } from './bots.js';
+import { registerDialogRoutes } from './dialogs.js';
+import { registerFieldRoutes } from './fields.js';
+import type { ManagementDeps } from './management-deps.js';
+import { registerScriptRoutes } from './script.js';
+import { registerWebhookRoutes } from './webhooks.js';
+
+/** The management API under /api/v1, every call behind the admin bearer key. */
+export function managementRouter(deps: ManagementDeps, adminApiKey: string): Router {
+  const router = new Router({ prefix: '/api/v1' });
+  router.use(bearerAuth(adminApiKey));
+  router.param('botId', async (id, ctx, next) => {
+    const bot = UUID_PATTERN.test(id) ? await findBot(deps.db, id.toLowerCase()) : null;
+    if (!bot) throw new InputError(404, 'unknown_bot', 'no bot with this id', 'botId');
+    ctx.state.bot = bot;
+    await next();
+  });
+  registerBotRoutes(router, deps);
+  registerFieldRoutes(router, deps);
+  registerWebhookRoutes(router, deps);
+  registerScriptRoutes(router, deps);
+  registerDialogRoutes(router, deps);
+  return router;
+}

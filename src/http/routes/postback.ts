@@ -1,0 +1,113 @@
+import type { Context } from 'koa';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { InputError } from '../../domain/input-error.js';
+import { parsePostback, resolvePostback } from '../../domain/postback.js';
+import { DIALOG_UPDATE_JOB, DIALOG_UPDATE_JOB_OPTIONS, type DialogUpdateJob } from '../../jobs/dialog-update-job.js';
+import {
+  claimIdempotencyKey,
+  completeIdempotencyKey,
+  idempotencyKey,
+  releaseIdempotencyKey,
+} from '../../queue/idempotency.js';
+import { parseUrlEncoded, readParamsBody } from '../body.js';
+import { ServiceUnavailableError } from '../errors.js';
+import type { PostbackViewCache } from '../postback-view-cache.js';
+import type { RateLimiter } from '../rate-limiter.js';
+
+export interface PostbackDeps {
+  queue: Queue<DialogUpdateJob>;
+  redis: Redis;
+  queuePrefix: string;
+  views: PostbackViewCache;
+  rateLimiter: RateLimiter;
+  defaultRateLimit: number;
+  /** How long queueing may take before the request is answered 503. */
+  enqueueTimeoutMs?: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** `GET|POST /api/bots/webhooks/:postbackId/updateDialog`: check, queue durably, answer. */
+export function postbackHandler(deps: PostbackDeps) {
+  const timeoutMs = deps.enqueueTimeoutMs ?? 1_000;
+
+  const unavailable = (error: unknown): never => {
+    throw new ServiceUnavailableError('queue_unavailable', 'the update queue is unreachable', { cause: error });
+  };
+
+  // A disconnected producer is answered at once; a hung Redis within the timeout.
+  const ensureConnected = (): void => {
+    if (deps.redis.status !== 'ready') unavailable(new Error(`redis connection is ${deps.redis.status}`));
+  };
+
+  const enqueue = async (job: DialogUpdateJob): Promise<string> => {
+    ensureConnected();
+    const added = await withTimeout(deps.queue.add(DIALOG_UPDATE_JOB, job, DIALOG_UPDATE_JOB_OPTIONS), timeoutMs).catch(unavailable);
+    return added.id!;
+  };
+
+  return async (ctx: Context): Promise<void> => {
+    const postbackId = (ctx.params as { postbackId: string }).postbackId;
+    const endpoint = UUID.test(postbackId) ? await deps.views.endpoint(postbackId.toLowerCase()) : null;
+    if (!endpoint) throw new InputError(404, 'unknown_webhook', 'no webhook with this id', 'postbackId');
+
+    const wait = deps.rateLimiter.take(endpoint.endpointId, endpoint.rateLimit ?? deps.defaultRateLimit);
+    if (wait > 0) {
+      ctx.set('Retry-After', String(wait));
+      throw new InputError(429, 'rate_limited', 'over this webhook\'s rate limit; retry later');
+    }
+
+    const body = ctx.method === 'POST' ? await readParamsBody(ctx) : null;
+    const idempotencyHeader = ctx.get('idempotency-key');
+    const request = parsePostback({
+      query: parseUrlEncoded(ctx.querystring),
+      body,
+      idempotencyKey: idempotencyHeader === '' ? undefined : idempotencyHeader,
+    });
+    const bot = await deps.views.bot(endpoint.botId);
+    const job: DialogUpdateJob = {
+      botId: endpoint.botId,
+      chatId: request.chatId,
+      patch: resolvePostback(request, bot),
+      acceptedAt: Date.now(),
+    };
+
+    if (request.eventId === undefined) {
+      ctx.status = 202;
+      ctx.body = { ok: true, updateId: await enqueue(job) };
+      return;
+    }
+
+    const key = idempotencyKey(deps.queuePrefix, endpoint.botId, request.eventId);
+    ensureConnected();
+    const claim = await withTimeout(claimIdempotencyKey(deps.redis, key), timeoutMs).catch(unavailable);
+    if (claim.state === 'done') {
+      ctx.status = 200;
+      ctx.body = { ok: true, duplicate: true, updateId: claim.updateId };
+      return;
+    }
+    if (claim.state === 'in_progress') {
+      ctx.set('Retry-After', '1');
+      throw new InputError(409, 'request_in_progress', 'an update with this eventId is being queued; retry shortly', 'eventId');
+    }
+    let updateId: string;
+    try {
+      updateId = await enqueue(job);
+    } catch (error) {
+      await releaseIdempotencyKey(deps.redis, key).catch(() => undefined);
+      throw error;
+    }
+    await completeIdempotencyKey(deps.redis, key, updateId).catch(() => undefined);
+    ctx.status = 202;
+    ctx.body = { ok: true, updateId };
+  };
+}

@@ -1,0 +1,71 @@
+import { Worker, type Job } from 'bullmq';
+import type { Knex } from 'knex';
+import type { Redis } from 'ioredis';
+import { isDatabaseUnavailable } from '../db/connection.js';
+import { applyDialogUpdates, type AppliedDialog, type DialogUpdateInput } from '../db/dialog-writer.js';
+import { sequenceOf, type DialogUpdateJob } from '../jobs/dialog-update-job.js';
+import { QUEUES } from '../jobs/queue-names.js';
+import type { Logger } from '../log.js';
+import { GroupCommit } from './group-commit.js';
+
+export interface DialogUpdatesConsumerOptions {
+  db: Knex;
+  connection: Redis;
+  prefix: string;
+  log: Logger;
+  concurrency: number;
+  /** Called after an update is durably applied (the script engine hooks in here). */
+  onApplied?(applied: AppliedDialog, job: Job<DialogUpdateJob>): Promise<void>;
+  /** How long to stop taking jobs while Postgres is unreachable. */
+  databaseRetryMs?: number;
+}
+
+function dialogKey(botId: string, chatId: number): string {
+  return `${botId}/${chatId}`;
+}
+
+/**
+ * Consumes `dialog-updates`: jobs handled concurrently are written to Postgres together (one
+ * transaction per batch). While Postgres is unreachable the worker pauses and puts the jobs back
+ * (without spending their attempts), so accepted updates wait and are applied when it returns.
+ */
+export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions): Worker<DialogUpdateJob> {
+  const { db, log } = options;
+  const retryMs = options.databaseRetryMs ?? 2_000;
+
+  const batcher = new GroupCommit<DialogUpdateInput, AppliedDialog | undefined>(async (updates) => {
+    const applied = await applyDialogUpdates(db, updates);
+    const byDialog = new Map(applied.map((a) => [dialogKey(a.botId, a.chatId), a]));
+    return updates.map((u) => byDialog.get(dialogKey(u.botId, u.chatId)));
+  }, 1000);
+
+  const worker: Worker<DialogUpdateJob> = new Worker<DialogUpdateJob>(
+    QUEUES.dialogUpdates,
+    async (job) => {
+      const { botId, chatId, patch } = job.data;
+      let applied: AppliedDialog | undefined;
+      try {
+        applied = await batcher.submit({ botId, chatId, patch, seq: sequenceOf(job.id) });
+      } catch (error) {
+        if (!isDatabaseUnavailable(error)) throw error;
+        log.warn({ err: error }, 'postgres unreachable; dialog updates wait');
+        await worker.rateLimit(retryMs);
+        throw Worker.RateLimitError();
+      }
+      if (!applied) {
+        log.warn({ botId, chatId, jobId: job.id }, 'dialog update dropped: the bot no longer exists');
+        return;
+      }
+      await options.onApplied?.(applied, job);
+    },
+    {
+      connection: options.connection,
+      prefix: options.prefix,
+      concurrency: options.concurrency,
+      maxStalledCount: 10,
+    },
+  );
+  worker.on('failed', (job, error) => log.error({ err: error, jobId: job?.id }, 'dialog update failed'));
+  worker.on('error', (error) => log.warn({ err: error }, 'dialog-updates worker error'));
+  return worker;
+}

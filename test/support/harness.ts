@@ -1,0 +1,113 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Knex } from 'knex';
+import { inject } from 'vitest';
+import { loadConfig, type Config } from '../../src/config/env.js';
+import { createDb } from '../../src/db/connection.js';
+import { createLogger } from '../../src/log.js';
+import { startWebTier, type WebTier } from '../../src/runtime/web.js';
+import { startWorkerTier, type WorkerTier } from '../../src/runtime/workers.js';
+
+export const ADMIN_KEY = 'test-admin-key-0123456789';
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface HarnessOptions {
+  web?: boolean;
+  workers?: boolean;
+  env?: Record<string, string>;
+}
+
+export interface Harness {
+  config: Config;
+  db: Knex;
+  web?: WebTier;
+  workers?: WorkerTier;
+  baseUrl: string;
+  /** A management API call with the admin key. */
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+/** A unique BullMQ prefix, so test files never share queues. */
+export function uniquePrefix(): string {
+  return `fpt_${randomBytes(5).toString('hex')}`;
+}
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({
+    DATABASE_URL: inject('databaseUrl'),
+    REDIS_URL,
+    PORT: '0',
+    ADMIN_API_KEY: ADMIN_KEY,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    QUEUE_PREFIX: uniquePrefix(),
+    ...env,
+  });
+}
+
+/** Deletes every Redis key under a prefix. */
+export async function dropPrefix(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  redis.disconnect();
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const config = testConfig(options.env);
+  const log = createLogger(config.logLevel);
+  const db = createDb(config.databaseUrl);
+  const workers = options.workers ? await startWorkerTier(config, db, log) : undefined;
+  const web = options.web === false ? undefined : await startWebTier(config, db, log);
+  const baseUrl = web ? `http://127.0.0.1:${web.port}` : '';
+  return {
+    config,
+    db,
+    web,
+    workers,
+    baseUrl,
+    api: async (method, path, body) => {
+      const response = await fetch(`${baseUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : null };
+    },
+    close: async () => {
+      await web?.close();
+      await workers?.close();
+      await db.destroy();
+      await dropPrefix(config.queuePrefix);
+    },
+  };
+}
+
+/** Polls until `check` returns a truthy value, or fails after `timeoutMs`. */
+export async function waitFor<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Creates a bot with one postback endpoint; returns their ids and the postback URL. */
+export async function createBotWithEndpoint(h: Harness, rateLimit?: number): Promise<{ botId: string; endpointId: string; url: string }> {
+  const bot = await h.api('POST', '/api/v1/bots', { name: 'test bot' });
+  if (bot.status !== 201) throw new Error(`bot create failed: ${JSON.stringify(bot.body)}`);
+  const endpoint = await h.api('POST', `/api/v1/bots/${bot.body.id}/webhooks`, { name: 'tracker', ...(rateLimit ? { rateLimit } : {}) });
+  if (endpoint.status !== 201) throw new Error(`webhook create failed: ${JSON.stringify(endpoint.body)}`);
+  return {
+    botId: bot.body.id,
+    endpointId: endpoint.body.id,
+    url: `${h.baseUrl}/api/bots/webhooks/${endpoint.body.id}/updateDialog`,
+  };
+}
