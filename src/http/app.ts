@@ -1,10 +1,13 @@
 import Router from '@koa/router';
 import Koa from 'koa';
+import { InputError } from '../domain/input-error.js';
 import type { Logger } from '../log.js';
 import { errorMiddleware } from './errors.js';
 import type { ManagementDeps } from './routes/management-deps.js';
 import { managementRouter } from './routes/management.js';
 import { postbackHandler, type PostbackDeps } from './routes/postback.js';
+
+const POSTBACK_PATH = /^\/api\/bots\/webhooks\/([^/]+)\/updateDialog\/?$/;
 
 export interface WebAppDeps {
   log: Logger;
@@ -20,10 +23,19 @@ export function createWebApp(deps: WebAppDeps): Koa {
   const app = new Koa({ proxy: true });
   app.use(errorMiddleware(deps.log));
 
-  const router = new Router();
+  // The postback route is the hot path: matched directly, ahead of any router.
   const postback = postbackHandler(deps.postback);
-  router.get('/api/bots/webhooks/:postbackId/updateDialog', postback);
-  router.post('/api/bots/webhooks/:postbackId/updateDialog', postback);
+  app.use(async (ctx, next) => {
+    const match = POSTBACK_PATH.exec(ctx.path);
+    if (!match) return next();
+    if (ctx.method !== 'GET' && ctx.method !== 'POST') {
+      ctx.set('Allow', 'GET, POST');
+      throw new InputError(405, 'method_not_allowed', 'use GET or POST');
+    }
+    await postback(ctx, match[1]!);
+  });
+
+  const router = new Router();
   router.get('/healthz', (ctx) => {
     ctx.body = { ok: true };
   });

@@ -10,8 +10,6 @@ export interface DialogUpdateJob {
   botId: string;
   chatId: number;
   patch: DialogPatch;
-  /** Epoch ms at which the web tier accepted it. */
-  acceptedAt: number;
 }
 
 /** Job options for dialog updates: kept a while after completion for inspection, failures kept for replay. */

@@ -7,9 +7,10 @@ import { Redis, type RedisOptions } from 'ioredis';
 export function createProducerConnection(redisUrl: string): Redis {
   return new Redis(redisUrl, {
     enableOfflineQueue: false,
+    // Commands of concurrent requests share one socket write.
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     connectTimeout: 1_000,
-    commandTimeout: 2_000,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
   } satisfies RedisOptions);
 }

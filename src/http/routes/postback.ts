@@ -11,6 +11,7 @@ import {
   releaseIdempotencyKey,
 } from '../../queue/idempotency.js';
 import { parseUrlEncoded, readParamsBody } from '../body.js';
+import { DeadlineTracker } from '../deadline.js';
 import { ServiceUnavailableError } from '../errors.js';
 import type { PostbackViewCache } from '../postback-view-cache.js';
 import type { RateLimiter } from '../rate-limiter.js';
@@ -28,17 +29,11 @@ export interface PostbackDeps {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** `GET|POST /api/bots/webhooks/:postbackId/updateDialog`: check, queue durably, answer. */
+/** `GET|POST /api/bots/webhooks/{postbackId}/updateDialog`: check, queue durably, answer. */
 export function postbackHandler(deps: PostbackDeps) {
-  const timeoutMs = deps.enqueueTimeoutMs ?? 1_000;
+  const timeoutMs = deps.enqueueTimeoutMs ?? 800;
+  const deadlines = new DeadlineTracker();
+  const withTimeout = <T>(promise: Promise<T>, ms: number) => deadlines.within(promise, ms);
 
   const unavailable = (error: unknown): never => {
     throw new ServiceUnavailableError('queue_unavailable', 'the update queue is unreachable', { cause: error });
@@ -55,8 +50,7 @@ export function postbackHandler(deps: PostbackDeps) {
     return added.id!;
   };
 
-  return async (ctx: Context): Promise<void> => {
-    const postbackId = (ctx.params as { postbackId: string }).postbackId;
+  return async (ctx: Context, postbackId: string): Promise<void> => {
     const endpoint = UUID.test(postbackId) ? await deps.views.endpoint(postbackId.toLowerCase()) : null;
     if (!endpoint) throw new InputError(404, 'unknown_webhook', 'no webhook with this id', 'postbackId');
 
@@ -78,7 +72,6 @@ export function postbackHandler(deps: PostbackDeps) {
       botId: endpoint.botId,
       chatId: request.chatId,
       patch: resolvePostback(request, bot),
-      acceptedAt: Date.now(),
     };
 
     if (request.eventId === undefined) {

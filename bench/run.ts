@@ -1,0 +1,36 @@
+// `npm run bench`: every figure beside its ceiling, measured in the same run on this machine.
+import { benchApply } from './apply.js';
+import { benchIngest } from './ingest.js';
+import { createBenchDatabase } from './lib/database.js';
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)} ×`;
+
+const only = process.argv[2];
+const database = await createBenchDatabase();
+const lines: string[] = [];
+try {
+  if (!only || only === 'ingest') {
+    const { bare, postback } = await benchIngest(database);
+    if (postback.non2xx || postback.errors) throw new Error(`ingest: ${postback.non2xx} non-2xx answers, ${postback.errors} errors`);
+    lines.push(
+      '(a) ingest: postback route vs bare Koa + queue.add (64 connections)',
+      `    bare route      ${fmt(bare.reqPerSec)} req/s   p50 ${bare.p50} ms   p99 ${bare.p99} ms`,
+      `    postback route  ${fmt(postback.reqPerSec)} req/s   p50 ${postback.p50} ms   p99 ${postback.p99} ms`,
+      `    ratio           ${ratio(postback.reqPerSec, bare.reqPerSec)}   (target ≥ 0.80 ×)`,
+    );
+    console.log(lines.slice(-4).join('\n'));
+  }
+  if (!only || only === 'apply') {
+    const { noop, apply, concurrency } = await benchApply(database);
+    lines.push(
+      `(b) apply: ${fmt(apply.updates)} updates drained by one worker process (concurrency ${concurrency})`,
+      `    no-op worker    ${fmt(noop.perSec)} jobs/s      (${noop.seconds.toFixed(2)} s)`,
+      `    dialog updates  ${fmt(apply.perSec)} updates/s   (${apply.seconds.toFixed(2)} s)`,
+      `    ratio           ${ratio(apply.perSec, noop.perSec)}   (target ≥ 0.50 ×)`,
+    );
+    console.log(lines.slice(-4).join('\n'));
+  }
+} finally {
+  await database.drop();
+}
