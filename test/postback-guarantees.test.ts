@@ -1,9 +1,13 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../src/db/connection.js';
+import { DIALOG_UPDATE_JOB } from '../src/jobs/dialog-update-job.js';
+import { QUEUES } from '../src/jobs/queue-names.js';
 import { createLogger } from '../src/log.js';
 import { startWebTier } from '../src/runtime/web.js';
 import { startWorkerTier, type WorkerTier } from '../src/runtime/workers.js';
-import { createBotWithEndpoint, startHarness, testConfig, waitFor, type Harness } from './support/harness.js';
+import { createBotWithEndpoint, REDIS_URL, startHarness, testConfig, waitFor, type Harness } from './support/harness.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
 
 let h: Harness;
@@ -149,6 +153,63 @@ describe('outages', () => {
       await workers.close();
       await workerDb.destroy();
       await proxy.close();
+    }
+  });
+});
+
+describe('order counter', () => {
+  it('keeps new updates newer than applied ones when Redis loses the queue\'s id counter', async () => {
+    const { botId, url } = await createBotWithEndpoint(h);
+    const workers = await startWorkerTier(h.config, h.db, log);
+    const admin = new Redis(REDIS_URL);
+    try {
+      for (let i = 1; i <= 5; i++) expect((await fetch(`${url}?chatId=31&userBalance=${i}`)).status).toBe(202);
+      await waitFor(async () => (await dialogRow(botId, 31))?.fields.userBalance === '5');
+
+      // Redis comes back empty: the counter is gone and every client reconnects.
+      await admin.del(`${h.config.queuePrefix}:dialog-updates:id`);
+      const clients = (await admin.client('LIST')) as string;
+      const ours = clients
+        .split('\n')
+        .filter((line) => line.includes(`name=${h.config.queuePrefix}:`))
+        .map((line) => /\bid=(\d+)/.exec(line)![1]!);
+      expect(ours.length).toBeGreaterThan(0);
+      for (const id of ours) await admin.client('KILL', 'ID', id);
+
+      await waitFor(async () => Number(await admin.get(`${h.config.queuePrefix}:dialog-updates:id`)) >= 5, 5_000, 'the counter restored');
+      const res = await waitFor(async () => {
+        const r = await fetch(`${url}?chatId=31&userBalance=6`);
+        return r.status === 202 ? r : null;
+      }, 5_000, 'the web tier reconnected');
+      expect(Number(((await res.json()) as { updateId: string }).updateId)).toBeGreaterThan(5);
+      await waitFor(async () => (await dialogRow(botId, 31))?.fields.userBalance === '6', 10_000, 'the new update applied');
+    } finally {
+      admin.disconnect();
+      await workers.close();
+    }
+  });
+});
+
+describe('a poison update', () => {
+  it('does not hold back the other updates of its batch', async () => {
+    const { botId } = await createBotWithEndpoint(h);
+    const queue = new Queue(QUEUES.dialogUpdates, { connection: { url: REDIS_URL }, prefix: h.config.queuePrefix });
+    // Postgres refuses U+0000 in jsonb: the web tier refuses it, but another producer might not.
+    // One attempt each: the good updates must succeed the first time, beside the poison one.
+    const opts = { attempts: 1 };
+    const [, poison] = await queue.addBulk([
+      { name: DIALOG_UPDATE_JOB, data: { botId, chatId: 51, patch: { fields: { ok: 'a' } } }, opts },
+      { name: DIALOG_UPDATE_JOB, data: { botId, chatId: 52, patch: { fields: { bad: 'x\u0000y' } } }, opts },
+      { name: DIALOG_UPDATE_JOB, data: { botId, chatId: 53, patch: { fields: { ok: 'b' } } }, opts },
+    ]);
+    const workers = await startWorkerTier(h.config, h.db, log);
+    try {
+      await waitFor(async () => (await dialogRow(botId, 51))?.fields.ok === 'a' && (await dialogRow(botId, 53))?.fields.ok === 'b');
+      expect(await waitFor(async () => ((await poison!.getState()) === 'failed' ? 'failed' : null))).toBe('failed');
+      expect(await dialogRow(botId, 52)).toBeUndefined();
+    } finally {
+      await workers.close();
+      await queue.close();
     }
   });
 });

@@ -18,6 +18,13 @@ export type ParsedField = { ok: true; value: FieldValue | null } | { ok: false; 
 const NUMBER_PATTERN = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$/;
+const HAS_OFFSET = /(Z|[+-]\d{2}:?\d{2})$/;
+
+/** Whether `YYYY-MM-DD` names a day that exists. */
+function isCalendarDate(text: string): boolean {
+  const date = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(date.getTime()) && date.toISOString().startsWith(text);
+}
 
 function asText(raw: RawValue): string {
   return Array.isArray(raw) ? raw.join(',') : String(raw);
@@ -50,13 +57,12 @@ export function parseFieldValue(definition: FieldDefinition | undefined, raw: Ra
     case 'date': {
       const text = asText(raw).trim();
       if (DATE_ONLY.test(text)) {
-        const date = new Date(`${text}T00:00:00Z`);
-        return !Number.isNaN(date.getTime()) && date.toISOString().startsWith(text)
-          ? { ok: true, value: text }
-          : { ok: false, reason: 'must be a date (YYYY-MM-DD or ISO 8601)' };
+        return isCalendarDate(text) ? { ok: true, value: text } : { ok: false, reason: 'must be a date (YYYY-MM-DD or ISO 8601)' };
       }
-      const date = new Date(text);
-      return DATE_TIME.test(text) && !Number.isNaN(date.getTime())
+      // The day must exist (no 2024-02-30 rolling into March); a time without an offset is UTC, never the server's zone.
+      const valid = DATE_TIME.test(text) && isCalendarDate(text.slice(0, 10));
+      const date = valid ? new Date(`${text.slice(0, 10)}T${text.slice(11)}${HAS_OFFSET.test(text) ? '' : 'Z'}`) : null;
+      return date && !Number.isNaN(date.getTime())
         ? { ok: true, value: date.toISOString() }
         : { ok: false, reason: 'must be a date (YYYY-MM-DD or ISO 8601)' };
     }

@@ -33,6 +33,10 @@ export interface BotPostbackView {
   stepIdByRef: ReadonlyMap<string, string>;
 }
 
+const ALIASES = [
+  ['chatId', 'chat_id'],
+  ['stepId', 'step_id'],
+] as const;
 const TAG_PARAMS = new Set(['tags', 'addTags', 'removeTags']);
 const RESERVED_NAMES = new Set(['fields', 'details', 'tracker']);
 const BRACKET_NAME = /^(fields|details|tracker)\[([^\]]*)\]$/;
@@ -42,11 +46,19 @@ function byteLength(value: string): number {
   return value.length * 3 <= MAX_VALUE_BYTES ? value.length : Buffer.byteLength(value, 'utf8');
 }
 
-function checkSize(name: string, value: RawValue): void {
+// Postgres stores neither U+0000 nor an unpaired surrogate: such a value is refused here, not lost in the worker.
+const NUL = /\u0000/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function checkValue(name: string, value: RawValue): void {
   const text = Array.isArray(value) ? value.join(',') : typeof value === 'string' ? value : '';
   if (byteLength(text) > MAX_VALUE_BYTES) {
-    throw new InputError(413, 'value_too_large', `${name} is larger than ${MAX_VALUE_BYTES} bytes`, name);
+    throw new InputError(413, 'value_too_large', `${truncate(name)} is larger than ${MAX_VALUE_BYTES} bytes`, truncate(name));
   }
+  if (LONE_SURROGATE.test(text)) {
+    throw new InputError(400, 'invalid_encoding', `${truncate(name)} is not valid Unicode (an unpaired surrogate)`, truncate(name));
+  }
+  if (NUL.test(text)) throw new InputError(400, 'invalid_value', `${truncate(name)} must not contain U+0000`, truncate(name));
 }
 
 function toRawValue(name: string, value: unknown): RawValue {
@@ -77,6 +89,7 @@ function flattenJson(body: Record<string, unknown>): Map<string, RawValue> {
       const raw = toRawValue(name, value);
       out.set(name, Array.isArray(raw) ? raw.join(',') : raw);
     } else {
+      checkKey(splitName(name).key, name); // a refused key (`{"__proto__":{…}}`) is named as such, whatever its value
       out.set(name, toRawValue(name, value));
     }
   }
@@ -91,6 +104,13 @@ function collectPairs(pairs: ReadonlyArray<readonly [string, string]>): Map<stri
     out.set(name, TAG_PARAMS.has(name) && typeof previous === 'string' && previous !== '' ? `${previous},${value}` : value);
   }
   return out;
+}
+
+/** The prefix and key a parameter name sets: `fields.KEY`, `fields[KEY]` (also details, tracker) or a bare KEY. */
+function splitName(name: string): { prefix: string | undefined; key: string } {
+  const bracket = BRACKET_NAME.exec(name);
+  const dot = /^(fields|details|tracker)\.(.*)$/s.exec(name);
+  return { prefix: bracket?.[1] ?? dot?.[1], key: bracket?.[2] ?? dot?.[2] ?? name };
 }
 
 function checkKey(key: string, param: string): void {
@@ -136,7 +156,11 @@ function asString(name: string, value: RawValue): string {
 export function parsePostback(input: PostbackInput): PostbackRequest {
   const params = collectPairs(input.query);
   const body = input.body === null ? null : Array.isArray(input.body) ? collectPairs(input.body) : flattenJson(input.body as Record<string, unknown>);
-  for (const [name, value] of body ?? []) params.set(name, value); // a body value wins over the query's
+  // A body value wins over the query's, an alias included (body `chat_id` beats query `chatId`).
+  for (const names of ALIASES) {
+    if (names.some((name) => body?.has(name))) names.forEach((name) => params.delete(name));
+  }
+  for (const [name, value] of body ?? []) params.set(name, value);
 
   const request: PostbackRequest = { chatId: 0, fields: new Map(), tracker: new Map(), addTags: [], removeTags: [] };
   let chatId: RawValue | undefined;
@@ -144,7 +168,7 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
   let stepAlias: string | undefined;
 
   for (const [name, value] of params) {
-    checkSize(name, value);
+    checkValue(name, value);
     switch (name) {
       case 'chatId':
         chatId = value;
@@ -175,10 +199,7 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
         request.eventId = asString(name, value);
         continue;
     }
-    const bracket = BRACKET_NAME.exec(name);
-    const dot = /^(fields|details|tracker)\.(.*)$/s.exec(name);
-    const prefix = bracket?.[1] ?? dot?.[1];
-    const key = bracket?.[2] ?? dot?.[2] ?? name;
+    const { prefix, key } = splitName(name);
     if (!prefix && RESERVED_NAMES.has(name)) {
       throw new InputError(400, 'invalid_param', `${name} needs a key: ${name}.KEY or ${name}[KEY]`, name);
     }

@@ -36,7 +36,7 @@ export function errorMiddleware(log: Logger) {
       if (ctx.status === 405 && !ctx.body) sendError(ctx, 405, 'method_not_allowed', `${ctx.method} is not allowed here`);
     } catch (error) {
       if (error instanceof InputError) {
-        if (error.status === 429) ctx.set('Retry-After', '1');
+        if (error.status === 429 && !ctx.response.get('Retry-After')) ctx.set('Retry-After', '1');
         sendError(ctx, error.status, error.code, error.message, error.param, error.details);
         return;
       }

@@ -4,8 +4,9 @@ import { Redis, type RedisOptions } from 'ioredis';
  * A connection for producers (the web tier): commands fail at once while Redis is unreachable, so
  * a postback is answered 503 instead of hanging.
  */
-export function createProducerConnection(redisUrl: string): Redis {
+export function createProducerConnection(redisUrl: string, connectionName?: string): Redis {
   return new Redis(redisUrl, {
+    connectionName,
     enableOfflineQueue: false,
     // Commands of concurrent requests share one socket write.
     enableAutoPipelining: true,
@@ -16,8 +17,9 @@ export function createProducerConnection(redisUrl: string): Redis {
 }
 
 /** A connection for workers and subscribers: blocking commands, retried for as long as it takes. */
-export function createWorkerConnection(redisUrl: string): Redis {
+export function createWorkerConnection(redisUrl: string, connectionName?: string): Redis {
   return new Redis(redisUrl, {
+    connectionName,
     maxRetriesPerRequest: null,
     retryStrategy: (attempt) => Math.min(attempt * 200, 5_000),
   } satisfies RedisOptions);

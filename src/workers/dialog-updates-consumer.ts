@@ -6,6 +6,7 @@ import { applyDialogUpdates, type AppliedDialog, type DialogUpdateInput } from '
 import { sequenceOf, type DialogUpdateJob } from '../jobs/dialog-update-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
+import { SequenceFloor } from '../queue/sequence-floor.js';
 import { GroupCommit } from './group-commit.js';
 
 export interface DialogUpdatesConsumerOptions {
@@ -20,6 +21,8 @@ export interface DialogUpdatesConsumerOptions {
   databaseRetryMs?: number;
 }
 
+type Outcome = { applied: AppliedDialog | undefined } | { error: unknown };
+
 function dialogKey(botId: string, chatId: number): string {
   return `${botId}/${chatId}`;
 }
@@ -33,10 +36,27 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
   const { db, log } = options;
   const retryMs = options.databaseRetryMs ?? 2_000;
 
-  const batcher = new GroupCommit<DialogUpdateInput, AppliedDialog | undefined>(async (updates) => {
+  const sequenceFloor = SequenceFloor.forQueue(options.prefix, QUEUES.dialogUpdates);
+  sequenceFloor.guard(options.connection, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
+
+  const applyBatch = async (updates: DialogUpdateInput[]): Promise<Outcome[]> => {
     const applied = await applyDialogUpdates(db, updates);
+    for (const update of updates) sequenceFloor.observe(update.seq);
     const byDialog = new Map(applied.map((a) => [dialogKey(a.botId, a.chatId), a]));
-    return updates.map((u) => byDialog.get(dialogKey(u.botId, u.chatId)));
+    return updates.map((u) => ({ applied: byDialog.get(dialogKey(u.botId, u.chatId)) }));
+  };
+
+  const batcher = new GroupCommit<DialogUpdateInput, Outcome>(async (updates) => {
+    try {
+      return await applyBatch(updates);
+    } catch (error) {
+      if (isDatabaseUnavailable(error) || updates.length === 1) throw error;
+      // One update Postgres refuses must not hold back the rest of its batch: apply each alone.
+      log.warn({ err: error, batch: updates.length }, 'batch refused; applying its updates one by one');
+      return Promise.all(
+        updates.map((update) => applyBatch([update]).then(([outcome]) => outcome!, (failure: unknown) => ({ error: failure }))),
+      );
+    }
   }, 1000);
 
   const worker: Worker<DialogUpdateJob> = new Worker<DialogUpdateJob>(
@@ -45,7 +65,9 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
       const { botId, chatId, patch } = job.data;
       let applied: AppliedDialog | undefined;
       try {
-        applied = await batcher.submit({ botId, chatId, patch, seq: sequenceOf(job.id) });
+        const outcome = await batcher.submit({ botId, chatId, patch, seq: sequenceOf(job.id) });
+        if ('error' in outcome) throw outcome.error;
+        applied = outcome.applied;
       } catch (error) {
         if (!isDatabaseUnavailable(error)) throw error;
         log.warn({ err: error }, 'postgres unreachable; dialog updates wait');

@@ -10,6 +10,7 @@ import {
   idempotencyKey,
   releaseIdempotencyKey,
 } from '../../queue/idempotency.js';
+import type { SequenceFloor } from '../../queue/sequence-floor.js';
 import { parseUrlEncoded, readParamsBody } from '../body.js';
 import { DeadlineTracker } from '../deadline.js';
 import { ServiceUnavailableError } from '../errors.js';
@@ -23,6 +24,8 @@ export interface PostbackDeps {
   views: PostbackViewCache;
   rateLimiter: RateLimiter;
   defaultRateLimit: number;
+  /** Remembers the highest update id queued, to restore the order counter if Redis comes back empty. */
+  sequenceFloor?: SequenceFloor;
   /** How long queueing may take before the request is answered 503. */
   enqueueTimeoutMs?: number;
 }
@@ -47,6 +50,7 @@ export function postbackHandler(deps: PostbackDeps) {
   const enqueue = async (job: DialogUpdateJob): Promise<string> => {
     ensureConnected();
     const added = await withTimeout(deps.queue.add(DIALOG_UPDATE_JOB, job, DIALOG_UPDATE_JOB_OPTIONS), timeoutMs).catch(unavailable);
+    deps.sequenceFloor?.observe(added.id);
     return added.id!;
   };
 
