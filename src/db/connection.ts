@@ -32,7 +32,9 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
     try {
       await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
     } catch (error) {
-      if ((error as { code?: string }).code !== '42P04') throw error; // created meanwhile by another process
+      // Created meanwhile by another process: 42P04, or 23505 when both CREATEs raced in the catalog.
+      const code = (error as { code?: string }).code;
+      if (code !== '42P04' && code !== '23505') throw error;
       return false;
     }
     return true;

@@ -30,8 +30,11 @@ export function subscribeInvalidations(
   const redis = createWorkerConnection(redisUrl);
   const channel = invalidationChannel(prefix);
   redis.on('ready', () => {
-    handlers.onReset();
-    redis.subscribe(channel).catch((error: unknown) => log.warn({ err: error }, 'invalidation subscribe failed'));
+    // Reset once subscribed: a message published between a reset and the subscription would be lost.
+    redis
+      .subscribe(channel)
+      .catch((error: unknown) => log.warn({ err: error }, 'invalidation subscribe failed'))
+      .finally(() => handlers.onReset());
   });
   redis.on('error', (error) => log.debug({ err: error }, 'invalidation connection error'));
   redis.on('message', (_channel: string, text: string) => {
