@@ -38,7 +38,7 @@ async function load(url: string, path: (i: number) => string): Promise<LoadFigur
 
 /** (a) ingest: the postback route under load beside a bare Koa route doing one queue.add. */
 export async function benchIngest(database: BenchDatabase): Promise<{ bare: LoadFigures; postback: LoadFigures }> {
-  const bot = await insertBot(database.db, { name: 'bench', timezone: 'UTC', telegramToken: null, telegramInfo: null });
+  const bot = await insertBot(database.db, { name: 'bench', timezone: 'UTC', telegram: null });
   const endpoint = await insertEndpoint(database.db, bot.id, 'bench', 1_000_000);
   await database.db('bot_fields').insert({ bot_id: bot.id, key: 'userBalance', name: 'Balance', type: 'number' });
 

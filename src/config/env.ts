@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 /** Every setting flowpost reads from the environment, validated once at start-up. */
@@ -12,6 +13,10 @@ export interface Config {
   /** True when ADMIN_API_KEY was not set and a development key was generated. */
   adminApiKeyGenerated: boolean;
   telegramApiRoot: string;
+  /** Messages a second each bot may send, across all worker processes (Telegram: about 30). */
+  telegramBotRateLimit: number;
+  /** getUpdates long-poll timeout when bots are polled (no https PUBLIC_URL). */
+  telegramPollTimeoutSeconds: number;
   outboundAllowCidrs: string[];
   outboundRetrySchedule: number[];
   outboundTimeoutMs: number;
@@ -48,7 +53,7 @@ const positiveInt = (max: number) =>
 const cidrList = z.string().transform((value, ctx) => {
   const items = value.split(',').map((item) => item.trim()).filter(Boolean);
   for (const item of items) {
-    if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(item)) {
+    if (!ipaddr.IPv4.isValidCIDRFourPartDecimal(item) && !ipaddr.IPv6.isValidCIDR(item)) {
       ctx.addIssue({ code: 'custom', message: `"${item}" is not a CIDR range such as 10.0.0.0/8` });
     }
   }
@@ -58,7 +63,8 @@ const cidrList = z.string().transform((value, ctx) => {
 const secondsList = z.string().transform((value, ctx) => {
   const items = value.split(',').map((item) => item.trim());
   const seconds = items.map(Number);
-  if (items.length === 0 || seconds.some((s) => !Number.isFinite(s) || s < 0 || s > 7 * 86_400)) {
+  // An empty item ("5,,300") is a typo, not 0 seconds.
+  if (items.some((item) => item === '') || seconds.some((s) => !Number.isFinite(s) || s < 0 || s > 7 * 86_400)) {
     ctx.addIssue({ code: 'custom', message: 'must be comma-separated seconds between 0 and 604800, e.g. 0,5,300' });
   }
   return seconds;
@@ -72,6 +78,8 @@ const schema = z.object({
   PUBLIC_URL: urlWithProtocols(['http:', 'https:']).optional(),
   ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   TELEGRAM_API_ROOT: urlWithProtocols(['http:', 'https:']).default('https://api.telegram.org'),
+  TELEGRAM_BOT_RATE_LIMIT: z.coerce.number().min(0, 'must be 0 (no limit) or more').max(100_000).default(30),
+  TELEGRAM_POLL_TIMEOUT: z.coerce.number().int().min(0).max(50, 'must be at most 50 seconds').default(25),
   OUTBOUND_ALLOW_CIDRS: cidrList.default([]),
   OUTBOUND_RETRY_SCHEDULE: secondsList.default([0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000]),
   OUTBOUND_TIMEOUT_MS: positiveInt(120_000).default(10_000),
@@ -109,6 +117,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminApiKey: e.ADMIN_API_KEY ?? randomBytes(24).toString('base64url'),
     adminApiKeyGenerated: !e.ADMIN_API_KEY,
     telegramApiRoot: e.TELEGRAM_API_ROOT.replace(/\/+$/, ''),
+    telegramBotRateLimit: e.TELEGRAM_BOT_RATE_LIMIT,
+    telegramPollTimeoutSeconds: e.TELEGRAM_POLL_TIMEOUT,
     outboundAllowCidrs: e.OUTBOUND_ALLOW_CIDRS,
     outboundRetrySchedule: e.OUTBOUND_RETRY_SCHEDULE,
     outboundTimeoutMs: e.OUTBOUND_TIMEOUT_MS,

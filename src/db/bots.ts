@@ -34,19 +34,44 @@ function toBot(row: BotRow): BotRecord {
   };
 }
 
+export interface BotTelegram {
+  token: string;
+  info: object;
+  /** Telegram sends it with every webhook call. */
+  secret: string;
+}
+
 export async function insertBot(
   db: Knex,
-  bot: { name: string; timezone: string; telegramToken: string | null; telegramInfo: Record<string, unknown> | null },
+  bot: { name: string; timezone: string; telegram: BotTelegram | null },
 ): Promise<BotRecord> {
   const [row] = await db<BotRow>('bots')
     .insert({
       id: randomUUID(),
       name: bot.name,
       timezone: bot.timezone,
-      telegram_token: bot.telegramToken,
-      telegram_info: bot.telegramInfo,
-    })
+      telegram_token: bot.telegram?.token ?? null,
+      telegram_info: bot.telegram ? (JSON.stringify(bot.telegram.info) as never) : null,
+      telegram_secret: bot.telegram?.secret ?? null,
+    } as never)
     .returning('*');
+  return toBot(row as BotRow);
+}
+
+export async function updateBot(
+  db: Knex,
+  id: string,
+  changes: { name?: string; timezone?: string; telegram?: BotTelegram },
+): Promise<BotRecord> {
+  const update: Record<string, unknown> = { updated_at: db.fn.now() };
+  if (changes.name !== undefined) update.name = changes.name;
+  if (changes.timezone !== undefined) update.timezone = changes.timezone;
+  if (changes.telegram) {
+    update.telegram_token = changes.telegram.token;
+    update.telegram_info = JSON.stringify(changes.telegram.info);
+    update.telegram_secret = changes.telegram.secret;
+  }
+  const [row] = await db('bots').where({ id }).update(update).returning('*');
   return toBot(row as BotRow);
 }
 

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as spine from '../../migrations/20261122000000_spine.js';
+import * as scriptRuns from '../../migrations/20261122010000_script_runs.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -7,7 +8,10 @@ interface Migration {
 }
 
 /** Every migration, in order. Listed here so the same code runs from TypeScript sources and from dist/. */
-const MIGRATIONS: Array<[string, Migration]> = [['20261122000000_spine', spine]];
+const MIGRATIONS: Array<[string, Migration]> = [
+  ['20261122000000_spine', spine],
+  ['20261122010000_script_runs', scriptRuns],
+];
 
 const source: Knex.MigrationSource<[string, Migration]> = {
   getMigrations: async () => MIGRATIONS,

@@ -74,3 +74,44 @@ export function mergeUpdates(current: DialogState, updates: readonly SequencedPa
   state.tags = [...tags].sort();
   return { state, changed, stepMoved, statusChanged };
 }
+
+/**
+ * Applies what the script did (step, status, fields, tags) onto the dialog as it is now. The
+ * script acts after every update applied so far, so each key it writes is stamped with the newest
+ * applied order: a later postback still wins over it, an earlier one arriving late does not.
+ */
+export function applyScriptChanges(current: DialogState, changes: DialogPatch): DialogState {
+  const state: DialogState = {
+    ...current,
+    fields: { ...current.fields },
+    tracker: { ...current.tracker },
+    seqs: { ...current.seqs },
+  };
+  const stamp = (slot: string) => {
+    state.seqs[slot] = Math.max(Object.hasOwn(state.seqs, slot) ? state.seqs[slot]! : 0, current.lastSeq);
+  };
+  if (changes.stepId !== undefined) {
+    state.stepId = changes.stepId;
+    stamp('step');
+  }
+  if (changes.status !== undefined) {
+    state.status = changes.status;
+    stamp('status');
+  }
+  for (const [key, value] of Object.entries(changes.fields ?? {})) {
+    if (value === null) delete state.fields[key];
+    else state.fields[key] = value;
+    stamp(`f:${key}`);
+  }
+  const tags = new Set(current.tags);
+  for (const tag of changes.removeTags ?? []) {
+    tags.delete(tag);
+    stamp(`g:${tag}`);
+  }
+  for (const tag of changes.addTags ?? []) {
+    tags.add(tag);
+    stamp(`g:${tag}`);
+  }
+  state.tags = [...tags].sort();
+  return state;
+}

@@ -13,7 +13,8 @@ export type FieldValue = string | number | boolean | string[];
 /** What one accepted update asks of a dialog. `null` clears a field. */
 export interface DialogPatch {
   status?: DialogStatus;
-  stepId?: string;
+  /** A postback always names a step; the script may also leave the dialog on none (null). */
+  stepId?: string | null;
   fields?: Record<string, FieldValue | null>;
   tracker?: Record<string, string | null>;
   addTags?: string[];

@@ -6,6 +6,7 @@ import { errorMiddleware } from './errors.js';
 import type { ManagementDeps } from './routes/management-deps.js';
 import { managementRouter } from './routes/management.js';
 import { postbackHandler, type PostbackDeps } from './routes/postback.js';
+import { telegramWebhookHandler, type TelegramRouteDeps } from './routes/telegram.js';
 
 const POSTBACK_PATH = /^\/api\/bots\/webhooks\/([^/]+)\/updateDialog\/?$/;
 
@@ -13,6 +14,7 @@ export interface WebAppDeps {
   log: Logger;
   adminApiKey: string;
   postback: PostbackDeps;
+  telegram: TelegramRouteDeps;
   management: ManagementDeps;
   /** Whether Postgres and Redis answer, for /readyz. */
   ready(): Promise<boolean>;
@@ -36,6 +38,8 @@ export function createWebApp(deps: WebAppDeps): Koa {
   });
 
   const router = new Router();
+  const telegram = telegramWebhookHandler(deps.telegram);
+  router.post('/telegram/:botId', (ctx) => telegram(ctx, ctx.params.botId!));
   router.get('/healthz', (ctx) => {
     ctx.body = { ok: true };
   });

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 /** The queue (Redis) or the database could not take the work now: the client should retry. */
 export class ServiceUnavailableError extends Error {
   constructor(
-    readonly code: 'queue_unavailable' | 'database_unavailable',
+    readonly code: 'queue_unavailable' | 'database_unavailable' | 'telegram_unavailable',
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -1,16 +1,21 @@
 import { once } from 'node:events';
+import http from 'node:http';
 import type { Server } from 'node:http';
 import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
 import { createWebApp } from '../http/app.js';
 import { PostbackViewCache } from '../http/postback-view-cache.js';
 import { RateLimiter } from '../http/rate-limiter.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
+import type { DialogEventJob } from '../jobs/dialog-event-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
 import { publishInvalidation, subscribeInvalidations, type Invalidation } from '../queue/invalidation.js';
 import { createProducerConnection } from '../queue/redis.js';
+import { SequenceFloor } from '../queue/sequence-floor.js';
+import { DialogInbox } from '../runner/dialog-inbox.js';
 
 export interface WebTier {
   server: Server;
@@ -18,12 +23,35 @@ export interface WebTier {
   close(): Promise<void>;
 }
 
+/**
+ * Waits until the queue's Redis connection is up, the first connection error, or `timeoutMs`:
+ * a fresh process then takes traffic without answering 503 in its first moments (and is not closed
+ * while BullMQ still checks the connection), yet still starts while Redis is down.
+ */
+async function queueReadyOrUnreachable(queue: Queue, redis: Redis, timeoutMs: number): Promise<void> {
+  let settle = (): void => undefined;
+  const failedOrLate = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    settle = () => {
+      clearTimeout(timer);
+      redis.off('error', settle);
+      resolve();
+    };
+    redis.once('error', settle);
+  });
+  await Promise.race([queue.waitUntilReady().then(() => undefined, () => undefined), failedOrLate]);
+  settle();
+}
+
 /** Starts the web tier on `config.port` (0 picks a free port). */
 export async function startWebTier(config: Config, db: Knex, log: Logger): Promise<WebTier> {
-  const redis = createProducerConnection(config.redisUrl);
+  const redis = createProducerConnection(config.redisUrl, `${config.queuePrefix}:web`);
   redis.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   const queue = new Queue<DialogUpdateJob>(QUEUES.dialogUpdates, { connection: redis, prefix: config.queuePrefix });
   queue.on('error', (error) => log.debug({ err: error }, 'queue error'));
+
+  const sequenceFloor = SequenceFloor.forQueue(config.queuePrefix, QUEUES.dialogUpdates);
+  sequenceFloor.guard(redis, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
 
   const views = new PostbackViewCache(db);
   const subscription = subscribeInvalidations(config.redisUrl, config.queuePrefix, log, {
@@ -37,9 +65,13 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
     );
   };
 
+  const telegramUpdates = new Queue<DialogEventJob>(QUEUES.telegramUpdates, { connection: redis, prefix: config.queuePrefix });
+  telegramUpdates.on('error', (error) => log.debug({ err: error }, 'queue error'));
+
   const app = createWebApp({
     log,
     adminApiKey: config.adminApiKey,
+    telegram: { db, log, inbox: new DialogInbox(redis, config.queuePrefix), queue: telegramUpdates },
     postback: {
       queue,
       redis,
@@ -47,15 +79,25 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       views,
       rateLimiter: new RateLimiter(),
       defaultRateLimit: config.postbackRateLimit,
+      sequenceFloor,
     },
-    management: { db, publicUrl: config.publicUrl, invalidate },
+    management: { db, publicUrl: config.publicUrl, telegramApiRoot: config.telegramApiRoot, invalidate },
     ready: async () => {
       await Promise.all([db.raw('SELECT 1'), redis.ping()]);
       return true;
     },
   });
 
-  const server = app.listen(config.port, '0.0.0.0');
+  await queueReadyOrUnreachable(queue, redis, 2_000);
+  // Room for a 64 KiB postback query string in the request line (Node's default is 16 KiB).
+  const server = http.createServer({ maxHeaderSize: 80 * 1024 }, app.callback());
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify({ ok: false, error: { code: status === 431 ? 'request_too_large' : 'bad_request', message: 'malformed or oversized HTTP request' } });
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+  server.listen(config.port, '0.0.0.0');
   await once(server, 'listening');
   server.keepAliveTimeout = 65_000;
   const address = server.address();
@@ -72,6 +114,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       });
       await subscription.close();
       await queue.close();
+      await telegramUpdates.close();
       redis.disconnect();
     },
   };

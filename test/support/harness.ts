@@ -7,6 +7,7 @@ import { createDb } from '../../src/db/connection.js';
 import { createLogger } from '../../src/log.js';
 import { startWebTier, type WebTier } from '../../src/runtime/web.js';
 import { startWorkerTier, type WorkerTier } from '../../src/runtime/workers.js';
+import { startFakeTelegram, type FakeTelegram } from './fake-telegram.js';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789';
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -14,11 +15,15 @@ export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export interface HarnessOptions {
   web?: boolean;
   workers?: boolean;
+  /** Long-poll bots with tokens (only when PUBLIC_URL is not https); off unless asked. */
+  poll?: boolean;
   env?: Record<string, string>;
 }
 
 export interface Harness {
   config: Config;
+  /** The fake Bot API every Telegram call of this harness goes to. */
+  telegram: FakeTelegram;
   db: Knex;
   web?: WebTier;
   workers?: WorkerTier;
@@ -58,14 +63,16 @@ export async function dropPrefix(prefix: string): Promise<void> {
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
-  const config = testConfig(options.env);
+  const telegram = await startFakeTelegram();
+  const config = testConfig({ TELEGRAM_API_ROOT: telegram.apiRoot, TELEGRAM_POLL_TIMEOUT: '1', ...options.env });
   const log = createLogger(config.logLevel);
   const db = createDb(config.databaseUrl);
-  const workers = options.workers ? await startWorkerTier(config, db, log) : undefined;
+  const workers = options.workers ? await startWorkerTier(config, db, log, { poll: options.poll ?? false }) : undefined;
   const web = options.web === false ? undefined : await startWebTier(config, db, log);
   const baseUrl = web ? `http://127.0.0.1:${web.port}` : '';
   return {
     config,
+    telegram,
     db,
     web,
     workers,
@@ -83,6 +90,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await web?.close();
       await workers?.close();
       await db.destroy();
+      await telegram.close();
       await dropPrefix(config.queuePrefix);
     },
   };

@@ -1,27 +1,28 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
-import { insertBot, type BotRecord } from '../../db/bots.js';
+import { insertBot, updateBot, type BotRecord, type BotTelegram } from '../../db/bots.js';
 import { readJsonBody } from '../body.js';
 import { parseBody } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
+import { connectTelegram, type TelegramConnection } from './telegram-connect.js';
 
-function isTimeZone(value: string): boolean {
+/** An IANA time zone in its canonical spelling (`europe/berlin` → `Europe/Berlin`), or null. */
+function canonicalTimeZone(value: string): string | null {
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: value });
-    return true;
+    return new Intl.DateTimeFormat('en-US', { timeZone: value }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return null;
   }
 }
 
-const createBotSchema = z.strictObject({
-  name: z.string().trim().min(1).max(200),
-  telegramToken: z
-    .string()
-    .regex(/^\d{1,20}:[A-Za-z0-9_-]{20,100}$/, 'must be a Telegram bot token such as 123456:ABC-DEF…')
-    .optional(),
-  timezone: z.string().refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin').default('UTC'),
-});
+const timezone = z
+  .string()
+  .transform((value, ctx) => canonicalTimeZone(value) ?? (ctx.addIssue({ code: 'custom', message: 'must be an IANA time zone such as Europe/Berlin' }), z.NEVER));
+const telegramToken = z.string().regex(/^\d{1,20}:[A-Za-z0-9_-]{20,100}$/, 'must be a Telegram bot token such as 123456:ABC-DEF…');
+const name = z.string().trim().min(1).max(200);
+
+const createBotSchema = z.strictObject({ name, telegramToken: telegramToken.optional(), timezone: timezone.default('UTC') });
+const updateBotSchema = z.strictObject({ name: name.optional(), telegramToken: telegramToken.optional(), timezone: timezone.optional() });
 
 export function botJson(bot: BotRecord): object {
   return {
@@ -35,20 +36,48 @@ export function botJson(bot: BotRecord): object {
   };
 }
 
+function stored(token: string, connection: TelegramConnection): BotTelegram {
+  return { token, info: connection.botInfo, secret: connection.secret };
+}
+
 export function registerBotRoutes(router: Router, deps: ManagementDeps): void {
+  const connect = (token: string) => connectTelegram(token, deps.telegramApiRoot, deps.publicUrl);
+
   router.post('/bots', async (ctx) => {
     const input = parseBody(createBotSchema, await readJsonBody(ctx));
-    const bot = await insertBot(deps.db, {
-      name: input.name,
-      timezone: input.timezone,
-      telegramToken: input.telegramToken ?? null,
-      telegramInfo: null,
+    const connection = input.telegramToken ? await connect(input.telegramToken) : null;
+    const bot = await deps.db.transaction(async (trx) => {
+      const created = await insertBot(trx, {
+        name: input.name,
+        timezone: input.timezone,
+        telegram: connection ? stored(input.telegramToken!, connection) : null,
+      });
+      await connection?.register(created.id); // a bot whose webhook cannot be set is not kept
+      return created;
     });
     ctx.status = 201;
-    ctx.body = { ...botJson(bot) };
+    ctx.body = botJson(bot);
   });
 
   router.get('/bots/:botId', (ctx) => {
     ctx.body = botJson(currentBot(ctx));
+  });
+
+  router.patch('/bots/:botId', async (ctx) => {
+    const input = parseBody(updateBotSchema, await readJsonBody(ctx));
+    const current = currentBot(ctx);
+    const tokenChanged = input.telegramToken !== undefined && input.telegramToken !== current.telegramToken;
+    const connection = tokenChanged ? await connect(input.telegramToken!) : null;
+    const bot = await deps.db.transaction(async (trx) => {
+      const updated = await updateBot(trx, current.id, {
+        ...(input.name !== undefined ? { name: input.name } : {}),
+        ...(input.timezone !== undefined ? { timezone: input.timezone } : {}),
+        ...(connection ? { telegram: stored(input.telegramToken!, connection) } : {}),
+      });
+      await connection?.register(current.id);
+      return updated;
+    });
+    await deps.invalidate({ kind: 'bot', id: bot.id });
+    ctx.body = botJson(bot);
   });
 }

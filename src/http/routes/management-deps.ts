@@ -6,6 +6,8 @@ import type { Invalidation } from '../../queue/invalidation.js';
 export interface ManagementDeps {
   db: Knex;
   publicUrl: string;
+  /** Where Bot API calls go (getMe, setWebhook) when a bot's token is set. */
+  telegramApiRoot: string;
   /** Drops cached views of what changed, in this and every other web process. */
   invalidate(message: Invalidation): Promise<void>;
 }

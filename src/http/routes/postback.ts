@@ -11,7 +11,7 @@ import {
   releaseIdempotencyKey,
 } from '../../queue/idempotency.js';
 import type { SequenceFloor } from '../../queue/sequence-floor.js';
-import { parseUrlEncoded, readParamsBody } from '../body.js';
+import { MAX_REQUEST_BYTES, parseUrlEncoded, readParamsBody } from '../body.js';
 import { DeadlineTracker } from '../deadline.js';
 import { ServiceUnavailableError } from '../errors.js';
 import type { PostbackViewCache } from '../postback-view-cache.js';
@@ -64,6 +64,9 @@ export function postbackHandler(deps: PostbackDeps) {
       throw new InputError(429, 'rate_limited', 'over this webhook\'s rate limit; retry later');
     }
 
+    if (ctx.querystring.length > MAX_REQUEST_BYTES) {
+      throw new InputError(413, 'request_too_large', `the query string is larger than ${MAX_REQUEST_BYTES} bytes`);
+    }
     const body = ctx.method === 'POST' ? await readParamsBody(ctx) : null;
     const idempotencyHeader = ctx.get('idempotency-key');
     const request = parsePostback({

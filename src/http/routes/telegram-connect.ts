@@ -1,0 +1,32 @@
+import type { UserFromGetMe } from 'grammy/types';
+import { InputError } from '../../domain/input-error.js';
+import { createBot, generateWebhookSecret, getMe, registerWebhook, TelegramApiError, usesWebhook } from '../../telegram/index.js';
+import { ServiceUnavailableError } from '../errors.js';
+
+export interface TelegramConnection {
+  botInfo: UserFromGetMe;
+  secret: string;
+  /** Registers the webhook once the bot's id is known (https PUBLIC_URL only; else workers long-poll). */
+  register(botId: string): Promise<void>;
+}
+
+function refusal(error: unknown): never {
+  if (error instanceof TelegramApiError && error.answered && error.errorCode! < 500 && error.errorCode !== 429) {
+    throw new InputError(422, 'invalid_telegram_token', `Telegram refused the token (${error.errorCode}: ${error.description ?? ''})`, 'telegramToken');
+  }
+  throw new ServiceUnavailableError('telegram_unavailable', 'Telegram could not be reached; retry later', { cause: error });
+}
+
+/** Checks a bot token with one getMe call and prepares its webhook. */
+export async function connectTelegram(token: string, apiRoot: string, publicUrl: string): Promise<TelegramConnection> {
+  const botInfo = await getMe(token, apiRoot).catch(refusal);
+  const secret = generateWebhookSecret();
+  return {
+    botInfo,
+    secret,
+    register: async (botId) => {
+      if (!usesWebhook(publicUrl)) return;
+      await registerWebhook(createBot(token, botInfo, apiRoot), publicUrl, botId, secret).catch(refusal);
+    },
+  };
+}
