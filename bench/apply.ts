@@ -61,7 +61,7 @@ async function timeDrain(prefix: string): Promise<DrainFigures> {
 
 /** (b) apply: a backlog drained by one flowpost worker process beside a no-op BullMQ worker. */
 export async function benchApply(database: BenchDatabase): Promise<{ noop: DrainFigures; apply: DrainFigures; concurrency: number }> {
-  const concurrency = loadConfig({ ...process.env, LOG_LEVEL: 'warn' }).workerConcurrency;
+  const concurrency = loadConfig({ ...process.env, LOG_LEVEL: 'warn' }).dialogUpdatesConcurrency;
   const bot = await insertBot(database.db, { name: 'bench', timezone: 'UTC', telegram: null });
 
   const noopPrefix = `fpb_${randomBytes(4).toString('hex')}`;

@@ -14,13 +14,14 @@ export interface LoadFigures {
   errors: number;
 }
 
-const DURATION_S = Number(process.env.BENCH_INGEST_SECONDS ?? 10);
+const DURATION_S = Number(process.env.BENCH_INGEST_SECONDS ?? 6);
+const ROUNDS = Number(process.env.BENCH_INGEST_ROUNDS ?? 3);
 const CONNECTIONS = 64;
 
-async function load(url: string, path: (i: number) => string): Promise<LoadFigures> {
+async function load(url: string, path: (i: number) => string, warmUp: boolean): Promise<LoadFigures> {
   let i = 0;
   // Warm up (JIT, connection pools), then measure.
-  await autocannon({ url, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: (r) => ({ ...r, path: path(i++) }) }] });
+  if (warmUp) await autocannon({ url, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: (r) => ({ ...r, path: path(i++) }) }] });
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -47,18 +48,9 @@ export async function benchIngest(database: BenchDatabase): Promise<{ bare: Load
 
   const barePrefix = `fpb_${randomBytes(4).toString('hex')}`;
   const barePort = await freePort();
-  const bare = runScript('bench/servers/bare-koa.ts', { PORT: String(barePort), REDIS_URL, QUEUE_PREFIX: barePrefix });
-  let bareFigures: LoadFigures;
-  try {
-    await waitForHttp(`http://127.0.0.1:${barePort}/`);
-    bareFigures = await load(`http://127.0.0.1:${barePort}`, path);
-  } finally {
-    await bare.stop();
-    await dropPrefix(barePrefix);
-  }
-
   const prefix = `fpb_${randomBytes(4).toString('hex')}`;
   const port = await freePort();
+  const bare = runScript('bench/servers/bare-koa.ts', { PORT: String(barePort), REDIS_URL, QUEUE_PREFIX: barePrefix });
   const web = runScript('src/cli/web.ts', {
     PORT: String(port),
     DATABASE_URL: database.url,
@@ -66,13 +58,27 @@ export async function benchIngest(database: BenchDatabase): Promise<{ bare: Load
     QUEUE_PREFIX: prefix,
     ADMIN_API_KEY: 'bench-admin-key-0123456789',
   });
-  let postbackFigures: LoadFigures;
   try {
+    await waitForHttp(`http://127.0.0.1:${barePort}/`);
     await waitForHttp(`http://127.0.0.1:${port}/healthz`);
-    postbackFigures = await load(`http://127.0.0.1:${port}`, path);
+    // Alternate the two, round after round, so that both see the same machine; keep each one's median round.
+    const bareRounds: LoadFigures[] = [];
+    const postbackRounds: LoadFigures[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      bareRounds.push(await load(`http://127.0.0.1:${barePort}`, path, round === 0));
+      await dropPrefix(barePrefix);
+      postbackRounds.push(await load(`http://127.0.0.1:${port}`, path, round === 0));
+      await dropPrefix(prefix);
+    }
+    return { bare: median(bareRounds), postback: median(postbackRounds) };
   } finally {
-    await web.stop();
-    await dropPrefix(prefix);
+    await Promise.all([bare.stop(), web.stop()]);
+    await Promise.all([dropPrefix(barePrefix), dropPrefix(prefix)]);
   }
-  return { bare: bareFigures, postback: postbackFigures };
+}
+
+function median(rounds: LoadFigures[]): LoadFigures {
+  const sorted = [...rounds].sort((a, b) => a.reqPerSec - b.reqPerSec);
+  const middle = sorted[Math.floor(sorted.length / 2)]!;
+  return { ...middle, non2xx: rounds.reduce((n, r) => n + r.non2xx, 0), errors: rounds.reduce((n, r) => n + r.errors, 0) };
 }

@@ -14,7 +14,7 @@ try {
     const { bare, postback } = await benchIngest(database);
     if (postback.non2xx || postback.errors) throw new Error(`ingest: ${postback.non2xx} non-2xx answers, ${postback.errors} errors`);
     lines.push(
-      '(a) ingest: postback route vs bare Koa + queue.add (64 connections)',
+      '(a) ingest: postback route vs bare Koa + queue.add (64 connections, median of 3 alternating rounds)',
       `    bare route      ${fmt(bare.reqPerSec)} req/s   p50 ${bare.p50} ms   p99 ${bare.p99} ms`,
       `    postback route  ${fmt(postback.reqPerSec)} req/s   p50 ${postback.p50} ms   p99 ${postback.p99} ms`,
       `    ratio           ${ratio(postback.reqPerSec, bare.reqPerSec)}   (target ≥ 0.80 ×)`,

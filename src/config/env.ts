@@ -21,6 +21,8 @@ export interface Config {
   outboundRetrySchedule: number[];
   outboundTimeoutMs: number;
   workerConcurrency: number;
+  /** Dialog updates a worker process holds at once; they are written to Postgres together. */
+  dialogUpdatesConcurrency: number;
   logLevel: string;
   queuePrefix: string;
   postbackRateLimit: number;
@@ -84,6 +86,7 @@ const schema = z.object({
   OUTBOUND_RETRY_SCHEDULE: secondsList.default([0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000]),
   OUTBOUND_TIMEOUT_MS: positiveInt(120_000).default(10_000),
   WORKER_CONCURRENCY: positiveInt(10_000).default(64),
+  DIALOG_UPDATES_CONCURRENCY: positiveInt(10_000).default(512),
   LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   QUEUE_PREFIX: z
     .string()
@@ -123,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     outboundRetrySchedule: e.OUTBOUND_RETRY_SCHEDULE,
     outboundTimeoutMs: e.OUTBOUND_TIMEOUT_MS,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    dialogUpdatesConcurrency: e.DIALOG_UPDATES_CONCURRENCY,
     logLevel: e.LOG_LEVEL,
     queuePrefix: e.QUEUE_PREFIX,
     postbackRateLimit: e.POSTBACK_RATE_LIMIT,

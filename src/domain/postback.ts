@@ -47,7 +47,7 @@ function byteLength(value: string): number {
 }
 
 // Postgres stores neither U+0000 nor an unpaired surrogate: such a value is refused here, not lost in the worker.
-const NUL = /\u0000/;
+const SURROGATE = /[\ud800-\udfff]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 function checkValue(name: string, value: RawValue): void {
@@ -55,10 +55,10 @@ function checkValue(name: string, value: RawValue): void {
   if (byteLength(text) > MAX_VALUE_BYTES) {
     throw new InputError(413, 'value_too_large', `${truncate(name)} is larger than ${MAX_VALUE_BYTES} bytes`, truncate(name));
   }
-  if (LONE_SURROGATE.test(text)) {
+  if (SURROGATE.test(text) && LONE_SURROGATE.test(text)) {
     throw new InputError(400, 'invalid_encoding', `${truncate(name)} is not valid Unicode (an unpaired surrogate)`, truncate(name));
   }
-  if (NUL.test(text)) throw new InputError(400, 'invalid_value', `${truncate(name)} must not contain U+0000`, truncate(name));
+  if (text.includes('\u0000')) throw new InputError(400, 'invalid_value', `${truncate(name)} must not contain U+0000`, truncate(name));
 }
 
 function toRawValue(name: string, value: unknown): RawValue {

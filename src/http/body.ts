@@ -6,6 +6,7 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function decodeComponent(text: string, what: string): string {
+  if (!text.includes('%') && !text.includes('+')) return text;
   try {
     return decodeURIComponent(text.includes('+') ? text.replace(/\+/g, ' ') : text);
   } catch {

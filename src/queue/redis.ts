@@ -8,8 +8,6 @@ export function createProducerConnection(redisUrl: string, connectionName?: stri
   return new Redis(redisUrl, {
     connectionName,
     enableOfflineQueue: false,
-    // Commands of concurrent requests share one socket write.
-    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     connectTimeout: 1_000,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),

@@ -45,7 +45,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     connection,
     prefix,
     log: log.child({ queue: QUEUES.dialogUpdates }),
-    concurrency: config.workerConcurrency,
+    concurrency: config.dialogUpdatesConcurrency,
     // A postback that moved a started dialog (in auto) to a step runs that step.
     onApplied: async (applied, job) => {
       const seq = sequenceOf(job.id);

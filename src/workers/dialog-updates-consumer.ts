@@ -57,7 +57,7 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
         updates.map((update) => applyBatch([update]).then(([outcome]) => outcome!, (failure: unknown) => ({ error: failure }))),
       );
     }
-  }, 1000);
+  }, options.concurrency);
 
   const worker: Worker<DialogUpdateJob> = new Worker<DialogUpdateJob>(
     QUEUES.dialogUpdates,
