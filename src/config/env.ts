@@ -15,6 +15,8 @@ export interface Config {
   telegramApiRoot: string;
   /** Messages a second each bot may send, across all worker processes (Telegram: about 30). */
   telegramBotRateLimit: number;
+  /** Messages a second to one private chat (Telegram: 1). */
+  telegramChatRateLimit: number;
   /** getUpdates long-poll timeout when bots are polled (no https PUBLIC_URL). */
   telegramPollTimeoutSeconds: number;
   outboundAllowCidrs: string[];
@@ -81,6 +83,7 @@ const schema = z.object({
   ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   TELEGRAM_API_ROOT: urlWithProtocols(['http:', 'https:']).default('https://api.telegram.org'),
   TELEGRAM_BOT_RATE_LIMIT: z.coerce.number().min(0, 'must be 0 (no limit) or more').max(100_000).default(30),
+  TELEGRAM_CHAT_RATE_LIMIT: z.coerce.number().min(0, 'must be 0 (no limit) or more').max(1_000).default(1),
   TELEGRAM_POLL_TIMEOUT: z.coerce.number().int().min(0).max(50, 'must be at most 50 seconds').default(25),
   OUTBOUND_ALLOW_CIDRS: cidrList.default([]),
   OUTBOUND_RETRY_SCHEDULE: secondsList.default([0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000]),
@@ -121,6 +124,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminApiKeyGenerated: !e.ADMIN_API_KEY,
     telegramApiRoot: e.TELEGRAM_API_ROOT.replace(/\/+$/, ''),
     telegramBotRateLimit: e.TELEGRAM_BOT_RATE_LIMIT,
+    telegramChatRateLimit: e.TELEGRAM_CHAT_RATE_LIMIT,
     telegramPollTimeoutSeconds: e.TELEGRAM_POLL_TIMEOUT,
     outboundAllowCidrs: e.OUTBOUND_ALLOW_CIDRS,
     outboundRetrySchedule: e.OUTBOUND_RETRY_SCHEDULE,

@@ -36,7 +36,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
   const telegramUpdates = new Queue<DialogEventJob>(QUEUES.telegramUpdates, { connection, prefix });
   const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection, prefix });
   const registry = new BotRegistry({ apiRoot: config.telegramApiRoot });
-  const limiter = new SendLimiter(connection, { prefix, limits: { botPerSecond: config.telegramBotRateLimit } });
+  const limiter = new SendLimiter(connection, { prefix, limits: { botPerSecond: config.telegramBotRateLimit, chatPerSecond: config.telegramChatRateLimit } });
   const sender = new TelegramSender({ registry, limiter, log: log.child({ component: 'telegram' }) });
   const runner = new DialogRunner({ db, log: log.child({ component: 'runner' }), registry, sender, stepRuns, outbound });
 
