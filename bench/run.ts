@@ -2,6 +2,7 @@
 import { benchApply } from './apply.js';
 import { benchIngest } from './ingest.js';
 import { createBenchDatabase } from './lib/database.js';
+import { benchTelegram } from './telegram.js';
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)} ×`;
@@ -30,6 +31,19 @@ try {
       `    ratio           ${ratio(apply.perSec, noop.perSec)}   (target ≥ 0.50 ×)`,
     );
     console.log(lines.slice(-4).join('\n'));
+  }
+  if (!only || only === 'telegram') {
+    const t = await benchTelegram(database);
+    lines.push(
+      '(c) messages: chains of send_message through one worker process to a fake Bot API (per-bot and per-chat limits lifted)',
+      `    grammY sendMessage loop  ${fmt(t.bareSendsPerSec)} msgs/s`,
+      `    script messages          ${fmt(t.messagesPerSec)} msgs/s`,
+      `    ratio                    ${ratio(t.messagesPerSec, t.bareSendsPerSec)}`,
+      `(d) latency: postback stepId → sendMessage at the fake server, ${fmt(t.postbacks)} postbacks at 200/s`,
+      `    one sendMessage, alone   p50 ${t.bareSendP50.toFixed(1)} ms   p99 ${t.bareSendP99.toFixed(1)} ms`,
+      `    postback → message       p50 ${t.latencyP50.toFixed(1)} ms   p99 ${t.latencyP99.toFixed(1)} ms`,
+    );
+    console.log(lines.slice(-7).join('\n'));
   }
 } finally {
   await database.drop();
