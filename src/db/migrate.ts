@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import * as spine from '../../migrations/20261122000000_spine.js';
 import * as scriptRuns from '../../migrations/20261122010000_script_runs.js';
+import * as deliveryChains from '../../migrations/20261122020000_delivery_chains.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -11,6 +12,7 @@ interface Migration {
 const MIGRATIONS: Array<[string, Migration]> = [
   ['20261122000000_spine', spine],
   ['20261122010000_script_runs', scriptRuns],
+  ['20261122020000_delivery_chains', deliveryChains],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -4,8 +4,9 @@ import type { Knex } from 'knex';
 import type { DialogStatus } from '../domain/dialog.js';
 import type { Effect } from '../domain/engine/index.js';
 import { DIALOG_EVENT_JOB_OPTIONS, delayJobId, STEP_RUN_JOB, type DialogEventJob } from '../jobs/dialog-event-job.js';
-import { OUTBOUND_DELIVERY_JOB, type OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
+import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import type { Logger } from '../log.js';
+import { enqueueDelivery } from '../outbound/enqueue.js';
 import { TelegramSendError, type BotCredentials, type TelegramSender } from '../telegram/index.js';
 import type { DialogRef } from './dialog-inbox.js';
 
@@ -35,7 +36,7 @@ export async function recordDelivery(
     headers: JSON.stringify(effect.headers),
     body: effect.body,
   });
-  await deps.outbound.add(OUTBOUND_DELIVERY_JOB, { deliveryId: id }, { jobId: `delivery-${id}`, removeOnComplete: true, removeOnFail: { age: 7 * 86_400 } });
+  await enqueueDelivery(deps.outbound, id, 1);
   return id;
 }
 

@@ -10,6 +10,8 @@ import { PostbackViewCache } from '../http/postback-view-cache.js';
 import { RateLimiter } from '../http/rate-limiter.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
 import type { DialogEventJob } from '../jobs/dialog-event-job.js';
+import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
+import { enqueueDelivery } from '../outbound/enqueue.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
 import { publishInvalidation, subscribeInvalidations, type Invalidation } from '../queue/invalidation.js';
@@ -67,6 +69,8 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
 
   const telegramUpdates = new Queue<DialogEventJob>(QUEUES.telegramUpdates, { connection: redis, prefix: config.queuePrefix });
   telegramUpdates.on('error', (error) => log.debug({ err: error }, 'queue error'));
+  const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection: redis, prefix: config.queuePrefix });
+  outbound.on('error', (error) => log.debug({ err: error }, 'queue error'));
 
   const app = createWebApp({
     log,
@@ -81,7 +85,13 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       defaultRateLimit: config.postbackRateLimit,
       sequenceFloor,
     },
-    management: { db, publicUrl: config.publicUrl, telegramApiRoot: config.telegramApiRoot, invalidate },
+    management: {
+      db,
+      publicUrl: config.publicUrl,
+      telegramApiRoot: config.telegramApiRoot,
+      invalidate,
+      replayDelivery: (id, chain) => enqueueDelivery(outbound, id, chain),
+    },
     ready: async () => {
       await Promise.all([db.raw('SELECT 1'), redis.ping()]);
       return true;
@@ -115,6 +125,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       await subscription.close();
       await queue.close();
       await telegramUpdates.close();
+      await outbound.close();
       redis.disconnect();
     },
   };

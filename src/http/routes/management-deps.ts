@@ -8,6 +8,8 @@ export interface ManagementDeps {
   publicUrl: string;
   /** Where Bot API calls go (getMe, setWebhook) when a bot's token is set. */
   telegramApiRoot: string;
+  /** Queues a replayed delivery's new chain of attempts. */
+  replayDelivery(deliveryId: string, chain: number): Promise<void>;
   /** Drops cached views of what changed, in this and every other web process. */
   invalidate(message: Invalidation): Promise<void>;
 }

@@ -4,6 +4,7 @@ import { InputError } from '../../domain/input-error.js';
 import { bearerAuth } from '../auth.js';
 import { UUID_PATTERN } from '../validation.js';
 import { registerBotRoutes } from './bots.js';
+import { registerDeliveryRoutes } from './deliveries.js';
 import { registerDialogRoutes } from './dialogs.js';
 import { registerFieldRoutes } from './fields.js';
 import type { ManagementDeps } from './management-deps.js';
@@ -25,5 +26,6 @@ export function managementRouter(deps: ManagementDeps, adminApiKey: string): Rou
   registerWebhookRoutes(router, deps);
   registerScriptRoutes(router, deps);
   registerDialogRoutes(router, deps);
+  registerDeliveryRoutes(router, deps);
   return router;
 }

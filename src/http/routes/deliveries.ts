@@ -1,0 +1,47 @@
+import type Router from '@koa/router';
+import { z } from 'zod';
+import { DELIVERY_STATES, findDelivery, listDeliveries, replayDeliveries } from '../../db/deliveries.js';
+import { InputError } from '../../domain/input-error.js';
+import { readJsonBody } from '../body.js';
+import { parseBody, UUID_PATTERN } from '../validation.js';
+import { currentBot, type ManagementDeps } from './management-deps.js';
+
+const listQuery = z.strictObject({
+  state: z.enum(DELIVERY_STATES).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  before: z.iso.datetime({ offset: true }).optional(),
+});
+
+const replaySchema = z.strictObject({ since: z.iso.datetime({ offset: true }) });
+
+export function registerDeliveryRoutes(router: Router, deps: ManagementDeps): void {
+  router.get('/bots/:botId/deliveries', async (ctx) => {
+    const query = parseBody(listQuery, { ...ctx.query });
+    const deliveries = await listDeliveries(deps.db, currentBot(ctx).id, {
+      limit: query.limit,
+      ...(query.state ? { state: query.state } : {}),
+      ...(query.before ? { before: new Date(query.before) } : {}),
+    });
+    ctx.body = { deliveries };
+  });
+
+  router.post('/deliveries/:id/retry', async (ctx) => {
+    const id = ctx.params.id!;
+    const delivery = UUID_PATTERN.test(id) ? await findDelivery(deps.db, id.toLowerCase()) : null;
+    if (!delivery) throw new InputError(404, 'unknown_delivery', 'no delivery with this id', 'id');
+    if (delivery.state !== 'failed') throw new InputError(409, 'not_failed', `the delivery is ${delivery.state}; only a failed one is replayed`, 'id');
+    const [replayed] = await replayDeliveries(deps.db, { id: delivery.id });
+    if (replayed) await deps.replayDelivery(replayed, delivery.chain + 1);
+    ctx.status = 202;
+    ctx.body = { ok: true, id: delivery.id, messageId: delivery.messageId };
+  });
+
+  router.post('/bots/:botId/deliveries/retry', async (ctx) => {
+    const input = parseBody(replaySchema, await readJsonBody(ctx));
+    const ids = await replayDeliveries(deps.db, { botId: currentBot(ctx).id, since: new Date(input.since) });
+    const chains = await deps.db('deliveries').whereIn('id', ids).select('id', 'chain');
+    for (const row of chains as Array<{ id: string; chain: number }>) await deps.replayDelivery(row.id, row.chain);
+    ctx.status = 202;
+    ctx.body = { ok: true, replayed: ids.length };
+  });
+}
