@@ -2,6 +2,7 @@
 import { benchApply } from './apply.js';
 import { benchIngest } from './ingest.js';
 import { createBenchDatabase } from './lib/database.js';
+import { benchOutbound } from './outbound.js';
 import { benchTelegram } from './telegram.js';
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -44,6 +45,20 @@ try {
       `    postback → message       p50 ${t.latencyP50.toFixed(1)} ms   p99 ${t.latencyP99.toFixed(1)} ms`,
     );
     console.log(lines.slice(-7).join('\n'));
+  }
+  if (!only || only === 'outbound') {
+    const o = await benchOutbound(database);
+    lines.push(
+      '(e) outbound: deliveries to a fast local sink through one worker process, each recorded with its attempt',
+      `    bare undici loop         ${fmt(o.bareRequestsPerSec)} req/s`,
+      `    deliveries               ${fmt(o.deliveriesPerSec)} deliveries/s`,
+      `    ratio                    ${ratio(o.deliveriesPerSec, o.bareRequestsPerSec)}   (target ≥ 0.50 ×)`,
+      '(f) fairness: a fast host\'s delivery latency at 50/s (record → arrival)',
+      `    alone                    p50 ${o.fastP50Alone} ms   p99 ${o.fastP99Alone} ms`,
+      `    beside a slow host       p50 ${o.fastP50WithSlow} ms   p99 ${o.fastP99WithSlow} ms   (1,000 queued, 5 s answers)`,
+      `    ratio of p99             ${ratio(o.fastP99WithSlow, o.fastP99Alone)}   (target ≤ 2 ×)`,
+    );
+    console.log(lines.slice(-8).join('\n'));
   }
 } finally {
   await database.drop();

@@ -22,6 +22,10 @@ export interface Config {
   outboundAllowCidrs: string[];
   outboundRetrySchedule: number[];
   outboundTimeoutMs: number;
+  /** How long a job stays locked to a worker that stopped answering (it is then taken over). */
+  queueLockMs: number;
+  /** Deliveries one host may have in flight at once, across all worker processes. */
+  outboundMaxPerHost: number;
   workerConcurrency: number;
   /** Dialog updates a worker process holds at once; they are written to Postgres together. */
   dialogUpdatesConcurrency: number;
@@ -88,6 +92,8 @@ const schema = z.object({
   OUTBOUND_ALLOW_CIDRS: cidrList.default([]),
   OUTBOUND_RETRY_SCHEDULE: secondsList.default([0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000]),
   OUTBOUND_TIMEOUT_MS: positiveInt(120_000).default(10_000),
+  OUTBOUND_MAX_PER_HOST: positiveInt(10_000).default(16),
+  QUEUE_LOCK_MS: z.coerce.number().int().min(500, 'must be at least 500').max(600_000).default(30_000),
   WORKER_CONCURRENCY: positiveInt(10_000).default(64),
   DIALOG_UPDATES_CONCURRENCY: positiveInt(10_000).default(512),
   LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
@@ -129,6 +135,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     outboundAllowCidrs: e.OUTBOUND_ALLOW_CIDRS,
     outboundRetrySchedule: e.OUTBOUND_RETRY_SCHEDULE,
     outboundTimeoutMs: e.OUTBOUND_TIMEOUT_MS,
+    outboundMaxPerHost: e.OUTBOUND_MAX_PER_HOST,
+    queueLockMs: e.QUEUE_LOCK_MS,
     workerConcurrency: e.WORKER_CONCURRENCY,
     dialogUpdatesConcurrency: e.DIALOG_UPDATES_CONCURRENCY,
     logLevel: e.LOG_LEVEL,

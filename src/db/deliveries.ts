@@ -112,14 +112,29 @@ export async function listDeliveries(
   return rows.map((row) => ({ ...toDelivery(row), attempts: byDelivery.get(row.id) ?? [] }));
 }
 
-/** Records one attempt and the delivery's new state, together. */
+/**
+ * Records one attempt and the delivery's new state, together — only if the delivery is still as
+ * the attempt found it (pending, same chain, same attempt count). An attempt that lost the race
+ * (its worker was taken for dead and another carried on) is dropped. Returns whether it counted.
+ */
 export async function recordAttempt(
   db: Knex,
   delivery: DeliveryRecord,
   attempt: { startedAt: Date; durationMs: number; status: number | null; error: string | null; errorKind: string | null; excerpt: string | null },
   outcome: { state: DeliveryState; nextAttemptAt: Date | null },
-): Promise<void> {
-  await db.transaction(async (trx) => {
+): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    const updated = await trx('deliveries')
+      .where({ id: delivery.id, chain: delivery.chain, attempt_count: delivery.attemptCount, state: 'pending' })
+      .update({
+        state: outcome.state,
+        attempt_count: delivery.attemptCount + 1,
+        last_error: outcome.state === 'succeeded' ? null : (attempt.error ?? (attempt.status ? `HTTP ${attempt.status}` : null)),
+        next_attempt_at: outcome.nextAttemptAt,
+        updated_at: trx.fn.now(),
+        finished_at: outcome.state === 'pending' ? null : trx.fn.now(),
+      });
+    if (updated === 0) return false;
     await trx('delivery_attempts').insert({
       delivery_id: delivery.id,
       chain: delivery.chain,
@@ -131,24 +146,8 @@ export async function recordAttempt(
       error_kind: attempt.errorKind,
       response_excerpt: attempt.excerpt,
     });
-    await trx('deliveries')
-      .where({ id: delivery.id, chain: delivery.chain })
-      .update({
-        state: outcome.state,
-        attempt_count: delivery.attemptCount + 1,
-        last_error: outcome.state === 'succeeded' ? null : (attempt.error ?? (attempt.status ? `HTTP ${attempt.status}` : null)),
-        next_attempt_at: outcome.nextAttemptAt,
-        updated_at: trx.fn.now(),
-        finished_at: outcome.state === 'pending' ? null : trx.fn.now(),
-      });
+    return true;
   });
-}
-
-/** Fails a delivery without an attempt (e.g. its request could not be built). */
-export async function failDelivery(db: Knex, delivery: DeliveryRecord, reason: string): Promise<void> {
-  await db('deliveries')
-    .where({ id: delivery.id, chain: delivery.chain })
-    .update({ state: 'failed', last_error: reason, updated_at: db.fn.now(), finished_at: db.fn.now() });
 }
 
 /**

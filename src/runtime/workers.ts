@@ -7,7 +7,10 @@ import { sequenceOf } from '../jobs/dialog-update-job.js';
 import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
-import { startOutboundConsumer } from '../outbound/simple-delivery-consumer.js';
+import { startDeliveryConsumer } from '../outbound/delivery-consumer.js';
+import { createGuardedAgent } from '../outbound/delivery/index.js';
+import { HostCircuit, HostSlots, LocalHostLimiter } from '../outbound/fairness/index.js';
+import { USER_AGENT } from '../version.js';
 import { createWorkerConnection } from '../queue/redis.js';
 import { acceptTelegramUpdate } from '../runner/accept-telegram-update.js';
 import { DialogInbox } from '../runner/dialog-inbox.js';
@@ -38,6 +41,11 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
   const registry = new BotRegistry({ apiRoot: config.telegramApiRoot });
   const limiter = new SendLimiter(connection, { prefix, limits: { botPerSecond: config.telegramBotRateLimit, chatPerSecond: config.telegramChatRateLimit } });
   const sender = new TelegramSender({ registry, limiter, log: log.child({ component: 'telegram' }) });
+  const outboundAgent = createGuardedAgent({
+    allowCidrs: config.outboundAllowCidrs,
+    connectTimeoutMs: Math.min(config.outboundTimeoutMs, 10_000),
+    agentOptions: { connections: config.outboundMaxPerHost, keepAliveTimeout: 10_000 },
+  });
   const runner = new DialogRunner({ db, log: log.child({ component: 'runner' }), registry, sender, stepRuns, outbound });
 
   const dialogUpdates = startDialogUpdatesConsumer({
@@ -72,13 +80,21 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     dialogUpdates,
     eventConsumer(QUEUES.telegramUpdates),
     eventConsumer(QUEUES.stepRuns),
-    startOutboundConsumer({
+    startDeliveryConsumer({
       db,
       connection,
       prefix,
       log: log.child({ queue: QUEUES.outboundWebhooks }),
       concurrency: config.workerConcurrency,
-      timeoutMs: config.outboundTimeoutMs,
+      agent: outboundAgent,
+      retrySchedule: config.outboundRetrySchedule,
+      totalTimeoutMs: config.outboundTimeoutMs,
+      userAgent: USER_AGENT,
+      slots: new HostSlots(connection, { prefix, maxPerHost: config.outboundMaxPerHost, leaseMs: config.outboundTimeoutMs + 30_000 }),
+      local: new LocalHostLimiter(config.outboundMaxPerHost),
+      circuit: new HostCircuit(connection, { prefix }),
+      lockDuration: config.queueLockMs,
+      stalledInterval: Math.min(30_000, config.queueLockMs),
     }),
   ];
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
@@ -112,6 +128,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
       await pollers?.stop();
       await Promise.all(workers.map((worker) => worker.close()));
       await Promise.all([stepRuns.close(), telegramUpdates.close(), outbound.close()]);
+      await outboundAgent.close();
       connection.disconnect();
     },
   };

@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { insertBot, updateBot, type BotRecord, type BotTelegram } from '../../db/bots.js';
+import { generateSigningSecret } from '../../outbound/delivery/index.js';
 import { readJsonBody } from '../body.js';
 import { parseBody } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
@@ -61,6 +62,19 @@ export function registerBotRoutes(router: Router, deps: ManagementDeps): void {
 
   router.get('/bots/:botId', (ctx) => {
     ctx.body = botJson(currentBot(ctx));
+  });
+
+  // A new Standard Webhooks signing secret for the bot's Send Webhook calls (the old one stops at once).
+  router.post('/bots/:botId/signing-secret', async (ctx) => {
+    const secret = generateSigningSecret();
+    await deps.db('bots').where({ id: currentBot(ctx).id }).update({ signing_secret: secret, updated_at: deps.db.fn.now() });
+    ctx.status = 201;
+    ctx.body = { secret };
+  });
+
+  router.delete('/bots/:botId/signing-secret', async (ctx) => {
+    await deps.db('bots').where({ id: currentBot(ctx).id }).update({ signing_secret: null, updated_at: deps.db.fn.now() });
+    ctx.status = 204;
   });
 
   router.patch('/bots/:botId', async (ctx) => {

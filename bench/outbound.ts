@@ -1,0 +1,169 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Queue } from 'bullmq';
+import { Agent, request } from 'undici';
+import { insertBot } from '../src/db/bots.js';
+import type { OutboundDeliveryJob } from '../src/jobs/outbound-delivery-job.js';
+import { OUTBOUND_DELIVERY_JOB } from '../src/jobs/outbound-delivery-job.js';
+import { QUEUES } from '../src/jobs/queue-names.js';
+import { createWorkerConnection } from '../src/queue/redis.js';
+import type { BenchDatabase } from './lib/database.js';
+import { freePort, runScript, waitForHttp, type Child } from './lib/processes.js';
+import { dropPrefix, REDIS_URL } from './lib/redis.js';
+
+const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? 10_000);
+const CONCURRENCY = 64;
+const FAST_RATE = 50;
+const FAST_SECONDS = 8;
+const SLOW_BACKLOG = 1_000;
+
+export interface OutboundFigures {
+  bareRequestsPerSec: number;
+  deliveriesPerSec: number;
+  fastP50Alone: number;
+  fastP99Alone: number;
+  fastP50WithSlow: number;
+  fastP99WithSlow: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+/** Records deliveries the way send_webhook steps do (a row and a job each), in bulk. */
+async function recordMany(database: BenchDatabase, queue: Queue<OutboundDeliveryJob>, botId: string, urls: string[]): Promise<Map<string, number>> {
+  const created = new Map<string, number>();
+  for (let start = 0; start < urls.length; start += 1000) {
+    const rows = urls.slice(start, start + 1000).map((url) => {
+      const id = randomUUID();
+      return { id, bot_id: botId, chat_id: 1, message_id: `msg_${id.replace(/-/g, '')}`, method: 'GET', url, headers: '{}' };
+    });
+    await database.db('deliveries').insert(rows);
+    const now = Date.now();
+    for (const row of rows) created.set(new URL(row.url).pathname, now);
+    await queue.addBulk(
+      rows.map((row) => ({
+        name: OUTBOUND_DELIVERY_JOB,
+        data: { deliveryId: row.id },
+        opts: { jobId: `delivery-${row.id}-1`, attempts: 1_000, removeOnComplete: true },
+      })),
+    );
+  }
+  return created;
+}
+
+async function pendingCount(database: BenchDatabase, botId: string): Promise<number> {
+  const [row] = await database.db('deliveries').where({ bot_id: botId, state: 'pending' }).count<{ count: string }[]>('* as count');
+  return Number(row!.count);
+}
+
+async function arrivals(sinkUrl: string): Promise<Map<string, number>> {
+  const res = await fetch(`${sinkUrl}/_arrivals`);
+  return new Map((await res.json()) as Array<[string, number]>);
+}
+
+/** Fast-host deliveries at a steady rate; their latency from record to arrival at the sink. */
+async function fastLatencies(database: BenchDatabase, queue: Queue<OutboundDeliveryJob>, botId: string, sinkUrl: string, tag: string): Promise<number[]> {
+  await arrivals(sinkUrl);
+  const created = new Map<string, number>();
+  const total = FAST_RATE * FAST_SECONDS;
+  const started = performance.now();
+  for (let i = 0; i < total; i++) {
+    const wait = started + (i * 1000) / FAST_RATE - performance.now();
+    if (wait > 0) await sleep(wait);
+    for (const [path, at] of await recordMany(database, queue, botId, [`${sinkUrl}/${tag}-${i}`])) created.set(path, at);
+  }
+  const deadline = Date.now() + 60_000;
+  let seen = new Map<string, number>();
+  while (seen.size < total && Date.now() < deadline) {
+    await sleep(200);
+    for (const [path, at] of await arrivals(sinkUrl)) seen.set(path, at);
+  }
+  return [...created].filter(([path]) => seen.has(path)).map(([path, at]) => seen.get(path)! - at).sort((a, b) => a - b);
+}
+
+/**
+ * (e) deliveries/s to a fast local sink through one worker process (each delivery recorded with its
+ *     attempt), beside a bare undici request loop to the same sink.
+ * (f) a fast host's delivery latency at 50/s, alone and while a slow host (5 s answers) has 1,000
+ *     deliveries queued.
+ */
+export async function benchOutbound(database: BenchDatabase): Promise<OutboundFigures> {
+  const prefix = `fpb_${randomBytes(4).toString('hex')}`;
+  const [fastPort, slowPort] = [await freePort(), await freePort()];
+  const children: Child[] = [
+    runScript('bench/servers/sink.ts', { PORT: String(fastPort) }),
+    runScript('bench/servers/sink.ts', { PORT: String(slowPort), DELAY_MS: '5000' }),
+  ];
+  const fastUrl = `http://127.0.0.1:${fastPort}`;
+  const slowUrl = `http://127.0.0.1:${slowPort}`;
+  const connection = createWorkerConnection(REDIS_URL);
+  const queue = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection, prefix });
+  try {
+    await waitForHttp(`${fastUrl}/_arrivals`);
+    await waitForHttp(`${slowUrl}/_arrivals`);
+
+    const agent = new Agent({ connections: CONCURRENCY });
+    let next = 0;
+    const bareStarted = performance.now();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < DELIVERIES) {
+          const i = next++;
+          const res = await request(`${fastUrl}/bare-${i}`, { dispatcher: agent });
+          await res.body.text();
+        }
+      }),
+    );
+    const bareRequestsPerSec = DELIVERIES / ((performance.now() - bareStarted) / 1000);
+    await agent.close();
+
+    const bot = await insertBot(database.db, { name: 'bench', timezone: 'UTC', telegram: null });
+    await recordMany(database, queue, bot.id, Array.from({ length: DELIVERIES }, (_, i) => `${fastUrl}/d-${i}`));
+    children.push(
+      runScript('src/cli/worker.ts', {
+        DATABASE_URL: database.url,
+        REDIS_URL,
+        QUEUE_PREFIX: prefix,
+        OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
+        WORKER_CONCURRENCY: String(CONCURRENCY),
+        OUTBOUND_MAX_PER_HOST: String(CONCURRENCY),
+        PUBLIC_URL: 'https://bench.flowpost.test',
+      }),
+    );
+    while ((await pendingCount(database, bot.id)) === DELIVERIES) await sleep(10);
+    const started = performance.now();
+    while ((await pendingCount(database, bot.id)) > 0) await sleep(20);
+    const deliveriesPerSec = DELIVERIES / ((performance.now() - started) / 1000);
+    children.pop()!.stop();
+
+    // (f) with the default per-host share, so that a slow host cannot take the whole worker.
+    const latencyWorker = runScript('src/cli/worker.ts', {
+      DATABASE_URL: database.url,
+      REDIS_URL,
+      QUEUE_PREFIX: prefix,
+      OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
+      WORKER_CONCURRENCY: String(CONCURRENCY),
+      PUBLIC_URL: 'https://bench.flowpost.test',
+    });
+    children.push(latencyWorker);
+    await sleep(2_000);
+    const alone = await fastLatencies(database, queue, bot.id, fastUrl, 'alone');
+    await recordMany(database, queue, bot.id, Array.from({ length: SLOW_BACKLOG }, (_, i) => `${slowUrl}/slow-${i}`));
+    await sleep(1_000);
+    const withSlow = await fastLatencies(database, queue, bot.id, fastUrl, 'beside-slow');
+    return {
+      bareRequestsPerSec,
+      deliveriesPerSec,
+      fastP50Alone: percentile(alone, 50),
+      fastP99Alone: percentile(alone, 99),
+      fastP50WithSlow: percentile(withSlow, 50),
+      fastP99WithSlow: percentile(withSlow, 99),
+    };
+  } finally {
+    await Promise.all(children.map((child) => child.stop()));
+    await queue.close();
+    connection.disconnect();
+    await dropPrefix(prefix);
+  }
+}
