@@ -25,18 +25,26 @@ export async function recordDelivery(
   effect: Extract<Effect, { type: 'send_webhook' }>,
 ): Promise<string> {
   const id = randomUUID();
+  const request = {
+    botId: dialog.botId,
+    messageId: `msg_${id.replace(/-/g, '')}`,
+    method: effect.method,
+    url: effect.url,
+    headers: effect.headers,
+    body: effect.body,
+  };
   await deps.db('deliveries').insert({
     id,
     bot_id: dialog.botId,
     chat_id: dialog.chatId,
     step_id: effect.stepId,
-    message_id: `msg_${id.replace(/-/g, '')}`,
-    method: effect.method,
-    url: effect.url,
-    headers: JSON.stringify(effect.headers),
-    body: effect.body,
+    message_id: request.messageId,
+    method: request.method,
+    url: request.url,
+    headers: JSON.stringify(request.headers),
+    body: request.body,
   });
-  await enqueueDelivery(deps.outbound, id, 1);
+  await enqueueDelivery(deps.outbound, { id, chain: 1, request });
   return id;
 }
 

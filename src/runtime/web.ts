@@ -90,7 +90,12 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       publicUrl: config.publicUrl,
       telegramApiRoot: config.telegramApiRoot,
       invalidate,
-      replayDelivery: (id, chain) => enqueueDelivery(outbound, id, chain),
+      replayDelivery: (d) =>
+        enqueueDelivery(outbound, {
+          id: d.id,
+          chain: d.chain,
+          request: { botId: d.botId, messageId: d.messageId, method: d.method, url: d.url, headers: d.headers, body: d.body },
+        }),
     },
     ready: async () => {
       await Promise.all([db.raw('SELECT 1'), redis.ping()]);

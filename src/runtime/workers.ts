@@ -9,7 +9,7 @@ import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
 import { startDeliveryConsumer } from '../outbound/delivery-consumer.js';
 import { createGuardedAgent } from '../outbound/delivery/index.js';
-import { HostCircuit, HostSlots, LocalHostLimiter } from '../outbound/fairness/index.js';
+import { HostCircuit, LocalHostLimiter } from '../outbound/fairness/index.js';
 import { USER_AGENT } from '../version.js';
 import { createWorkerConnection } from '../queue/redis.js';
 import { acceptTelegramUpdate } from '../runner/accept-telegram-update.js';
@@ -90,7 +90,6 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
       retrySchedule: config.outboundRetrySchedule,
       totalTimeoutMs: config.outboundTimeoutMs,
       userAgent: USER_AGENT,
-      slots: new HostSlots(connection, { prefix, maxPerHost: config.outboundMaxPerHost, leaseMs: config.outboundTimeoutMs + 30_000 }),
       local: new LocalHostLimiter(config.outboundMaxPerHost),
       circuit: new HostCircuit(connection, { prefix }),
       lockDuration: config.queueLockMs,

@@ -31,7 +31,8 @@ export function registerDeliveryRoutes(router: Router, deps: ManagementDeps): vo
     if (!delivery) throw new InputError(404, 'unknown_delivery', 'no delivery with this id', 'id');
     if (delivery.state !== 'failed') throw new InputError(409, 'not_failed', `the delivery is ${delivery.state}; only a failed one is replayed`, 'id');
     const [replayed] = await replayDeliveries(deps.db, { id: delivery.id });
-    if (replayed) await deps.replayDelivery(replayed, delivery.chain + 1);
+    const fresh = replayed ? await findDelivery(deps.db, replayed) : null;
+    if (fresh) await deps.replayDelivery(fresh);
     ctx.status = 202;
     ctx.body = { ok: true, id: delivery.id, messageId: delivery.messageId };
   });
@@ -39,8 +40,10 @@ export function registerDeliveryRoutes(router: Router, deps: ManagementDeps): vo
   router.post('/bots/:botId/deliveries/retry', async (ctx) => {
     const input = parseBody(replaySchema, await readJsonBody(ctx));
     const ids = await replayDeliveries(deps.db, { botId: currentBot(ctx).id, since: new Date(input.since) });
-    const chains = await deps.db('deliveries').whereIn('id', ids).select('id', 'chain');
-    for (const row of chains as Array<{ id: string; chain: number }>) await deps.replayDelivery(row.id, row.chain);
+    for (const id of ids) {
+      const fresh = await findDelivery(deps.db, id);
+      if (fresh) await deps.replayDelivery(fresh);
+    }
     ctx.status = 202;
     ctx.body = { ok: true, replayed: ids.length };
   });

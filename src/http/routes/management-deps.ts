@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import type { BotRecord } from '../../db/bots.js';
+import type { DeliveryRecord } from '../../db/deliveries.js';
 import type { Invalidation } from '../../queue/invalidation.js';
 
 export interface ManagementDeps {
@@ -9,7 +10,7 @@ export interface ManagementDeps {
   /** Where Bot API calls go (getMe, setWebhook) when a bot's token is set. */
   telegramApiRoot: string;
   /** Queues a replayed delivery's new chain of attempts. */
-  replayDelivery(deliveryId: string, chain: number): Promise<void>;
+  replayDelivery(delivery: DeliveryRecord): Promise<void>;
   /** Drops cached views of what changed, in this and every other web process. */
   invalidate(message: Invalidation): Promise<void>;
 }

@@ -125,4 +125,9 @@ export class LocalHostLimiter {
   inUse(host: string): number {
     return this.#inUse.get(host) ?? 0;
   }
+
+  /** Whether `tryAcquire` would refuse now (a cheap look before any I/O). */
+  isFull(host: string): boolean {
+    return this.inUse(host) >= this.#maxPerHost;
+  }
 }
