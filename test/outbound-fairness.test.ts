@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { HostCircuit, HostSlots, LocalHostLimiter, hostKey } from '../src/outbound/fairness/index.js';
+import { HostCircuit, LocalHostLimiter, hostKey } from '../src/outbound/fairness/index.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -87,66 +87,6 @@ describe('LocalHostLimiter', () => {
     limiter.release('y:443'); // extra release is ignored
     expect(limiter.inUse('y:443')).toBe(0);
     expect(() => new LocalHostLimiter(0)).toThrow(RangeError);
-  });
-});
-
-describe('HostSlots', () => {
-  it('bounds one host across two processes and leaves another host unaffected', async () => {
-    const options = { prefix: newPrefix(), maxPerHost: 3, leaseMs: 10_000 };
-    const slotsA = new HostSlots(a, options);
-    const slotsB = new HostSlots(b, options);
-    const attempts = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? slotsA : slotsB).tryAcquire('slow.example:443')),
-    );
-    const held = attempts.filter((slot) => slot !== null);
-    expect(held).toHaveLength(3);
-    expect(await slotsB.inUse('slow.example:443')).toBe(3);
-    expect(await slotsA.tryAcquire('slow.example:443')).toBeNull();
-
-    // Another host has its own budget.
-    const other = await Promise.all([slotsA.tryAcquire('fast.example:443'), slotsB.tryAcquire('fast.example:443')]);
-    expect(other.every((slot) => slot !== null)).toBe(true);
-
-    // A released slot can be taken again, by the other process.
-    await held[0]!.release();
-    await held[0]!.release(); // idempotent: must not free a second slot
-    expect(await slotsA.inUse('slow.example:443')).toBe(2);
-    const again = await slotsB.tryAcquire('slow.example:443');
-    expect(again).not.toBeNull();
-    expect(await slotsB.tryAcquire('slow.example:443')).toBeNull();
-
-    for (const slot of [...held.slice(1), again, ...other]) await slot!.release();
-    // Nothing lingers once every slot is back.
-    expect(await keysUnder(options.prefix)).toEqual([]);
-  });
-
-  it("frees a crashed holder's slot after leaseMs; extend keeps a live one", async () => {
-    const options = { prefix: newPrefix(), maxPerHost: 2, leaseMs: 300 };
-    const crashed = new HostSlots(a, options);
-    const survivor = new HostSlots(b, options);
-    const lost = await crashed.tryAcquire('dead.example:80'); // never released
-    const kept = await crashed.tryAcquire('dead.example:80');
-    expect(lost).not.toBeNull();
-    expect(kept).not.toBeNull();
-    expect(await survivor.tryAcquire('dead.example:80')).toBeNull();
-
-    await sleep(200);
-    expect(await kept!.extend()).toBe(true);
-    await sleep(200); // `lost` expired now (400 ms > 300), `kept` was renewed at 200 ms
-    const taken = await survivor.tryAcquire('dead.example:80');
-    expect(taken).not.toBeNull();
-    expect(await survivor.tryAcquire('dead.example:80')).toBeNull();
-    expect(await lost!.extend()).toBe(false);
-
-    await kept!.release();
-    await taken!.release();
-    await lost!.release();
-    expect(await keysUnder(options.prefix)).toEqual([]);
-  });
-
-  it('rejects nonsense options', () => {
-    expect(() => new HostSlots(a, { prefix: 'x', maxPerHost: 0, leaseMs: 1000 })).toThrow(RangeError);
-    expect(() => new HostSlots(a, { prefix: 'x', maxPerHost: 1, leaseMs: 1.5 })).toThrow(RangeError);
   });
 });
 
