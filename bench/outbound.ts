@@ -8,6 +8,7 @@ import { QUEUES } from '../src/jobs/queue-names.js';
 import { deliveryJob } from '../src/outbound/enqueue.js';
 import { createWorkerConnection } from '../src/queue/redis.js';
 import type { BenchDatabase } from './lib/database.js';
+import { percentile } from './lib/stats.js';
 import { freePort, runScript, waitForHttp, type Child } from './lib/processes.js';
 import { dropPrefix, REDIS_URL } from './lib/redis.js';
 
@@ -26,9 +27,6 @@ export interface OutboundFigures {
   fastP99WithSlow: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 /** Records deliveries the way send_webhook steps do (a row and a job each), in bulk. */
 async function recordMany(database: BenchDatabase, queue: Queue<OutboundDeliveryJob>, botId: string, urls: string[]): Promise<Map<string, number>> {

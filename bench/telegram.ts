@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Api } from 'grammy';
 import { startFakeTelegram, type FakeTelegram } from '../test/support/fake-telegram.js';
 import type { BenchDatabase } from './lib/database.js';
+import { percentile } from './lib/stats.js';
 import { freePort, runScript, waitForHttp, type Child } from './lib/processes.js';
 import { dropPrefix, REDIS_URL } from './lib/redis.js';
 
@@ -22,9 +23,6 @@ export interface TelegramFigures {
   postbacks: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 async function waitForSends(fake: FakeTelegram, token: string, count: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -33,7 +33,7 @@ export interface AttemptRecord {
   responseExcerpt: string | null;
 }
 
-interface DeliveryRow {
+export interface DeliveryRow {
   id: string;
   bot_id: string;
   chat_id: number | null;
@@ -52,7 +52,7 @@ interface DeliveryRow {
   finished_at: Date | null;
 }
 
-function toDelivery(row: DeliveryRow): DeliveryRecord {
+export function toDelivery(row: DeliveryRow): DeliveryRecord {
   return {
     id: row.id,
     botId: row.bot_id,

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { GroupCommit } from '../workers/group-commit.js';
-import type { DeliveryRecord, DeliveryState } from './deliveries.js';
+import { toDelivery, type DeliveryRecord, type DeliveryRow, type DeliveryState } from './deliveries.js';
 
 export interface LoadedDelivery {
   delivery: DeliveryRecord;
@@ -36,27 +36,6 @@ const RECORD = `
   FROM v JOIN advanced a ON a.id = v.id
   RETURNING delivery_id`;
 
-function toRecord(row: Record<string, any>): DeliveryRecord {
-  return {
-    id: row.id,
-    botId: row.bot_id,
-    chatId: row.chat_id,
-    stepId: row.step_id,
-    messageId: row.message_id,
-    method: row.method,
-    url: row.url,
-    headers: row.headers,
-    body: row.body,
-    state: row.state,
-    chain: row.chain,
-    attemptCount: row.attempt_count,
-    lastError: row.last_error,
-    nextAttemptAt: row.next_attempt_at,
-    createdAt: row.created_at,
-    finishedAt: row.finished_at,
-  };
-}
-
 /**
  * Reads and records deliveries for many concurrent attempts in few statements: loads gathered
  * into one SELECT, attempts into one statement (while one batch is written the next gathers).
@@ -67,8 +46,8 @@ export class DeliveryBatches {
 
   constructor(db: Knex) {
     this.loads = new GroupCommit(async (ids) => {
-      const { rows } = await db.raw<{ rows: Array<Record<string, any>> }>(LOAD, [ids]);
-      const byId = new Map(rows.map((row) => [row.id as string, { delivery: toRecord(row), signingSecret: row.signing_secret as string | null }]));
+      const { rows } = await db.raw<{ rows: Array<DeliveryRow & { signing_secret: string | null }> }>(LOAD, [ids]);
+      const byId = new Map(rows.map((row) => [row.id, { delivery: toDelivery(row), signingSecret: row.signing_secret }]));
       return ids.map((id) => byId.get(id) ?? null);
     }, 500);
     this.writes = new GroupCommit(async (writes) => {

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/env.js';
 import { createDb } from '../../src/db/connection.js';
 import { createLogger } from '../../src/log.js';
+import { dropPrefix as drop } from '../../src/queue/drop-prefix.js';
 import { startWebTier, type WebTier } from '../../src/runtime/web.js';
 import { startWorkerTier, type WorkerTier } from '../../src/runtime/workers.js';
 import { startFakeTelegram, type FakeTelegram } from './fake-telegram.js';
@@ -52,14 +52,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
 
 /** Deletes every Redis key under a prefix. */
 export async function dropPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  redis.disconnect();
+  await drop(REDIS_URL, prefix);
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
