@@ -1,4 +1,4 @@
-import { isValidKey } from './keys.js';
+import { isValidKey } from '../keys.js';
 import type { ConditionOp, ScalarValue } from './types.js';
 
 type ConditionShape = { subject: string; op: ConditionOp; value?: ScalarValue | undefined };

@@ -1,4 +1,4 @@
-import { isValidKey, keySchema } from './keys.js';
+import { isValidKey, keySchema } from '../keys.js';
 import { stepPath } from './problem-path.js';
 import { documentSchema, type ParsedStep, STEP_SCHEMAS } from './step-schemas.js';
 import { type ScriptProblem, STEP_TYPES, type StepType } from './types.js';

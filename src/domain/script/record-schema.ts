@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { forbiddenKeyMessage, isForbiddenKey } from './keys.js';
+import { forbiddenKeyMessage, isForbiddenKey } from '../keys.js';
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isForbiddenKey, keySchema } from './keys.js';
+import { isForbiddenKey, keySchema } from '../keys.js';
 import { SCRIPT_LIMITS as L } from './limits.js';
 import { boundedRecord } from './record-schema.js';
 import { CONDITION_OPS, DIALOG_STATUSES, type Step, type StepType, WEBHOOK_METHODS } from './types.js';

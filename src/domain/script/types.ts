@@ -1,7 +1,8 @@
 /** The normalized script document accepted by `PUT /api/v1/bots/{botId}/script`. */
 
-export const DIALOG_STATUSES = ['auto', 'manual', 'blocked'] as const;
-export type DialogStatus = (typeof DIALOG_STATUSES)[number];
+import type { DialogStatus } from '../dialog.js';
+
+export { DIALOG_STATUSES, type DialogStatus } from '../dialog.js';
 
 export const STEP_TYPES = [
   'send_message',
