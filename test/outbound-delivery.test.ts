@@ -354,3 +354,28 @@ describe('target safety', () => {
     }
   });
 });
+
+describe('a run handled again', () => {
+  it('records and sends a send_webhook effect once, not once per try', async () => {
+    const target = await startTarget(answer(200));
+    try {
+      const effect = {
+        type: 'send_webhook' as const,
+        stepId: '00000000-0000-4000-8000-000000000000',
+        method: 'GET' as const,
+        url: `${target.url}/once`,
+        headers: {},
+        body: null,
+      };
+      const first = await recordDelivery({ db: h.db, outbound }, { botId, chatId: 77 }, effect, 'run-3/effect-1');
+      await settled(first);
+      const again = await recordDelivery({ db: h.db, outbound }, { botId, chatId: 77 }, effect, 'run-3/effect-1');
+      expect(again).toBe(first);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(target.requests.filter((r) => r.url === '/once')).toHaveLength(1);
+      expect(await h.db('deliveries').where({ id: first })).toHaveLength(1);
+    } finally {
+      await target.close();
+    }
+  });
+});

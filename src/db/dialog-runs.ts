@@ -94,6 +94,8 @@ export interface RunRecord {
   lastUpdateId?: number;
   /** From /start: the user and the dialog's start. */
   started?: { username: string | null; name: string | null; firstName: string | null; lastName: string | null };
+  /** The newest applied update the run saw; keys newer postbacks wrote meanwhile are kept. */
+  baseSeq?: number;
   /** Extra bookkeeping slots in `seqs` (e.g. which postback's step move has run). */
   marks?: Record<string, number>;
 }
@@ -104,7 +106,7 @@ export async function saveRun(db: Knex, botId: string, chatId: number, run: RunR
     await trx('dialogs').insert({ bot_id: botId, chat_id: chatId }).onConflict(['bot_id', 'chat_id']).ignore();
     const row = (await trx('dialogs').where({ bot_id: botId, chat_id: chatId }).forUpdate().first(COLUMNS)) as DialogRow;
     const current = toRecord(row);
-    const state = applyScriptChanges(current.state, run.changes);
+    const state = applyScriptChanges(current.state, run.changes, run.baseSeq);
     Object.assign(state.seqs, run.marks);
     const update: Record<string, unknown> = {
       status: state.status,

@@ -76,42 +76,34 @@ export function mergeUpdates(current: DialogState, updates: readonly SequencedPa
 }
 
 /**
- * Applies what the script did (step, status, fields, tags) onto the dialog as it is now. The
- * script acts after every update applied so far, so each key it writes is stamped with the newest
- * applied order: a later postback still wins over it, an earlier one arriving late does not.
+ * Applies what the script did (step, status, fields, tags) onto the dialog as it is now. The run
+ * saw the dialog as of update `baseSeq` (default: the newest applied now): each key it writes is
+ * stamped with that order, so a later postback still wins over it, an earlier one arriving late
+ * does not — and a key that a newer postback wrote while the run was going is left as it is.
  */
-export function applyScriptChanges(current: DialogState, changes: DialogPatch): DialogState {
+export function applyScriptChanges(current: DialogState, changes: DialogPatch, baseSeq = current.lastSeq): DialogState {
   const state: DialogState = {
     ...current,
     fields: { ...current.fields },
     tracker: { ...current.tracker },
     seqs: { ...current.seqs },
   };
-  const stamp = (slot: string) => {
-    state.seqs[slot] = Math.max(Object.hasOwn(state.seqs, slot) ? state.seqs[slot]! : 0, current.lastSeq);
+  const claim = (slot: string): boolean => {
+    const existing = Object.hasOwn(state.seqs, slot) ? state.seqs[slot]! : 0;
+    if (existing > baseSeq) return false;
+    state.seqs[slot] = Math.max(existing, baseSeq);
+    return true;
   };
-  if (changes.stepId !== undefined) {
-    state.stepId = changes.stepId;
-    stamp('step');
-  }
-  if (changes.status !== undefined) {
-    state.status = changes.status;
-    stamp('status');
-  }
+  if (changes.stepId !== undefined && claim('step')) state.stepId = changes.stepId;
+  if (changes.status !== undefined && claim('status')) state.status = changes.status;
   for (const [key, value] of Object.entries(changes.fields ?? {})) {
+    if (!claim(`f:${key}`)) continue;
     if (value === null) delete state.fields[key];
     else state.fields[key] = value;
-    stamp(`f:${key}`);
   }
   const tags = new Set(current.tags);
-  for (const tag of changes.removeTags ?? []) {
-    tags.delete(tag);
-    stamp(`g:${tag}`);
-  }
-  for (const tag of changes.addTags ?? []) {
-    tags.add(tag);
-    stamp(`g:${tag}`);
-  }
+  for (const tag of changes.removeTags ?? []) if (claim(`g:${tag}`)) tags.delete(tag);
+  for (const tag of changes.addTags ?? []) if (claim(`g:${tag}`)) tags.add(tag);
   state.tags = [...tags].sort();
   return state;
 }

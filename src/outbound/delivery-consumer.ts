@@ -1,5 +1,6 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { isDatabaseUnavailable } from '../db/connection.js';
 import type { Knex } from 'knex';
 import type { Dispatcher } from 'undici';
 import { DeliveryBatches } from '../db/delivery-batches.js';
@@ -113,9 +114,7 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker<
   // A host with all its slots taken: wait a while (spread out, so waiting jobs do not wake together).
   const busy = (job: Job<OutboundDeliveryJob>, token: string | undefined) => later(job, token, 500 + random() * 1_500);
 
-  const worker = new Worker<OutboundDeliveryJob>(
-    QUEUES.outboundWebhooks,
-    async (job, token) => {
+  const deliver = async (job: Job<OutboundDeliveryJob>, token: string | undefined): Promise<void> => {
       // The cheap gate first: this process's share of the host, before any I/O.
       if (job.data.host && options.local.isFull(job.data.host)) return busy(job, token);
       const current = await currentDelivery(job);
@@ -193,6 +192,19 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker<
       if (!counted) return resync(job, token);
       await job.updateData({ ...job.data, attempts: delivery.attemptCount + 1 });
       return later(job, token, delay);
+  };
+
+  const worker = new Worker<OutboundDeliveryJob>(
+    QUEUES.outboundWebhooks,
+    async (job, token) => {
+      try {
+        await deliver(job, token);
+      } catch (error) {
+        if (error instanceof DelayedError || !isDatabaseUnavailable(error)) throw error;
+        // Postgres is away: the delivery waits, without spending the job's retries.
+        log.warn({ err: error, deliveryId: job.data.deliveryId }, 'postgres unreachable; delivery waits');
+        await later(job, token, 2_000 + random() * 3_000);
+      }
     },
     {
       connection: options.connection,

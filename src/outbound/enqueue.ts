@@ -36,6 +36,8 @@ export function deliveryJob(delivery: DeliveryToQueue) {
     opts: {
       jobId: `delivery-${delivery.id}-${delivery.chain}`,
       attempts: 1_000,
+      // An unexpected error (not a failed attempt: those are recorded and rescheduled) retries every 5 s.
+      backoff: { type: 'fixed', delay: 5_000 },
       removeOnComplete: true,
       removeOnFail: { age: 7 * 86_400 },
     },

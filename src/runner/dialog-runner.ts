@@ -167,6 +167,7 @@ export class DialogRunner {
     const forced = await performEffects(this.deps, ref, bot.credentials, result.effects, runVersion, now);
     await saveRun(this.deps.db, ref.botId, ref.chatId, {
       ...record,
+      baseSeq: dialog.state.lastSeq,
       runVersion,
       changes: { ...changes, ...result.changes, ...(forced ? { status: forced } : {}) },
     });

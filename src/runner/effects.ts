@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import type { DialogStatus } from '../domain/dialog.js';
@@ -18,13 +18,26 @@ export interface EffectDeps {
   outbound: Queue<OutboundDeliveryJob>;
 }
 
-/** Records an outbound webhook call and queues its delivery. */
+/** A UUID (version 5 layout) derived from a name, so the same effect of the same run gets the same id. */
+export function nameBasedUuid(name: string): string {
+  const bytes = createHash('sha1').update(name).digest().subarray(0, 16);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x50;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * Records an outbound webhook call and queues its delivery. With `effectKey` (run and effect), a
+ * run handled again after a failure records and sends the call once, not once per try.
+ */
 export async function recordDelivery(
   deps: Pick<EffectDeps, 'db' | 'outbound'>,
   dialog: DialogRef,
   effect: Extract<Effect, { type: 'send_webhook' }>,
+  effectKey?: string,
 ): Promise<string> {
-  const id = randomUUID();
+  const id = effectKey ? nameBasedUuid(`${dialog.botId}/${dialog.chatId}/${effectKey}`) : randomUUID();
   const request = {
     botId: dialog.botId,
     messageId: `msg_${id.replace(/-/g, '')}`,
@@ -33,17 +46,30 @@ export async function recordDelivery(
     headers: effect.headers,
     body: effect.body,
   };
-  await deps.db('deliveries').insert({
-    id,
-    bot_id: dialog.botId,
-    chat_id: dialog.chatId,
-    step_id: effect.stepId,
-    message_id: request.messageId,
-    method: request.method,
-    url: request.url,
-    headers: JSON.stringify(request.headers),
-    body: request.body,
-  });
+  const inserted = await deps
+    .db('deliveries')
+    .insert({
+      id,
+      bot_id: dialog.botId,
+      chat_id: dialog.chatId,
+      step_id: effect.stepId,
+      message_id: request.messageId,
+      method: request.method,
+      url: request.url,
+      headers: JSON.stringify(request.headers),
+      body: request.body,
+    })
+    .onConflict('id')
+    .ignore()
+    .returning('id');
+  if (inserted.length === 0) {
+    // Recorded by an earlier try of this run: queue it again only if it is still to be delivered
+    // (the job id makes that a no-op while its job exists).
+    const existing = await deps.db('deliveries').where({ id }).first('state', 'chain');
+    if (existing?.state !== 'pending') return id;
+    await enqueueDelivery(deps.outbound, { id, chain: existing.chain, request });
+    return id;
+  }
   await enqueueDelivery(deps.outbound, { id, chain: 1, request });
   return id;
 }
@@ -60,7 +86,7 @@ export async function performEffects(
   runVersion: number,
   now: Date,
 ): Promise<DialogStatus | undefined> {
-  for (const effect of effects) {
+  for (const [index, effect] of effects.entries()) {
     switch (effect.type) {
       case 'send_message': {
         if (!bot) {
@@ -83,7 +109,7 @@ export async function performEffects(
         continue;
       }
       case 'send_webhook':
-        await recordDelivery(deps, dialog, effect);
+        await recordDelivery(deps, dialog, effect, `run-${runVersion}/effect-${index}`);
         continue;
       case 'schedule': {
         if (effect.nextStepId === null) continue;

@@ -1,5 +1,6 @@
 import { DelayedError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { isDatabaseUnavailable } from '../db/connection.js';
 import type { DialogEventJob } from '../jobs/dialog-event-job.js';
 import type { Logger } from '../log.js';
 import { DialogInbox } from '../runner/dialog-inbox.js';
@@ -14,6 +15,8 @@ export interface DialogEventsConsumerOptions {
   runner: DialogRunner;
   /** How soon a job retries when another process is draining the same dialog. */
   busyRetryMs?: number;
+  /** How long to stop taking jobs while Postgres is unreachable. */
+  databaseRetryMs?: number;
 }
 
 /**
@@ -23,7 +26,7 @@ export interface DialogEventsConsumerOptions {
 export function startDialogEventsConsumer(options: DialogEventsConsumerOptions): Worker<DialogEventJob> {
   const { log } = options;
   const inbox = new DialogInbox(options.connection, options.prefix);
-  const worker = new Worker<DialogEventJob>(
+  const worker: Worker<DialogEventJob> = new Worker<DialogEventJob>(
     options.queueName,
     async (job, token) => {
       const ref = { botId: job.data.botId, chatId: job.data.chatId };
@@ -31,7 +34,16 @@ export function startDialogEventsConsumer(options: DialogEventsConsumerOptions):
         await inbox.push(ref, job.data.event);
         await job.updateData(ref); // pushed once, whatever happens next
       }
-      const drained = await inbox.drain(ref, (event) => options.runner.handle(ref, event));
+      let drained: boolean;
+      try {
+        drained = await inbox.drain(ref, (event) => options.runner.handle(ref, event));
+      } catch (error) {
+        if (!isDatabaseUnavailable(error)) throw error;
+        // The event waits in the inbox; pause this queue instead of spending the job's attempts.
+        log.warn({ err: error }, `postgres unreachable; ${options.queueName} wait`);
+        await worker.rateLimit(options.databaseRetryMs ?? 2_000);
+        throw Worker.RateLimitError();
+      }
       if (!drained) {
         // Another process holds this dialog; try again shortly (it may have died holding it).
         await job.moveToDelayed(Date.now() + (options.busyRetryMs ?? 250), token);

@@ -47,11 +47,26 @@ export function postbackHandler(deps: PostbackDeps) {
     if (deps.redis.status !== 'ready') unavailable(new Error(`redis connection is ${deps.redis.status}`));
   };
 
-  const enqueue = async (job: DialogUpdateJob): Promise<string> => {
-    ensureConnected();
-    const added = await withTimeout(deps.queue.add(DIALOG_UPDATE_JOB, job, DIALOG_UPDATE_JOB_OPTIONS), timeoutMs).catch(unavailable);
-    deps.sequenceFloor?.observe(added.id);
-    return added.id!;
+  /**
+   * Queues the update; `settled` (when given) learns how the add really ended, even after the
+   * request was answered 503 for taking too long.
+   */
+  const enqueue = async (job: DialogUpdateJob, settled?: (updateId: string | null) => void): Promise<string> => {
+    try {
+      ensureConnected();
+    } catch (error) {
+      settled?.(null);
+      throw error;
+    }
+    const adding = deps.queue.add(DIALOG_UPDATE_JOB, job, DIALOG_UPDATE_JOB_OPTIONS).then((added) => {
+      deps.sequenceFloor?.observe(added.id);
+      return added.id!;
+    });
+    adding.then(
+      (id) => settled?.(id),
+      () => settled?.(null),
+    );
+    return withTimeout(adding, timeoutMs).catch(unavailable);
   };
 
   return async (ctx: Context, postbackId: string): Promise<void> => {
@@ -99,14 +114,12 @@ export function postbackHandler(deps: PostbackDeps) {
       ctx.set('Retry-After', '1');
       throw new InputError(409, 'request_in_progress', 'an update with this eventId is being queued; retry shortly', 'eventId');
     }
-    let updateId: string;
-    try {
-      updateId = await enqueue(job);
-    } catch (error) {
-      await releaseIdempotencyKey(deps.redis, key).catch(() => undefined);
-      throw error;
-    }
-    await completeIdempotencyKey(deps.redis, key, updateId).catch(() => undefined);
+    // The key follows the add itself, not this answer: an add that outlives its deadline (answered
+    // 503) still completes the key, so the sender's retry is a duplicate, not a second update.
+    const updateId = await enqueue(job, (queued) => {
+      const done = queued === null ? releaseIdempotencyKey(deps.redis, key) : completeIdempotencyKey(deps.redis, key, queued);
+      done.catch(() => undefined);
+    });
     ctx.status = 202;
     ctx.body = { ok: true, updateId };
   };
