@@ -5,7 +5,9 @@ import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../src/jobs/queue-names.js';
 import type { OutboundDeliveryJob } from '../src/jobs/outbound-delivery-job.js';
+import { createLogger } from '../src/log.js';
 import { verifySignature } from '../src/outbound/delivery/index.js';
+import { startStrandedSweeper } from '../src/outbound/stranded-sweeper.js';
 import { recordDelivery } from '../src/runner/effects.js';
 import { createBotWithEndpoint, dropPrefix, REDIS_URL, startHarness, waitFor, type Harness } from './support/harness.js';
 
@@ -375,6 +377,31 @@ describe('a run handled again', () => {
       expect(target.requests.filter((r) => r.url === '/once')).toHaveLength(1);
       expect(await h.db('deliveries').where({ id: first })).toHaveLength(1);
     } finally {
+      await target.close();
+    }
+  });
+});
+
+describe('a delivery left without a job', () => {
+  it('is queued again by the sweeper and delivered', async () => {
+    const target = await startTarget(answer(200));
+    const id = '5f0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f60';
+    await h.db('deliveries').insert({
+      id,
+      bot_id: botId,
+      chat_id: 1,
+      message_id: 'msg_stranded',
+      method: 'GET',
+      url: `${target.url}/stranded`,
+      headers: '{}',
+      updated_at: new Date(Date.now() - 3_600_000),
+    });
+    const sweeper = startStrandedSweeper({ db: h.db, queue: outbound, log: createLogger('silent'), intervalMs: 100, staleMs: 60_000 });
+    try {
+      expect((await settled(id)).state).toBe('succeeded');
+      expect(target.requests.map((r) => r.url)).toEqual(['/stranded']);
+    } finally {
+      sweeper.stop();
       await target.close();
     }
   });

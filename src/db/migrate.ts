@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import * as spine from '../../migrations/20261122000000_spine.js';
 import * as scriptRuns from '../../migrations/20261122010000_script_runs.js';
 import * as deliveryChains from '../../migrations/20261122020000_delivery_chains.js';
+import * as pendingDeliveriesIndex from '../../migrations/20261122030000_pending_deliveries_index.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -13,6 +14,7 @@ const MIGRATIONS: Array<[string, Migration]> = [
   ['20261122000000_spine', spine],
   ['20261122010000_script_runs', scriptRuns],
   ['20261122020000_delivery_chains', deliveryChains],
+  ['20261122030000_pending_deliveries_index', pendingDeliveriesIndex],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

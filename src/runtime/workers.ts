@@ -8,6 +8,7 @@ import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
 import { startDeliveryConsumer } from '../outbound/delivery-consumer.js';
+import { startStrandedSweeper } from '../outbound/stranded-sweeper.js';
 import { createGuardedAgent } from '../outbound/delivery/index.js';
 import { HostCircuit, LocalHostLimiter } from '../outbound/fairness/index.js';
 import { USER_AGENT } from '../version.js';
@@ -97,6 +98,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     }),
   ];
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
+  const sweeper = startStrandedSweeper({ db, queue: outbound, log: log.child({ component: 'outbound-sweeper' }) });
 
   let pollers: Pollers | null = null;
   if ((options.poll ?? true) && !usesWebhook(config.publicUrl)) {
@@ -124,6 +126,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
   return {
     workers,
     close: async () => {
+      sweeper.stop();
       await pollers?.stop();
       await Promise.all(workers.map((worker) => worker.close()));
       await Promise.all([stepRuns.close(), telegramUpdates.close(), outbound.close()]);
