@@ -1,8 +1,9 @@
 import type { Knex } from 'knex';
-import type { DialogPatch, DialogState, DialogStatus } from '../domain/dialog.js';
+import type { DialogPatch, DialogState } from '../domain/dialog.js';
 import { applyScriptChanges } from '../domain/dialog-merge.js';
 import type { EngineScript } from '../domain/engine/index.js';
 import type { Step } from '../domain/script/index.js';
+import { rowState, type DialogStateRow } from './dialog-rows.js';
 
 /** A dialog as the script runner needs it. */
 export interface DialogRecord {
@@ -15,14 +16,7 @@ export interface DialogRecord {
   lastUpdateId: number;
 }
 
-interface DialogRow {
-  status: DialogStatus;
-  step_id: string | null;
-  fields: DialogState['fields'];
-  tracker: DialogState['tracker'];
-  tags: string[];
-  seqs: Record<string, number>;
-  last_seq: number;
+interface DialogRow extends DialogStateRow {
   username: string | null;
   name: string | null;
   created_at: Date;
@@ -33,15 +27,7 @@ interface DialogRow {
 
 function toRecord(row: DialogRow): DialogRecord {
   return {
-    state: {
-      status: row.status,
-      stepId: row.step_id,
-      fields: row.fields,
-      tracker: row.tracker,
-      tags: row.tags,
-      seqs: row.seqs,
-      lastSeq: row.last_seq,
-    },
+    state: rowState(row),
     username: row.username,
     name: row.name,
     createdAt: row.created_at,

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
-import type { DialogPatch, DialogState, DialogStatus } from '../domain/dialog.js';
+import type { DialogPatch, DialogState } from '../domain/dialog.js';
 import { mergeUpdates, type SequencedPatch } from '../domain/dialog-merge.js';
+import { rowState, type DialogStateRow } from './dialog-rows.js';
 
 export interface DialogUpdateInput {
   botId: string;
@@ -18,16 +19,9 @@ export interface AppliedDialog {
   statusChanged: boolean;
 }
 
-interface DialogRow {
+interface DialogRow extends DialogStateRow {
   bot_id: string;
   chat_id: number;
-  status: DialogStatus;
-  step_id: string | null;
-  fields: DialogState['fields'];
-  tracker: DialogState['tracker'];
-  tags: string[];
-  seqs: Record<string, number>;
-  last_seq: number;
   started_at: Date | null;
 }
 
@@ -58,18 +52,6 @@ const SERIALIZATION = '40001';
 
 function dialogKey(botId: string, chatId: number): string {
   return `${botId}/${chatId}`;
-}
-
-function rowState(row: DialogRow): DialogState {
-  return {
-    status: row.status,
-    stepId: row.step_id,
-    fields: row.fields,
-    tracker: row.tracker,
-    tags: row.tags,
-    seqs: row.seqs,
-    lastSeq: row.last_seq,
-  };
 }
 
 async function lockDialogs(trx: Knex.Transaction, keys: Array<{ botId: string; chatId: number }>): Promise<DialogRow[]> {
