@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { GroupCommit } from '../workers/group-commit.js';
+import { GroupCommit } from './group-commit.js';
 import { toDelivery, type DeliveryRecord, type DeliveryRow, type DeliveryState } from './deliveries.js';
 
 export interface LoadedDelivery {

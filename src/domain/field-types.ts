@@ -1,4 +1,5 @@
 import type { FieldValue } from './dialog.js';
+import { isHttpUrl } from './urls.js';
 
 export const FIELD_TYPES = ['text', 'number', 'date', 'link', 'select', 'multiselect'] as const;
 export type FieldType = (typeof FIELD_TYPES)[number];
@@ -68,13 +69,7 @@ export function parseFieldValue(definition: FieldDefinition | undefined, raw: Ra
     }
     case 'link': {
       const text = asText(raw).trim();
-      try {
-        const url = new URL(text);
-        if (url.protocol === 'http:' || url.protocol === 'https:') return { ok: true, value: text };
-      } catch {
-        // fall through
-      }
-      return { ok: false, reason: 'must be an http(s) URL' };
+      return isHttpUrl(text) ? { ok: true, value: text } : { ok: false, reason: 'must be an http(s) URL' };
     }
     case 'select': {
       const text = asText(raw).trim();

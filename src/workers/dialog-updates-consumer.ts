@@ -7,7 +7,7 @@ import { sequenceOf, type DialogUpdateJob } from '../jobs/dialog-update-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
 import { SequenceFloor } from '../queue/sequence-floor.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit } from '../db/group-commit.js';
 
 export interface DialogUpdatesConsumerOptions {
   db: Knex;

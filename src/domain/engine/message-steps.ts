@@ -4,15 +4,7 @@ import type { InputStep, MessageButton, SendMessageStep } from '../script/types.
 import { buttonCallbackData } from './callback-data.js';
 import { continueWith, render, type RunState, type StepOutcome } from './run-state.js';
 import type { EffectButton, EngineStep } from './types.js';
-
-function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-  } catch {
-    return false;
-  }
-}
+import { isHttpUrl } from '../urls.js';
 
 /** A link button's URL: rendered as a plain template (literal when it is not one), and still http(s). */
 function linkUrl(run: RunState, stored: EngineStep, source: string, index: number): string | null {

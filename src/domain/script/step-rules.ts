@@ -3,20 +3,12 @@ import { SCRIPT_LIMITS } from './limits.js';
 import { stepPath } from './problem-path.js';
 import type { ParsedStep } from './step-schemas.js';
 import type { ScriptProblem } from './types.js';
+import { isHttpUrl } from '../urls.js';
 
 type Found = { path: string; message: string };
 type StepOf<T extends ParsedStep['type']> = Extract<ParsedStep, { type: T }>;
 
 const HH_MM = /^(?:[01]\d|2[0-3]):[0-5]\d$/;
-
-function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-  } catch {
-    return false;
-  }
-}
 
 function buttonRules(step: StepOf<'send_message'>, index: number): Found[] {
   const found: Found[] = [];
