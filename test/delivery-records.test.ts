@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { insertBot } from '../src/db/bots.js';
+import { createDb, type Db } from '../src/db/connection.js';
+import { DeliveryBatches, RECORD_ATTEMPTS, recordAttemptsValues, type AttemptWrite } from '../src/db/delivery-batches.js';
+
+const BACKLOG = 5_000;
+
+let db: Db;
+let botId: string;
+const ids: string[] = [];
+
+beforeAll(async () => {
+  db = createDb(inject('databaseUrl'));
+  botId = (await insertBot(db, { name: 'records', timezone: 'UTC', telegram: null })).id;
+  // A backlog of pending deliveries, inserted just now (the table's statistics do not know of it yet).
+  for (let start = 0; start < BACKLOG; start += 1_000) {
+    const rows = Array.from({ length: 1_000 }, () => {
+      const id = randomUUID();
+      ids.push(id);
+      return { id, bot_id: botId, chat_id: 1, message_id: `msg_${id}`, method: 'GET', url: `http://example.test/${id}`, headers: '{}' };
+    });
+    await db('deliveries').insert(rows);
+  }
+});
+afterAll(async () => {
+  await db?.('bots').where({ id: botId }).delete();
+  await db?.destroy();
+});
+
+const success = (id: string, attemptCount = 0): AttemptWrite => ({
+  delivery: { id, chain: 1, attemptCount },
+  attempt: { startedAt: new Date(), durationMs: 3, status: 200, error: null, errorKind: null, excerpt: 'ok' },
+  outcome: { state: 'succeeded', nextAttemptAt: null },
+});
+
+describe('recording a batch of attempts', () => {
+  it('finds its deliveries by primary key, not by scanning the backlog of pending ones', async () => {
+    const client = new pg.Client({ connectionString: inject('databaseUrl') });
+    await client.connect();
+    try {
+      const writes = ids.slice(0, 24).map((id) => success(id));
+      const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${RECORD_ATTEMPTS.text}`, recordAttemptsValues(writes));
+      const plan = JSON.stringify(rows[0]['QUERY PLAN']);
+      expect(plan).toContain('"Index Name":"deliveries_pkey"');
+      expect(plan).not.toContain('deliveries_pending_idx');
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('advances only deliveries still as their attempt found them', async () => {
+    const batches = new DeliveryBatches(db);
+    const [fresh, other, stale] = [ids[100]!, ids[101]!, ids[102]!];
+    const results = await Promise.all([batches.record(success(fresh)), batches.record(success(other)), batches.record(success(stale, 4))]);
+    expect(results).toEqual([true, true, false]);
+    expect(await batches.record(success(fresh))).toBe(false);
+    const rows = await db('deliveries').whereIn('id', [fresh, other, stale]).orderBy('id');
+    const byId = new Map(rows.map((row: { id: string; state: string; attempt_count: number }) => [row.id, row]));
+    expect(byId.get(fresh)).toMatchObject({ state: 'succeeded', attempt_count: 1 });
+    expect(byId.get(stale)).toMatchObject({ state: 'pending', attempt_count: 0 });
+    expect(await db('delivery_attempts').whereIn('delivery_id', [fresh, other, stale]).count<{ count: number }[]>('* as count')).toEqual([{ count: 2 }]);
+  });
+});
