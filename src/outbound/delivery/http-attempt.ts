@@ -9,6 +9,7 @@
  * - At most `maxReadBytes` of the response body are read, then the stream is destroyed; the first
  *   `excerptBytes` are kept as text for the attempt log.
  */
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { request, type Dispatcher } from 'undici';
 import { validateDeliveryRequest } from './request-validation.js';
@@ -39,6 +40,8 @@ export interface AttemptInput {
   excerptBytes?: number;
   /** Aborts the attempt (a worker shutting down, say); reported as `aborted`. */
   signal?: AbortSignal;
+  /** The request already passed `validateDeliveryRequest` (and `url` is the URL it returned). */
+  prechecked?: boolean;
 }
 
 export interface AttemptResult {
@@ -97,7 +100,10 @@ async function attempt(input: AttemptInput, started: number): Promise<AttemptRes
   const base = { excerpt: null, retryAfter: null, bytesRead: 0, truncated: false };
   const elapsed = () => performance.now() - started;
 
-  const checked = validateDeliveryRequest({ method: input.method, url: input.url, headers: input.headers, body: input.body });
+  const checked =
+    input.prechecked && input.url instanceof URL
+      ? ({ ok: true, url: input.url, method: input.method } as const)
+      : validateDeliveryRequest({ method: input.method, url: input.url, headers: input.headers, body: input.body });
   if (!checked.ok) {
     return {
       ...base,
@@ -107,7 +113,7 @@ async function attempt(input: AttemptInput, started: number): Promise<AttemptRes
     };
   }
 
-  const deadline = AbortSignal.timeout(totalTimeoutMs);
+  const deadline = sharedDeadline(totalTimeoutMs);
   const signal = input.signal ? AbortSignal.any([deadline, input.signal]) : deadline;
   const timeoutsMs = input.headersTimeoutMs ?? totalTimeoutMs;
 
@@ -160,15 +166,26 @@ interface ReadResult {
   error?: unknown;
 }
 
-async function readLimited(body: Dispatcher.ResponseData['body'], maxReadBytes: number, excerptBytes: number): Promise<ReadResult> {
-  const kept: Buffer[] = [];
-  let keptBytes = 0;
-  let bytesRead = 0;
-  let truncated = false;
-  let error: unknown;
-  try {
-    for await (const chunk of body) {
-      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+function readLimited(body: Dispatcher.ResponseData['body'], maxReadBytes: number, excerptBytes: number): Promise<ReadResult> {
+  return new Promise<ReadResult>((resolve) => {
+    const kept: Buffer[] = [];
+    let keptBytes = 0;
+    let bytesRead = 0;
+    let truncated = false;
+    let done = false;
+    const finish = (error?: unknown) => {
+      if (done) return;
+      done = true;
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', finish);
+      // Destroying a body left unread makes undici close the connection.
+      if (!body.destroyed) body.destroy();
+      const excerpt = decodeExcerpt(kept.length === 1 ? kept[0]! : Buffer.concat(kept));
+      resolve({ bytesRead, truncated, excerpt, ...(error === undefined ? {} : { error }) });
+    };
+    const onData = (chunk: Buffer | Uint8Array) => {
+      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
       const room = maxReadBytes - bytesRead;
       const take = buffer.length > room ? buffer.subarray(0, room) : buffer;
       bytesRead += take.length;
@@ -178,22 +195,51 @@ async function readLimited(body: Dispatcher.ResponseData['body'], maxReadBytes: 
         keptBytes += part.length;
       }
       if (buffer.length > room) {
-        // Leaving the loop destroys the stream; undici then closes the connection.
         truncated = true;
-        break;
+        finish();
       }
-    }
-  } catch (failure) {
-    error = failure;
-  } finally {
-    if (!body.destroyed) body.destroy();
-  }
-  return { bytesRead, truncated, excerpt: decodeExcerpt(Buffer.concat(kept)), ...(error === undefined ? {} : { error }) };
+    };
+    const onEnd = () => finish();
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', finish);
+  });
 }
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
 
 /** UTF-8 text of the kept bytes; a character cut by the limit is dropped, not mangled. */
 function decodeExcerpt(bytes: Buffer): string {
-  return new TextDecoder('utf-8', { fatal: false }).decode(bytes, { stream: true });
+  // Drop a last character whose bytes did not all fit.
+  let end = bytes.length;
+  for (let back = 1; back <= Math.min(3, bytes.length); back++) {
+    const byte = bytes[bytes.length - back]!;
+    if ((byte & 0xc0) === 0x80) continue; // a continuation byte: look further back
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    if (length > back) end = bytes.length - back;
+    break;
+  }
+  return utf8.decode(bytes.subarray(0, end));
+}
+
+const DEADLINE_BUCKET_MS = 100;
+const deadlines = new Map<number, { bucket: number; signal: AbortSignal }>();
+
+/**
+ * The total deadline of an attempt started now. Attempts started within the same 100 ms share one
+ * timer signal (so each gets between the deadline and 100 ms more), instead of a timer each.
+ */
+function sharedDeadline(totalTimeoutMs: number): AbortSignal {
+  if (!Number.isFinite(totalTimeoutMs) || totalTimeoutMs <= 0) throw new RangeError('totalTimeoutMs must be a positive number');
+  const bucket = Math.floor(performance.now() / DEADLINE_BUCKET_MS);
+  const current = deadlines.get(totalTimeoutMs);
+  if (current && current.bucket === bucket) return current.signal;
+  const signal = AbortSignal.timeout(totalTimeoutMs + DEADLINE_BUCKET_MS);
+  // Every attempt of the bucket listens to it: no leak warning for that.
+  setMaxListeners(0, signal);
+  if (deadlines.size > 100) deadlines.clear();
+  deadlines.set(totalTimeoutMs, { bucket, signal });
+  return signal;
 }
 
 function describeFailure(
