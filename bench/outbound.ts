@@ -3,8 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Agent, request } from 'undici';
 import { insertBot } from '../src/db/bots.js';
-import type { OutboundDeliveryJob } from '../src/jobs/outbound-delivery-job.js';
+import type { OutboundBatchJob, OutboundDeliveryJob } from '../src/jobs/outbound-delivery-job.js';
 import { QUEUES } from '../src/jobs/queue-names.js';
+import { DeliveryRecorder } from '../src/outbound/delivery-recorder.js';
 import { deliveryJob } from '../src/outbound/enqueue.js';
 import { createWorkerConnection } from '../src/queue/redis.js';
 import type { BenchDatabase } from './lib/database.js';
@@ -12,15 +13,19 @@ import { percentile } from './lib/stats.js';
 import { freePort, runScript, waitForHttp, type Child } from './lib/processes.js';
 import { dropPrefix, REDIS_URL } from './lib/redis.js';
 
-const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? 10_000);
+const DELIVERIES = 30_000;
+const SINGLE_DELIVERIES = 10_000;
 const CONCURRENCY = 64;
 const FAST_RATE = 50;
-const FAST_SECONDS = 8;
+const FAST_SECONDS = 12;
+// The first deliveries of a phase (new connections, cold code) are not counted.
+const FAST_WARMUP = 10;
 const SLOW_BACKLOG = 1_000;
 
 export interface OutboundFigures {
   bareRequestsPerSec: number;
   deliveriesPerSec: number;
+  singleDeliveriesPerSec: number;
   fastP50Alone: number;
   fastP99Alone: number;
   fastP50WithSlow: number;
@@ -28,28 +33,36 @@ export interface OutboundFigures {
 }
 
 
-/** Records deliveries the way send_webhook steps do (a row and a job each), in bulk. */
-async function recordMany(database: BenchDatabase, queue: Queue<OutboundDeliveryJob>, botId: string, urls: string[]): Promise<Map<string, number>> {
+/**
+ * Records deliveries the way a burst of send_webhook steps does: rows written together and queued in
+ * shared batch jobs (a lone delivery gets a job of its own).
+ */
+async function recordMany(recorder: DeliveryRecorder, botId: string, urls: string[]): Promise<Map<string, number>> {
   const created = new Map<string, number>();
+  for (let start = 0; start < urls.length; start += 1000) {
+    const deliveries = urls.slice(start, start + 1000).map((url) => {
+      const id = randomUUID();
+      return { id, chatId: 1, stepId: null, request: { botId, messageId: `msg_${id.replace(/-/g, '')}`, method: 'GET', url, headers: {}, body: null } };
+    });
+    await recorder.recordAll(deliveries);
+    const now = Date.now();
+    for (const delivery of deliveries) created.set(new URL(delivery.request.url).pathname, now);
+  }
+  return created;
+}
+
+/** Records deliveries one at a time, each with a job of its own (as steps far apart do). */
+async function recordEach(database: BenchDatabase, queue: Queue<OutboundDeliveryJob>, botId: string, urls: string[]): Promise<void> {
   for (let start = 0; start < urls.length; start += 1000) {
     const rows = urls.slice(start, start + 1000).map((url) => {
       const id = randomUUID();
       return { id, bot_id: botId, chat_id: 1, message_id: `msg_${id.replace(/-/g, '')}`, method: 'GET', url, headers: '{}' };
     });
     await database.db('deliveries').insert(rows);
-    const now = Date.now();
-    for (const row of rows) created.set(new URL(row.url).pathname, now);
     await queue.addBulk(
-      rows.map((row) =>
-        deliveryJob({
-          id: row.id,
-          chain: 1,
-          request: { botId, messageId: row.message_id, method: row.method, url: row.url, headers: {}, body: null },
-        }),
-      ),
+      rows.map((row) => deliveryJob({ id: row.id, chain: 1, request: { botId, messageId: row.message_id, method: row.method, url: row.url, headers: {}, body: null } })),
     );
   }
-  return created;
 }
 
 async function pendingCount(database: BenchDatabase, botId: string): Promise<number> {
@@ -63,7 +76,7 @@ async function arrivals(sinkUrl: string): Promise<Map<string, number>> {
 }
 
 /** Fast-host deliveries at a steady rate; their latency from record to arrival at the sink. */
-async function fastLatencies(database: BenchDatabase, queue: Queue<OutboundDeliveryJob>, botId: string, sinkUrl: string, tag: string): Promise<number[]> {
+async function fastLatencies(recorder: DeliveryRecorder, botId: string, sinkUrl: string, tag: string): Promise<number[]> {
   await arrivals(sinkUrl);
   const created = new Map<string, number>();
   const total = FAST_RATE * FAST_SECONDS;
@@ -71,7 +84,7 @@ async function fastLatencies(database: BenchDatabase, queue: Queue<OutboundDeliv
   for (let i = 0; i < total; i++) {
     const wait = started + (i * 1000) / FAST_RATE - performance.now();
     if (wait > 0) await sleep(wait);
-    for (const [path, at] of await recordMany(database, queue, botId, [`${sinkUrl}/${tag}-${i}`])) created.set(path, at);
+    for (const [path, at] of await recordMany(recorder, botId, [`${sinkUrl}/${tag}-${i}`])) created.set(path, at);
   }
   const deadline = Date.now() + 60_000;
   let seen = new Map<string, number>();
@@ -79,12 +92,17 @@ async function fastLatencies(database: BenchDatabase, queue: Queue<OutboundDeliv
     await sleep(200);
     for (const [path, at] of await arrivals(sinkUrl)) seen.set(path, at);
   }
-  return [...created].filter(([path]) => seen.has(path)).map(([path, at]) => seen.get(path)! - at).sort((a, b) => a - b);
+  return [...created]
+    .slice(FAST_WARMUP)
+    .filter(([path]) => seen.has(path))
+    .map(([path, at]) => seen.get(path)! - at)
+    .sort((a, b) => a - b);
 }
 
 /**
  * (e) deliveries/s to a fast local sink through one worker process (each delivery recorded with its
- *     attempt), beside a bare undici request loop to the same sink.
+ *     attempt), beside a bare undici request loop to the same sink: deliveries recorded together
+ *     (batch jobs), and deliveries each with a job of its own.
  * (f) a fast host's delivery latency at 50/s, alone and while a slow host (5 s answers) has 1,000
  *     deliveries queued.
  */
@@ -98,7 +116,17 @@ export async function benchOutbound(database: BenchDatabase): Promise<OutboundFi
   const fastUrl = `http://127.0.0.1:${fastPort}`;
   const slowUrl = `http://127.0.0.1:${slowPort}`;
   const connection = createWorkerConnection(REDIS_URL);
-  const queue = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection, prefix });
+  const chains = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection, prefix });
+  const batches = new Queue<OutboundBatchJob>(QUEUES.outboundBatches, { connection, prefix });
+  const recorder = new DeliveryRecorder(database.db, { chains, batches });
+  const workerEnv = {
+    DATABASE_URL: database.url,
+    REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
+    WORKER_CONCURRENCY: String(CONCURRENCY),
+    PUBLIC_URL: 'https://bench.flowpost.test',
+  };
   try {
     await waitForHttp(`${fastUrl}/_arrivals`);
     await waitForHttp(`${slowUrl}/_arrivals`);
@@ -119,48 +147,38 @@ export async function benchOutbound(database: BenchDatabase): Promise<OutboundFi
     await agent.close();
 
     const bot = await insertBot(database.db, { name: 'bench', timezone: 'UTC', telegram: null });
-    await recordMany(database, queue, bot.id, Array.from({ length: DELIVERIES }, (_, i) => `${fastUrl}/d-${i}`));
-    children.push(
-      runScript('src/cli/worker.ts', {
-        DATABASE_URL: database.url,
-        REDIS_URL,
-        QUEUE_PREFIX: prefix,
-        OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
-        WORKER_CONCURRENCY: String(CONCURRENCY),
-        OUTBOUND_MAX_PER_HOST: String(CONCURRENCY),
-        PUBLIC_URL: 'https://bench.flowpost.test',
-      }),
-    );
     // Timed from the first delivery taken to the last recorded (polling Redis, not the database under test).
     const queued = async () => {
-      const counts = await queue.getJobCounts('wait', 'active', 'delayed');
-      return (counts.wait ?? 0) + (counts.active ?? 0) + (counts.delayed ?? 0);
+      const counts = await Promise.all([chains, batches].map((queue) => queue.getJobCounts('wait', 'active', 'delayed')));
+      return counts.reduce((sum, c) => sum + (c.wait ?? 0) + (c.active ?? 0) + (c.delayed ?? 0), 0);
     };
-    while ((await queued()) === DELIVERIES) await sleep(5);
-    const started = performance.now();
-    while ((await queued()) > 0) await sleep(20);
-    const deliveriesPerSec = DELIVERIES / ((performance.now() - started) / 1000);
-    if ((await pendingCount(database, bot.id)) > 0) throw new Error('outbound bench: deliveries left pending');
-    children.pop()!.stop();
+    const drain = async (count: number): Promise<number> => {
+      const worker = runScript('src/cli/worker.ts', { ...workerEnv, OUTBOUND_MAX_PER_HOST: String(CONCURRENCY) });
+      const initial = await queued();
+      while ((await queued()) === initial) await sleep(5);
+      const started = performance.now();
+      while ((await queued()) > 0) await sleep(20);
+      const perSec = count / ((performance.now() - started) / 1000);
+      if ((await pendingCount(database, bot.id)) > 0) throw new Error('outbound bench: deliveries left pending');
+      await worker.stop();
+      return perSec;
+    };
+    await recordMany(recorder, bot.id, Array.from({ length: DELIVERIES }, (_, i) => `${fastUrl}/d-${i}`));
+    const deliveriesPerSec = await drain(DELIVERIES);
+    await recordEach(database, chains, bot.id, Array.from({ length: SINGLE_DELIVERIES }, (_, i) => `${fastUrl}/s-${i}`));
+    const singleDeliveriesPerSec = await drain(SINGLE_DELIVERIES);
 
     // (f) with the default per-host share, so that a slow host cannot take the whole worker.
-    const latencyWorker = runScript('src/cli/worker.ts', {
-      DATABASE_URL: database.url,
-      REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
-      WORKER_CONCURRENCY: String(CONCURRENCY),
-      PUBLIC_URL: 'https://bench.flowpost.test',
-    });
-    children.push(latencyWorker);
+    children.push(runScript('src/cli/worker.ts', workerEnv));
     await sleep(2_000);
-    const alone = await fastLatencies(database, queue, bot.id, fastUrl, 'alone');
-    await recordMany(database, queue, bot.id, Array.from({ length: SLOW_BACKLOG }, (_, i) => `${slowUrl}/slow-${i}`));
+    const alone = await fastLatencies(recorder, bot.id, fastUrl, 'alone');
+    await recordMany(recorder, bot.id, Array.from({ length: SLOW_BACKLOG }, (_, i) => `${slowUrl}/slow-${i}`));
     await sleep(1_000);
-    const withSlow = await fastLatencies(database, queue, bot.id, fastUrl, 'beside-slow');
+    const withSlow = await fastLatencies(recorder, bot.id, fastUrl, 'beside-slow');
     return {
       bareRequestsPerSec,
       deliveriesPerSec,
+      singleDeliveriesPerSec,
       fastP50Alone: percentile(alone, 50),
       fastP99Alone: percentile(alone, 99),
       fastP50WithSlow: percentile(withSlow, 50),
@@ -168,7 +186,7 @@ export async function benchOutbound(database: BenchDatabase): Promise<OutboundFi
     };
   } finally {
     await Promise.all(children.map((child) => child.stop()));
-    await queue.close();
+    await Promise.all([chains.close(), batches.close()]);
     connection.disconnect();
     await dropPrefix(prefix);
   }

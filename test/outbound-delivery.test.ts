@@ -9,6 +9,8 @@ import { createLogger } from '../src/log.js';
 import { verifySignature } from '../src/outbound/delivery/index.js';
 import { startStrandedSweeper } from '../src/outbound/stranded-sweeper.js';
 import { recordDelivery } from '../src/runner/effects.js';
+import { DeliveryRecorder } from '../src/outbound/delivery-recorder.js';
+import type { OutboundBatchJob } from '../src/jobs/outbound-delivery-job.js';
 import { createBotWithEndpoint, dropPrefix, REDIS_URL, startHarness, waitFor, type Harness } from './support/harness.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
@@ -50,23 +52,37 @@ const answer = (status: number, headers: Record<string, string> = {}) => (_req: 
 
 let h: Harness;
 let outbound: Queue<OutboundDeliveryJob>;
+let outboundBatches: Queue<OutboundBatchJob>;
+let recorder: DeliveryRecorder;
 let botId: string;
+
+/** Records deliveries the way a worker's script runs do, into the queues under `prefix`. */
+function recorderFor(db: Harness['db'], prefix: string) {
+  const chains = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection: { url: REDIS_URL }, prefix });
+  const batches = new Queue<OutboundBatchJob>(QUEUES.outboundBatches, { connection: { url: REDIS_URL }, prefix });
+  return {
+    chains,
+    batches,
+    recorder: new DeliveryRecorder(db, { chains, batches }),
+    close: () => Promise.all([chains.close(), batches.close()]),
+  };
+}
 
 beforeAll(async () => {
   h = await startHarness({
     workers: true,
     env: { OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8,::1/128', OUTBOUND_RETRY_SCHEDULE: '0,0.2,0.2,0.2', OUTBOUND_TIMEOUT_MS: '1000', OUTBOUND_MAX_PER_HOST: '4' },
   });
-  outbound = new Queue(QUEUES.outboundWebhooks, { connection: { url: REDIS_URL }, prefix: h.config.queuePrefix });
+  ({ chains: outbound, batches: outboundBatches, recorder } = recorderFor(h.db, h.config.queuePrefix));
   botId = (await createBotWithEndpoint(h)).botId;
 });
 afterAll(async () => {
-  await outbound?.close();
+  await Promise.all([outbound?.close(), outboundBatches?.close()]);
   await h?.close();
 });
 
 async function deliver(url: string, options: { method?: 'GET' | 'POST' | 'PUT'; body?: string | null; headers?: Record<string, string>; bot?: string } = {}) {
-  return recordDelivery({ db: h.db, outbound }, { botId: options.bot ?? botId, chatId: 1 }, {
+  return recordDelivery({ deliveries: recorder }, { botId: options.bot ?? botId, chatId: 1 }, {
     type: 'send_webhook',
     stepId: '00000000-0000-4000-8000-000000000000',
     method: options.method ?? 'GET',
@@ -270,6 +286,62 @@ describe('fairness', () => {
 });
 
 describe('crash safety', () => {
+  it('a batch whose worker died is taken over: what was recorded is not sent again, the rest is', async () => {
+    const hits = new Map<string, number>();
+    const target = await startTarget((req, res) => {
+      hits.set(req.url!, (hits.get(req.url!) ?? 0) + 1);
+      if (req.url === '/hang' && hits.get('/hang') === 1) return; // its worker process dies meanwhile
+      answer(200)(req, res);
+    });
+    const env = {
+      ...process.env,
+      DATABASE_URL: h.config.databaseUrl,
+      REDIS_URL,
+      QUEUE_PREFIX: `${h.config.queuePrefix}_batchcrash`,
+      OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
+      OUTBOUND_TIMEOUT_MS: '20000',
+      QUEUE_LOCK_MS: '1000',
+      PUBLIC_URL: 'https://flowpost.test',
+      LOG_LEVEL: 'silent',
+    };
+    const spawnWorker = () => spawn(process.execPath, ['--import', 'tsx', 'src/cli/worker.ts'], { env, stdio: 'ignore' });
+    const queues = recorderFor(h.db, env.QUEUE_PREFIX);
+    const first = spawnWorker();
+    let second: ReturnType<typeof spawnWorker> | undefined;
+    try {
+      const ids = await Promise.all(
+        ['/quick-1', '/hang', '/quick-2'].map((path) =>
+          recordDelivery({ deliveries: queues.recorder }, { botId, chatId: 1 }, {
+            type: 'send_webhook', stepId: '00000000-0000-4000-8000-000000000000', method: 'GET', url: `${target.url}${path}`, headers: {}, body: null,
+          }),
+        ),
+      );
+      expect(await queues.batches.getJobCounts('wait')).toEqual({ wait: 1 });
+      const [quick1, hang, quick2] = ids as [string, string, string];
+      await waitFor(async () => {
+        const rows = await h.db('deliveries').whereIn('id', [quick1, quick2]).where({ state: 'succeeded' });
+        return hits.get('/hang') === 1 && rows.length === 2;
+      }, 20_000, 'the quick deliveries recorded while the other hangs');
+      first.kill('SIGKILL');
+      await new Promise((resolve) => first.once('exit', resolve));
+      expect((await h.db('deliveries').where({ id: hang }).first()).state).toBe('pending');
+      second = spawnWorker();
+      const row = await waitFor(async () => {
+        const found = await h.db('deliveries').where({ id: hang }).first();
+        return found.state !== 'pending' ? found : null;
+      }, 30_000, 'the batch taken over');
+      expect(row.state).toBe('succeeded');
+      expect(Object.fromEntries(hits)).toEqual({ '/quick-1': 1, '/hang': 2, '/quick-2': 1 });
+      for (const id of ids) expect((await attempts(id)).map((a) => a.status)).toEqual([200]);
+    } finally {
+      first.kill('SIGKILL');
+      second?.kill('SIGTERM');
+      await target.close();
+      await queues.close();
+      await dropPrefix(env.QUEUE_PREFIX);
+    }
+  });
+
   it('a worker process killed mid-request leaves the delivery to be retried, never marked succeeded', async () => {
     let calls = 0;
     const target = await startTarget((req, res) => {
@@ -289,11 +361,11 @@ describe('crash safety', () => {
       LOG_LEVEL: 'silent',
     };
     const spawnWorker = () => spawn(process.execPath, ['--import', 'tsx', 'src/cli/worker.ts'], { env, stdio: 'ignore' });
-    const queue = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection: { url: REDIS_URL }, prefix: env.QUEUE_PREFIX });
+    const queues = recorderFor(h.db, env.QUEUE_PREFIX);
     const first = spawnWorker();
     let second: ReturnType<typeof spawnWorker> | undefined;
     try {
-      const id = await recordDelivery({ db: h.db, outbound: queue }, { botId, chatId: 1 }, {
+      const id = await recordDelivery({ deliveries: queues.recorder }, { botId, chatId: 1 }, {
         type: 'send_webhook', stepId: '00000000-0000-4000-8000-000000000000', method: 'GET', url: `${target.url}/crash`, headers: {}, body: null,
       });
       await waitFor(async () => calls === 1, 20_000, 'the first attempt');
@@ -312,8 +384,45 @@ describe('crash safety', () => {
       first.kill('SIGKILL');
       second?.kill('SIGTERM');
       await target.close();
-      await queue.close();
+      await queues.close();
       await dropPrefix(env.QUEUE_PREFIX);
+    }
+  });
+});
+
+describe('deliveries recorded together', () => {
+  it('share a batch job, and each is delivered and recorded with its own webhook-id', async () => {
+    const target = await startTarget(answer(200));
+    try {
+      const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => deliver(`${target.url}/together-${i}`)));
+      const rows = await h.db('deliveries').whereIn('id', ids).select('queued_in');
+      expect(rows).toHaveLength(6);
+      expect(new Set(rows.map((row: { queued_in: string | null }) => row.queued_in)).size).toBe(1);
+      expect(rows[0].queued_in).toMatch(/^batch-/);
+      for (const id of ids) expect((await settled(id)).state).toBe('succeeded');
+      const seen = target.requests.filter((r) => r.url.startsWith('/together-'));
+      expect(seen).toHaveLength(6);
+      expect(new Set(seen.map((r) => r.headers['webhook-id'])).size).toBe(6);
+      for (const id of ids) expect((await attempts(id)).map((a) => a.status)).toEqual([200]);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it('a batched delivery that must retry leaves its batch and is retried alone', async () => {
+    let calls = 0;
+    const target = await startTarget((req, res) => {
+      if (req.url === '/flaky' && ++calls === 1) return answer(503)(req, res);
+      answer(200)(req, res);
+    });
+    try {
+      const [flaky, steady] = await Promise.all([deliver(`${target.url}/flaky`), deliver(`${target.url}/steady`)]);
+      expect((await settled(flaky)).state).toBe('succeeded');
+      expect((await settled(steady)).state).toBe('succeeded');
+      expect((await attempts(flaky)).map((a) => a.status)).toEqual([503, 200]);
+      expect((await attempts(steady)).map((a) => a.status)).toEqual([200]);
+    } finally {
+      await target.close();
     }
   });
 });
@@ -321,7 +430,7 @@ describe('crash safety', () => {
 describe('target safety', () => {
   it('refuses private targets at connect time, never connecting, and fails them at once', async () => {
     const guarded = await startHarness({ workers: true, env: { OUTBOUND_RETRY_SCHEDULE: '0,0.2,0.2' } });
-    const queue = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection: { url: REDIS_URL }, prefix: guarded.config.queuePrefix });
+    const queues = recorderFor(guarded.db, guarded.config.queuePrefix);
     const v4 = await startTarget(answer(200));
     const v6 = await startTarget(answer(200), '::1');
     try {
@@ -330,7 +439,7 @@ describe('target safety', () => {
       const urls = [`${v4.url}/a`, `http://localhost:${port}/b`, `${v6.url}/c`, `http://2130706433:${port}/d`, 'http://169.254.169.254/latest/meta-data'];
       const ids = await Promise.all(
         urls.map((url) =>
-          recordDelivery({ db: guarded.db, outbound: queue }, { botId: ownBot, chatId: 1 }, {
+          recordDelivery({ deliveries: queues.recorder }, { botId: ownBot, chatId: 1 }, {
             type: 'send_webhook', stepId: '00000000-0000-4000-8000-000000000000', method: 'GET', url, headers: {}, body: null,
           }),
         ),
@@ -351,7 +460,7 @@ describe('target safety', () => {
     } finally {
       await v4.close();
       await v6.close();
-      await queue.close();
+      await queues.close();
       await guarded.close();
     }
   });
@@ -369,9 +478,9 @@ describe('a run handled again', () => {
         headers: {},
         body: null,
       };
-      const first = await recordDelivery({ db: h.db, outbound }, { botId, chatId: 77 }, effect, 'run-3/effect-1');
+      const first = await recordDelivery({ deliveries: recorder }, { botId, chatId: 77 }, effect, 'run-3/effect-1');
       await settled(first);
-      const again = await recordDelivery({ db: h.db, outbound }, { botId, chatId: 77 }, effect, 'run-3/effect-1');
+      const again = await recordDelivery({ deliveries: recorder }, { botId, chatId: 77 }, effect, 'run-3/effect-1');
       expect(again).toBe(first);
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(target.requests.filter((r) => r.url === '/once')).toHaveLength(1);
@@ -383,6 +492,30 @@ describe('a run handled again', () => {
 });
 
 describe('a delivery left without a job', () => {
+  it('is left alone while its batch job still holds it, and queued again once that job is gone', async () => {
+    // Queues without workers, so the batch job stays waiting.
+    const idle = recorderFor(h.db, `${h.config.queuePrefix}_idle`);
+    const sweeper = startStrandedSweeper({ db: h.db, queue: idle.chains, recorder: idle.recorder, log: createLogger('silent'), intervalMs: 100, staleMs: 60_000 });
+    try {
+      const ids = ['6a0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f61', '6a0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f62'];
+      await idle.recorder.recordAll(
+        ids.map((id) => ({ id, chatId: 1, stepId: null, request: { botId, messageId: `msg_${id}`, method: 'GET', url: 'http://example.test/', headers: {}, body: null } })),
+      );
+      await h.db('deliveries').whereIn('id', ids).update({ updated_at: new Date(Date.now() - 3_600_000) });
+      const [{ queued_in: batch }] = await h.db('deliveries').whereIn('id', ids).select('queued_in');
+      expect(batch).toMatch(/^batch-/);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect((await idle.chains.getJobCounts('wait')).wait).toBe(0);
+      await (await idle.batches.getJob(batch))!.remove();
+      await waitFor(async () => (await idle.chains.getJobCounts('wait')).wait === 2, 5_000, 'the deliveries queued again');
+    } finally {
+      sweeper.stop();
+      await idle.close();
+      await dropPrefix(`${h.config.queuePrefix}_idle`);
+      await h.db('deliveries').whereIn('id', ['6a0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f61', '6a0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f62']).delete();
+    }
+  });
+
   it('is queued again by the sweeper and delivered', async () => {
     const target = await startTarget(answer(200));
     const id = '5f0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f60';
@@ -396,7 +529,7 @@ describe('a delivery left without a job', () => {
       headers: '{}',
       updated_at: new Date(Date.now() - 3_600_000),
     });
-    const sweeper = startStrandedSweeper({ db: h.db, queue: outbound, log: createLogger('silent'), intervalMs: 100, staleMs: 60_000 });
+    const sweeper = startStrandedSweeper({ db: h.db, queue: outbound, recorder, log: createLogger('silent'), intervalMs: 100, staleMs: 60_000 });
     try {
       expect((await settled(id)).state).toBe('succeeded');
       expect(target.requests.map((r) => r.url)).toEqual(['/stranded']);

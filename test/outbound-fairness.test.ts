@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { HostCircuit, LocalHostLimiter, hostKey } from '../src/outbound/fairness/index.js';
+import { HostCircuit, HostPace, LocalHostLimiter, hostKey } from '../src/outbound/fairness/index.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -87,6 +87,40 @@ describe('LocalHostLimiter', () => {
     limiter.release('y:443'); // extra release is ignored
     expect(limiter.inUse('y:443')).toBe(0);
     expect(() => new LocalHostLimiter(0)).toThrow(RangeError);
+  });
+  it('lets a waiter take the next slot given back, in order, or sends it away after its wait', async () => {
+    const limiter = new LocalHostLimiter(1);
+    expect(limiter.acquire('x:443', 5_000)).toBe(true);
+    const first = limiter.acquire('x:443', 5_000);
+    const second = limiter.acquire('x:443', 5_000);
+    const late = limiter.acquire('x:443', 150);
+    expect(first).toBeInstanceOf(Promise);
+    limiter.release('x:443');
+    expect(await first).toBe(true);
+    expect(limiter.inUse('x:443')).toBe(1);
+    expect(await late).toBe(false);
+    limiter.release('x:443');
+    expect(await second).toBe(true);
+    limiter.release('x:443');
+    expect(limiter.inUse('x:443')).toBe(0);
+    expect(limiter.isFull('x:443')).toBe(false);
+  });
+});
+
+describe('HostPace', () => {
+  it('learns which hosts are slow and stretches their waits, within a minute', () => {
+    const pace = new HostPace(1_000);
+    const half = () => 0.5;
+    expect(pace.isSlow('slow:443')).toBe(false);
+    expect(pace.busyDelayMs('slow:443', half)).toBe(1_250);
+    for (let i = 0; i < 20; i++) pace.observe('slow:443', 5_000);
+    pace.observe('fast:443', 4);
+    expect(pace.isSlow('slow:443')).toBe(true);
+    expect(pace.isSlow('fast:443')).toBe(false);
+    expect(pace.busyDelayMs('fast:443', half)).toBe(1_250);
+    expect(pace.busyDelayMs('slow:443', half)).toBeGreaterThan(10_000);
+    for (let i = 0; i < 20; i++) pace.observe('slow:443', 600_000);
+    expect(pace.busyDelayMs('slow:443', half)).toBe(60_000);
   });
 });
 

@@ -1,4 +1,5 @@
 export const OUTBOUND_DELIVERY_JOB = 'deliver';
+export const OUTBOUND_BATCH_JOB = 'deliver-batch';
 
 /** What to send: the rendered request, as recorded in the deliveries table. */
 export interface DeliveryRequest {
@@ -25,4 +26,13 @@ export interface OutboundDeliveryJob {
   /** The target's host (`hostname:port`), so a busy host's jobs wait without any I/O. */
   host?: string;
   request?: DeliveryRequest;
+}
+
+/**
+ * The first attempts of deliveries recorded together (a burst of send_webhook steps): one job for
+ * up to a hundred, so that a delivery costs a fraction of a queue operation. A delivery that must
+ * wait (a retry, a busy host) leaves the batch for a job of its own on `outbound-webhooks`.
+ */
+export interface OutboundBatchJob {
+  deliveries: OutboundDeliveryJob[];
 }

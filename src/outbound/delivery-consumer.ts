@@ -1,4 +1,5 @@
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
+import { DelayedError, Worker, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isDatabaseUnavailable } from '../db/connection.js';
 import type { Knex } from 'knex';
@@ -6,10 +7,11 @@ import type { Dispatcher } from 'undici';
 import { DeliveryBatches } from '../db/delivery-batches.js';
 import type { DeliveryRecord } from '../db/deliveries.js';
 import { QUEUES } from '../jobs/queue-names.js';
-import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
+import type { OutboundBatchJob, OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
+import { chainJob } from './enqueue.js';
 import type { Logger } from '../log.js';
 import { attemptDelivery, classifyOutcome, nextAttemptDelayMs, signPayload, validateDeliveryRequest } from './delivery/index.js';
-import { hostKey, type CircuitState, type HostCircuit, type LocalHostLimiter } from './fairness/index.js';
+import { HostPace, hostKey, type CircuitState, type HostCircuit, type LocalHostLimiter } from './fairness/index.js';
 
 export interface DeliveryConsumerOptions {
   db: Knex;
@@ -26,6 +28,10 @@ export interface DeliveryConsumerOptions {
   local: LocalHostLimiter;
   circuit: HostCircuit;
   random?: () => number;
+  /** Where a batched delivery that must wait goes: a chain job of its own. */
+  chains: Queue<OutboundDeliveryJob>;
+  /** Batch jobs taken at once (each holds up to a hundred deliveries). Default 4. */
+  batchConcurrency?: number;
   /** BullMQ lock settings (tests shorten them to see a killed worker's job picked up again). */
   lockDuration?: number;
   stalledInterval?: number;
@@ -33,14 +39,22 @@ export interface DeliveryConsumerOptions {
 
 const JSON_BODY = /^\s*[[{]/;
 
+// Ours replace the step's own of the same name, whatever its case.
+const OUR_HEADERS = new Set(['user-agent', 'webhook-id', 'webhook-timestamp', 'webhook-signature']);
+
 /** The headers of one attempt: the step's, then Standard Webhooks' and ours. */
 export function deliveryHeaders(delivery: DeliveryRecord, signingSecret: string | null, userAgent: string, now: Date): Record<string, string> {
   const timestamp = Math.floor(now.getTime() / 1000);
-  // Ours replace the step's own of the same name, whatever its case.
-  const ours = new Set(['user-agent', 'webhook-id', 'webhook-timestamp', 'webhook-signature']);
-  const headers: Record<string, string> = Object.fromEntries(Object.entries(delivery.headers).filter(([key]) => !ours.has(key.toLowerCase())));
-  const has = (name: string) => Object.keys(headers).some((key) => key.toLowerCase() === name);
-  if (delivery.body !== null && !has('content-type')) {
+  const headers: Record<string, string> = {};
+  let hasContentType = false;
+  for (const name in delivery.headers) {
+    if (!Object.hasOwn(delivery.headers, name)) continue;
+    const lower = name.toLowerCase();
+    if (OUR_HEADERS.has(lower)) continue;
+    if (lower === 'content-type') hasContentType = true;
+    headers[name] = delivery.headers[name]!;
+  }
+  if (delivery.body !== null && !hasContentType) {
     headers['content-type'] = JSON_BODY.test(delivery.body) ? 'application/json' : 'text/plain; charset=utf-8';
   }
   headers['user-agent'] = userAgent;
@@ -52,172 +66,287 @@ export function deliveryHeaders(delivery: DeliveryRecord, signingSecret: string 
   return headers;
 }
 
+/** What became of one delivery's turn. */
+type Turn =
+  | { kind: 'done' }
+  /** Try again after `delayMs`; `attempts` is the count recorded in the chain so far. */
+  | { kind: 'later'; delayMs: number; attempts: number }
+  /** The delivery is not as the job thought: carry on from what the database says. */
+  | { kind: 'resync' };
+
+/** Deliveries leaving a batch are queued so many at a time. */
+const HANDOFF_GROUP = 20;
+
+/** How long a batched delivery waits in line for its host before leaving the batch for a job of its own. */
+const BATCH_HOST_WAIT_MS = 1_000;
+
 /**
- * Consumes `outbound-webhooks`: one job is a delivery's chain of attempts. Each attempt is recorded;
- * a retry is the same job delayed by the schedule (or the receiver's Retry-After); an exhausted or
- * final failure ends `failed`, kept for replay. A busy host's deliveries wait their turn, and a host
+ * Consumes `outbound-webhooks` (one job per chain of attempts) and `outbound-webhook-batches` (the
+ * first attempts of deliveries recorded together). Each attempt is recorded; a retry is the
+ * chain's job delayed by the schedule (or the receiver's Retry-After); an exhausted or final
+ * failure ends `failed`, kept for replay. A busy host's deliveries wait their turn, and a host
  * whose circuit is open is not attempted at all until it is probed again.
  */
-export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker<OutboundDeliveryJob> {
+export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[] {
   const { log } = options;
   const random = options.random ?? Math.random;
   const batches = new DeliveryBatches(options.db);
   const circuit = new CircuitView(options.circuit);
-
-  const later = async (job: Job<OutboundDeliveryJob>, token: string | undefined, delayMs: number): Promise<never> => {
-    await job.moveToDelayed(Date.now() + Math.max(1, Math.round(delayMs)), token);
-    throw new DelayedError();
-  };
+  const pace = new HostPace();
   const secrets = new SigningSecrets(options.db);
+  // Batched requests in flight at once in this process (chain jobs are bounded by their worker's concurrency).
+  const batchSlots = new Slots(options.concurrency);
 
   /** The delivery as the job knows it, or (a large body, an older job) as the database has it. */
-  const currentDelivery = async (job: Job<OutboundDeliveryJob>): Promise<{ delivery: DeliveryRecord } | null> => {
-    const { request, chain, attempts } = job.data;
+  const currentDelivery = async (data: OutboundDeliveryJob): Promise<DeliveryRecord | null> => {
+    const { request, chain, attempts } = data;
     if (request && chain !== undefined && attempts !== undefined) {
       return {
-        delivery: {
-          id: job.data.deliveryId,
-          botId: request.botId,
-          chatId: null,
-          stepId: null,
-          messageId: request.messageId,
-          method: request.method,
-          url: request.url,
-          headers: request.headers,
-          body: request.body,
-          state: 'pending',
-          chain,
-          attemptCount: attempts,
-          lastError: null,
-          nextAttemptAt: null,
-          createdAt: new Date(),
-          finishedAt: null,
-        },
+        id: data.deliveryId,
+        botId: request.botId,
+        chatId: null,
+        stepId: null,
+        messageId: request.messageId,
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: request.body,
+        state: 'pending',
+        chain,
+        attemptCount: attempts,
+        lastError: null,
+        nextAttemptAt: null,
+        createdAt: new Date(),
+        finishedAt: null,
       };
     }
-    const loaded = await batches.load(job.data.deliveryId);
-    return loaded && loaded.delivery.state === 'pending' ? { delivery: loaded.delivery } : null;
-  };
-
-  /**
-   * The attempt did not count: the delivery is not as the job thought (a worker died between
-   * recording an attempt and noting it in the job, or the delivery was settled elsewhere). Carry on
-   * from what the database says.
-   */
-  const resync = async (job: Job<OutboundDeliveryJob>, token: string | undefined): Promise<void> => {
-    const loaded = await batches.load(job.data.deliveryId);
-    if (!loaded || loaded.delivery.state !== 'pending') return;
-    await job.updateData({ ...job.data, chain: loaded.delivery.chain, attempts: loaded.delivery.attemptCount });
-    await later(job, token, 0);
+    const loaded = await batches.load(data.deliveryId);
+    return loaded && loaded.delivery.state === 'pending' ? loaded.delivery : null;
   };
 
   // A host with all its slots taken: wait a while (spread out, so waiting jobs do not wake together).
-  const busy = (job: Job<OutboundDeliveryJob>, token: string | undefined) => later(job, token, 500 + random() * 1_500);
+  const busy = (host: string, attempts: number): Turn => ({ kind: 'later', delayMs: pace.busyDelayMs(host, random), attempts });
 
-  const deliver = async (job: Job<OutboundDeliveryJob>, token: string | undefined): Promise<void> => {
-      // The cheap gate first: this process's share of the host, before any I/O.
-      if (job.data.host && options.local.isFull(job.data.host)) return busy(job, token);
-      const current = await currentDelivery(job);
-      if (!current) return;
-      const { delivery } = current;
-      const checked = validateDeliveryRequest({ method: delivery.method, url: delivery.url, headers: delivery.headers, body: delivery.body });
-      if (!checked.ok) {
-        await batches.record({
-          delivery,
-          attempt: { startedAt: new Date(), durationMs: 0, status: null, error: checked.reason, errorKind: 'invalid_request', excerpt: null },
-          outcome: { state: 'failed', nextAttemptAt: null },
-        });
-        log.warn({ deliveryId: delivery.id, reason: checked.reason }, 'webhook delivery refused');
-        return;
-      }
-      const host = hostKey(checked.url);
-      // Order matters: a slot first, then the circuit (asking it may take the one probe of a half-open host).
-      if (!options.local.tryAcquire(host)) return busy(job, token);
-      const state = await circuit.state(host).catch((error: unknown) => {
-        options.local.release(host);
-        throw error;
+  /**
+   * One delivery's turn: at most one attempt, recorded. It takes this process's share of the host
+   * at once (a chain job, which can wait in Redis) or in line for a while (`inLine`: a batched one).
+   */
+  const takeTurn = async (data: OutboundDeliveryJob, inLine: boolean): Promise<Turn> => {
+    // The cheap gates first, before any I/O: this process's share of the host; a batch never waits
+    // behind a slow host (its delivery leaves for a job of its own).
+    if (data.host && (inLine ? pace.isSlow(data.host) : options.local.isFull(data.host))) return busy(data.host, data.attempts ?? 0);
+    const delivery = await currentDelivery(data);
+    if (!delivery) return { kind: 'done' };
+    const checked = validateDeliveryRequest({ method: delivery.method, url: delivery.url, headers: delivery.headers, body: delivery.body });
+    if (!checked.ok) {
+      await batches.record({
+        delivery,
+        attempt: { startedAt: new Date(), durationMs: 0, status: null, error: checked.reason, errorKind: 'invalid_request', excerpt: null },
+        outcome: { state: 'failed', nextAttemptAt: null },
       });
-      if (state.state === 'open') {
-        options.local.release(host);
-        return later(job, token, state.retryAtMs - Date.now() + random() * 5_000);
-      }
+      log.warn({ deliveryId: delivery.id, reason: checked.reason }, 'webhook delivery refused');
+      return { kind: 'done' };
+    }
+    const host = hostKey(checked.url);
+    // A batch never waits behind a slow host: its delivery leaves for a job of its own.
+    if (inLine && pace.isSlow(host)) return busy(host, delivery.attemptCount);
+    // Order matters: a slot first, then the circuit (asking it may take the one probe of a half-open host).
+    const slot = inLine ? options.local.acquire(host, BATCH_HOST_WAIT_MS) : options.local.tryAcquire(host);
+    if (!(slot === true || (slot !== false && (await slot)))) return busy(host, delivery.attemptCount);
+    let state: CircuitState;
+    try {
+      state = await circuit.state(host);
+    } catch (error) {
+      options.local.release(host);
+      throw error;
+    }
+    if (state.state === 'open') {
+      options.local.release(host);
+      return { kind: 'later', delayMs: state.retryAtMs - Date.now() + random() * 5_000, attempts: delivery.attemptCount };
+    }
 
-      const startedAt = new Date();
-      let result: Awaited<ReturnType<typeof attemptDelivery>>;
-      try {
-        result = await attemptDelivery({
-          agent: options.agent,
-          method: delivery.method,
-          url: checked.url,
-          headers: deliveryHeaders(delivery, await secrets.get(delivery.botId), options.userAgent, startedAt),
-          body: delivery.body,
-          totalTimeoutMs: options.totalTimeoutMs,
-        });
-      } finally {
-        options.local.release(host);
-      }
-
-      const outcome = classifyOutcome({ status: result.status, error: result.errorKind });
-      const attempt = {
-        startedAt,
-        durationMs: Math.round(result.durationMs),
-        status: result.status ?? null,
-        error: storable(result.error),
-        errorKind: result.errorKind ?? null,
-        excerpt: storable(result.excerpt),
-      };
-      const hostTrouble = result.errorKind === 'timeout' || result.errorKind === 'network' || (result.status ?? 0) >= 500;
-      if (outcome === 'success') await circuit.recordSuccess(host, state.state === 'half_open');
-      else if (hostTrouble) await circuit.recordFailure(host);
-
-      if (outcome === 'success' || outcome === 'final') {
-        const counted = await batches.record({ delivery, attempt, outcome: { state: outcome === 'success' ? 'succeeded' : 'failed', nextAttemptAt: null } });
-        if (!counted) return resync(job, token);
-        if (outcome === 'final') log.info({ deliveryId: delivery.id, status: result.status, error: result.error }, 'webhook delivery failed for good');
-        return;
-      }
-      const delay = nextAttemptDelayMs({
-        attempt: delivery.attemptCount + 1,
-        schedule: options.retrySchedule,
-        retryAfterHeader: result.retryAfter,
-        random,
-        now: new Date(),
+    // A batched delivery also takes one of this process's slots for batched requests in flight.
+    if (inLine) await batchSlots.acquire();
+    const startedAt = new Date();
+    let result: Awaited<ReturnType<typeof attemptDelivery>>;
+    try {
+      result = await attemptDelivery({
+        agent: options.agent,
+        method: checked.method,
+        url: checked.url,
+        prechecked: true,
+        headers: deliveryHeaders(delivery, await secrets.get(delivery.botId), options.userAgent, startedAt),
+        body: delivery.body,
+        totalTimeoutMs: options.totalTimeoutMs,
       });
-      if (delay === null) {
-        if (!(await batches.record({ delivery, attempt, outcome: { state: 'failed', nextAttemptAt: null } }))) return resync(job, token);
-        log.info({ deliveryId: delivery.id, attempts: delivery.attemptCount + 1 }, 'webhook delivery exhausted its attempts');
-        return;
-      }
-      const counted = await batches.record({ delivery, attempt, outcome: { state: 'pending', nextAttemptAt: new Date(Date.now() + delay) } });
-      if (!counted) return resync(job, token);
-      await job.updateData({ ...job.data, attempts: delivery.attemptCount + 1 });
-      return later(job, token, delay);
+    } finally {
+      options.local.release(host);
+      if (inLine) batchSlots.release();
+    }
+    pace.observe(host, result.durationMs);
+
+    const outcome = classifyOutcome({ status: result.status, error: result.errorKind });
+    const attempt = {
+      startedAt,
+      durationMs: Math.round(result.durationMs),
+      status: result.status ?? null,
+      error: storable(result.error),
+      errorKind: result.errorKind ?? null,
+      excerpt: storable(result.excerpt),
+    };
+    const hostTrouble = result.errorKind === 'timeout' || result.errorKind === 'network' || (result.status ?? 0) >= 500;
+    if (outcome === 'success') await circuit.recordSuccess(host, state.state === 'half_open');
+    else if (hostTrouble) await circuit.recordFailure(host);
+
+    if (outcome === 'success' || outcome === 'final') {
+      const counted = await batches.record({ delivery, attempt, outcome: { state: outcome === 'success' ? 'succeeded' : 'failed', nextAttemptAt: null } });
+      if (!counted) return { kind: 'resync' };
+      if (outcome === 'final') log.info({ deliveryId: delivery.id, status: result.status, error: result.error }, 'webhook delivery failed for good');
+      return { kind: 'done' };
+    }
+    const delay = nextAttemptDelayMs({
+      attempt: delivery.attemptCount + 1,
+      schedule: options.retrySchedule,
+      retryAfterHeader: result.retryAfter,
+      random,
+      now: new Date(),
+    });
+    if (delay === null) {
+      if (!(await batches.record({ delivery, attempt, outcome: { state: 'failed', nextAttemptAt: null } }))) return { kind: 'resync' };
+      log.info({ deliveryId: delivery.id, attempts: delivery.attemptCount + 1 }, 'webhook delivery exhausted its attempts');
+      return { kind: 'done' };
+    }
+    const counted = await batches.record({ delivery, attempt, outcome: { state: 'pending', nextAttemptAt: new Date(Date.now() + delay) } });
+    if (!counted) return { kind: 'resync' };
+    return { kind: 'later', delayMs: delay, attempts: delivery.attemptCount + 1 };
   };
 
-  const worker = new Worker<OutboundDeliveryJob>(
+  /** Postgres is away: the delivery waits, without spending its retries. */
+  const waitOutOutage = (error: unknown, data: OutboundDeliveryJob): Turn => {
+    if (!isDatabaseUnavailable(error)) throw error;
+    log.warn({ err: error, deliveryId: data.deliveryId }, 'postgres unreachable; delivery waits');
+    return { kind: 'later', delayMs: 2_000 + random() * 3_000, attempts: data.attempts ?? 0 };
+  };
+
+  /** A delivery's chain as the database has it, when it is still to be delivered. */
+  const fromDatabase = async (data: OutboundDeliveryJob): Promise<{ data: OutboundDeliveryJob; delayMs: number } | null> => {
+    const loaded = await batches.load(data.deliveryId);
+    if (!loaded || loaded.delivery.state !== 'pending') return null;
+    const { delivery } = loaded;
+    return {
+      data: { ...data, chain: delivery.chain, attempts: delivery.attemptCount },
+      delayMs: Math.max(0, (delivery.nextAttemptAt?.getTime() ?? 0) - Date.now()),
+    };
+  };
+
+  const chainWorker = new Worker<OutboundDeliveryJob>(
     QUEUES.outboundWebhooks,
     async (job, token) => {
-      try {
-        await deliver(job, token);
-      } catch (error) {
-        if (error instanceof DelayedError || !isDatabaseUnavailable(error)) throw error;
-        // Postgres is away: the delivery waits, without spending the job's retries.
-        log.warn({ err: error, deliveryId: job.data.deliveryId }, 'postgres unreachable; delivery waits');
-        await later(job, token, 2_000 + random() * 3_000);
+      const turn = await takeTurn(job.data, false).catch((error: unknown) => waitOutOutage(error, job.data));
+      if (turn.kind === 'done') return;
+      if (turn.kind === 'resync') {
+        const current = await fromDatabase(job.data);
+        if (!current) return;
+        await job.updateData(current.data);
+        await job.moveToDelayed(Date.now() + Math.max(1, Math.round(current.delayMs)), token);
+        throw new DelayedError();
       }
+      if (turn.attempts !== (job.data.attempts ?? 0)) await job.updateData({ ...job.data, attempts: turn.attempts });
+      await job.moveToDelayed(Date.now() + Math.max(1, Math.round(turn.delayMs)), token);
+      throw new DelayedError();
     },
-    {
-      connection: options.connection,
-      prefix: options.prefix,
-      concurrency: options.concurrency,
-      maxStalledCount: 1_000,
-      ...(options.lockDuration ? { lockDuration: options.lockDuration } : {}),
-      ...(options.stalledInterval ? { stalledInterval: options.stalledInterval } : {}),
-    },
+    workerOptions(options, options.concurrency),
   );
-  worker.on('error', (error) => log.warn({ err: error }, 'outbound worker error'));
-  worker.on('failed', (job, error) => log.error({ err: error, jobId: job?.id }, 'outbound delivery job failed'));
-  return worker;
+
+  /**
+   * A batch: every delivery takes its turn (in line for its host, then for one of this process's
+   * batch slots); one that must wait leaves for a chain job of its own. A batch run again (its
+   * worker died) first asks the database which of its deliveries are still to be attempted.
+   */
+  const batchWorker = new Worker<OutboundBatchJob>(
+    QUEUES.outboundBatches,
+    async (job) => {
+      const leaving: Array<ReturnType<typeof chainJob>> = [];
+      let members = job.data.deliveries;
+      if (job.attemptsStarted > 1) {
+        const fresh: OutboundDeliveryJob[] = [];
+        await Promise.all(
+          members.map(async (member) => {
+            const current = await fromDatabase(member);
+            if (!current) return;
+            if (current.data.chain === member.chain && current.data.attempts === (member.attempts ?? 0)) fresh.push(member);
+            else leaving.push(chainJob(current.data, current.delayMs));
+          }),
+        );
+        members = fresh;
+      }
+      const turnOf = async (member: OutboundDeliveryJob): Promise<void> => {
+        const turn = await takeTurn(member, true)
+          .catch((error: unknown) => waitOutOutage(error, member))
+          .catch((error: unknown): Turn => {
+            log.error({ err: error, deliveryId: member.deliveryId }, 'batched delivery failed; it leaves its batch');
+            return { kind: 'later', delayMs: 5_000, attempts: member.attempts ?? 0 };
+          });
+        if (turn.kind === 'later') leaving.push(chainJob({ ...member, attempts: turn.attempts }, turn.delayMs));
+        if (turn.kind === 'resync') {
+          const current = await fromDatabase(member);
+          if (current) leaving.push(chainJob(current.data, current.delayMs));
+        }
+      };
+      const turns: Array<Promise<void>> = [];
+      for (const [index, member] of members.entries()) {
+        // Let other work run between groups of starts: a hundred at once would hold the event loop.
+        if (index > 0 && index % 10 === 0) await setImmediatePromise();
+        turns.push(turnOf(member));
+      }
+      await Promise.all(turns);
+      // In small groups: Redis runs a bulk add as one transaction, and a long one holds up every other client.
+      for (let start = 0; start < leaving.length; start += HANDOFF_GROUP) await options.chains.addBulk(leaving.slice(start, start + HANDOFF_GROUP));
+    },
+    workerOptions(options, options.batchConcurrency ?? 4),
+  );
+
+  for (const worker of [chainWorker, batchWorker] as Worker[]) {
+    worker.on('error', (error) => log.warn({ err: error }, 'outbound worker error'));
+    worker.on('failed', (job, error) => log.error({ err: error, jobId: job?.id }, 'outbound delivery job failed'));
+  }
+  return [chainWorker, batchWorker];
+}
+
+function workerOptions(options: DeliveryConsumerOptions, concurrency: number) {
+  return {
+    connection: options.connection,
+    prefix: options.prefix,
+    concurrency,
+    maxStalledCount: 1_000,
+    ...(options.lockDuration ? { lockDuration: options.lockDuration } : {}),
+    ...(options.stalledInterval ? { stalledInterval: options.stalledInterval } : {}),
+  };
+}
+
+/** At most `limit` holders at once; the rest wait in line. */
+class Slots {
+  private free: number;
+  private readonly line: Array<() => void> = [];
+
+  constructor(limit: number) {
+    this.free = limit;
+  }
+
+  acquire(): Promise<void> | void {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    return new Promise<void>((resolve) => this.line.push(resolve));
+  }
+
+  /** Gives the slot to the first in line, if any. */
+  release(): void {
+    const next = this.line.shift();
+    if (next) next();
+    else this.free++;
+  }
 }
 
 /** Each bot's signing secret, read at most once a second per process (a new secret applies within a second). */

@@ -3,29 +3,35 @@ import type { Knex } from 'knex';
 import { findDelivery } from '../db/deliveries.js';
 import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import type { Logger } from '../log.js';
+import type { DeliveryRecorder } from './delivery-recorder.js';
 import { enqueueDelivery } from './enqueue.js';
 
 /**
  * Queues again deliveries left pending with nothing due for a while: recorded while Redis was
  * away, or whose job was lost. The job id names the chain, so a delivery whose job still exists
- * (waiting for a busy host, say) is left as it is. Harmless to run in every worker process.
+ * (waiting for a busy host, say) is left as it is, and so is one still waiting in its batch job.
+ * Harmless to run in every worker process.
  */
 export function startStrandedSweeper(options: {
   db: Knex;
   queue: Queue<OutboundDeliveryJob>;
+  /** Tells whether a delivery still waits in the batch job it was queued in. */
+  recorder: Pick<DeliveryRecorder, 'waitsInBatch'>;
   log: Logger;
   intervalMs?: number;
   staleMs?: number;
 }): { stop(): void } {
   const staleMs = options.staleMs ?? 10 * 60_000;
   const sweep = async () => {
-    const rows: Array<{ id: string }> = await options.db('deliveries')
+    const rows: Array<{ id: string; queued_in: string | null }> = await options.db('deliveries')
       .where({ state: 'pending' })
       .andWhere('updated_at', '<', new Date(Date.now() - staleMs))
       .andWhere((q) => q.whereNull('next_attempt_at').orWhere('next_attempt_at', '<', new Date(Date.now() - staleMs)))
       .limit(500)
-      .select('id');
-    for (const { id } of rows) {
+      .select('id', 'queued_in');
+    let queued = 0;
+    for (const { id, queued_in: batch } of rows) {
+      if (await options.recorder.waitsInBatch(batch)) continue;
       const d = await findDelivery(options.db, id);
       if (!d || d.state !== 'pending') continue;
       await enqueueDelivery(options.queue, {
@@ -33,8 +39,9 @@ export function startStrandedSweeper(options: {
         chain: d.chain,
         request: { botId: d.botId, messageId: d.messageId, method: d.method, url: d.url, headers: d.headers, body: d.body },
       });
+      queued++;
     }
-    if (rows.length) options.log.info({ deliveries: rows.length }, 'pending deliveries queued again');
+    if (queued > 0) options.log.info({ deliveries: queued }, 'pending deliveries queued again');
   };
   const interval = options.intervalMs ?? 60_000;
   const timer = setInterval(() => {

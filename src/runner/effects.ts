@@ -4,9 +4,8 @@ import type { Knex } from 'knex';
 import type { DialogStatus } from '../domain/dialog.js';
 import type { Effect } from '../domain/engine/index.js';
 import { DIALOG_EVENT_JOB_OPTIONS, delayJobId, STEP_RUN_JOB, type DialogEventJob } from '../jobs/dialog-event-job.js';
-import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import type { Logger } from '../log.js';
-import { enqueueDelivery } from '../outbound/enqueue.js';
+import type { DeliveryRecorder } from '../outbound/delivery-recorder.js';
 import { TelegramSendError, type BotCredentials, type TelegramSender } from '../telegram/index.js';
 import type { DialogRef } from './dialog-inbox.js';
 
@@ -15,7 +14,7 @@ export interface EffectDeps {
   log: Logger;
   sender: TelegramSender;
   stepRuns: Queue<DialogEventJob>;
-  outbound: Queue<OutboundDeliveryJob>;
+  deliveries: DeliveryRecorder;
 }
 
 /** A UUID (version 5 layout) derived from a name, so the same effect of the same run gets the same id. */
@@ -32,45 +31,25 @@ export function nameBasedUuid(name: string): string {
  * run handled again after a failure records and sends the call once, not once per try.
  */
 export async function recordDelivery(
-  deps: Pick<EffectDeps, 'db' | 'outbound'>,
+  deps: Pick<EffectDeps, 'deliveries'>,
   dialog: DialogRef,
   effect: Extract<Effect, { type: 'send_webhook' }>,
   effectKey?: string,
 ): Promise<string> {
   const id = effectKey ? nameBasedUuid(`${dialog.botId}/${dialog.chatId}/${effectKey}`) : randomUUID();
-  const request = {
-    botId: dialog.botId,
-    messageId: `msg_${id.replace(/-/g, '')}`,
-    method: effect.method,
-    url: effect.url,
-    headers: effect.headers,
-    body: effect.body,
-  };
-  const inserted = await deps
-    .db('deliveries')
-    .insert({
-      id,
-      bot_id: dialog.botId,
-      chat_id: dialog.chatId,
-      step_id: effect.stepId,
-      message_id: request.messageId,
-      method: request.method,
-      url: request.url,
-      headers: JSON.stringify(request.headers),
-      body: request.body,
-    })
-    .onConflict('id')
-    .ignore()
-    .returning('id');
-  if (inserted.length === 0) {
-    // Recorded by an earlier try of this run: queue it again only if it is still to be delivered
-    // (the job id makes that a no-op while its job exists).
-    const existing = await deps.db('deliveries').where({ id }).first('state', 'chain');
-    if (existing?.state !== 'pending') return id;
-    await enqueueDelivery(deps.outbound, { id, chain: existing.chain, request });
-    return id;
-  }
-  await enqueueDelivery(deps.outbound, { id, chain: 1, request });
+  await deps.deliveries.record({
+    id,
+    chatId: dialog.chatId,
+    stepId: effect.stepId,
+    request: {
+      botId: dialog.botId,
+      messageId: `msg_${id.replace(/-/g, '')}`,
+      method: effect.method,
+      url: effect.url,
+      headers: effect.headers,
+      body: effect.body,
+    },
+  });
   return id;
 }
 

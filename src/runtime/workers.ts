@@ -4,10 +4,11 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
 import { DIALOG_EVENT_JOB_OPTIONS, STEP_RUN_JOB, type DialogEventJob } from '../jobs/dialog-event-job.js';
 import { sequenceOf } from '../jobs/dialog-update-job.js';
-import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
+import type { OutboundBatchJob, OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
 import { startDeliveryConsumer } from '../outbound/delivery-consumer.js';
+import { DeliveryRecorder } from '../outbound/delivery-recorder.js';
 import { startStrandedSweeper } from '../outbound/stranded-sweeper.js';
 import { createGuardedAgent } from '../outbound/delivery/index.js';
 import { HostCircuit, LocalHostLimiter } from '../outbound/fairness/index.js';
@@ -39,6 +40,8 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
   const stepRuns = new Queue<DialogEventJob>(QUEUES.stepRuns, { connection, prefix });
   const telegramUpdates = new Queue<DialogEventJob>(QUEUES.telegramUpdates, { connection, prefix });
   const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection, prefix });
+  const outboundBatches = new Queue<OutboundBatchJob>(QUEUES.outboundBatches, { connection, prefix });
+  const deliveries = new DeliveryRecorder(db, { chains: outbound, batches: outboundBatches });
   const registry = new BotRegistry({ apiRoot: config.telegramApiRoot });
   const limiter = new SendLimiter(connection, { prefix, limits: { botPerSecond: config.telegramBotRateLimit, chatPerSecond: config.telegramChatRateLimit } });
   const sender = new TelegramSender({ registry, limiter, log: log.child({ component: 'telegram' }) });
@@ -47,7 +50,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     connectTimeoutMs: Math.min(config.outboundTimeoutMs, 10_000),
     agentOptions: { connections: config.outboundMaxPerHost, keepAliveTimeout: 10_000 },
   });
-  const runner = new DialogRunner({ db, log: log.child({ component: 'runner' }), registry, sender, stepRuns, outbound });
+  const runner = new DialogRunner({ db, log: log.child({ component: 'runner' }), registry, sender, stepRuns, deliveries });
 
   const dialogUpdates = startDialogUpdatesConsumer({
     db,
@@ -81,8 +84,9 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     dialogUpdates,
     eventConsumer(QUEUES.telegramUpdates),
     eventConsumer(QUEUES.stepRuns),
-    startDeliveryConsumer({
+    ...startDeliveryConsumer({
       db,
+      chains: outbound,
       connection,
       prefix,
       log: log.child({ queue: QUEUES.outboundWebhooks }),
@@ -98,7 +102,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     }),
   ];
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
-  const sweeper = startStrandedSweeper({ db, queue: outbound, log: log.child({ component: 'outbound-sweeper' }) });
+  const sweeper = startStrandedSweeper({ db, queue: outbound, recorder: deliveries, log: log.child({ component: 'outbound-sweeper' }) });
 
   let pollers: Pollers | null = null;
   if ((options.poll ?? true) && !usesWebhook(config.publicUrl)) {
@@ -129,7 +133,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
       sweeper.stop();
       await pollers?.stop();
       await Promise.all(workers.map((worker) => worker.close()));
-      await Promise.all([stepRuns.close(), telegramUpdates.close(), outbound.close()]);
+      await Promise.all([stepRuns.close(), telegramUpdates.close(), outbound.close(), outboundBatches.close()]);
       await outboundAgent.close();
       connection.disconnect();
     },
