@@ -49,7 +49,7 @@ try {
   if (!only || only === 'outbound') {
     const o = await benchOutbound(database);
     lines.push(
-      '(e) outbound: deliveries to a fast local sink through one worker process, each recorded with its attempt',
+      '(e) outbound: deliveries to a fast local sink through one worker process, each recorded with its attempt (median of 3 alternating rounds)',
       `    bare undici loop         ${fmt(o.bareRequestsPerSec)} req/s`,
       `    deliveries               ${fmt(o.deliveriesPerSec)} deliveries/s   (recorded together: batch jobs)`,
       `    ratio                    ${ratio(o.deliveriesPerSec, o.bareRequestsPerSec)}   (target ≥ 0.50 ×)`,

@@ -409,6 +409,40 @@ describe('deliveries recorded together', () => {
     }
   });
 
+  it('those held back by a busy host wait together, as their batch job, and go when it frees', async () => {
+    const own = await startHarness({ workers: true, env: { OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8', OUTBOUND_TIMEOUT_MS: '5000', OUTBOUND_MAX_PER_HOST: '4' } });
+    const queues = recorderFor(own.db, own.config.queuePrefix);
+    const target = await startTarget((req, res) => setTimeout(() => answer(200)(req, res), 1_500));
+    try {
+      const { botId: ownBot } = await createBotWithEndpoint(own);
+      // The host's share is 4: four go at once; the other four wait in line, then with their batch.
+      const ids = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          recordDelivery({ deliveries: queues.recorder }, { botId: ownBot, chatId: 1 }, {
+            type: 'send_webhook', stepId: '00000000-0000-4000-8000-000000000000', method: 'GET', url: `${target.url}/held-${i}`, headers: {}, body: null,
+          }),
+        ),
+      );
+      const [{ queued_in: batchId }] = await own.db('deliveries').whereIn('id', ids).distinct('queued_in');
+      await waitFor(async () => (await queues.batches.getJob(batchId))?.isDelayed(), 5_000, 'the batch waiting for its host');
+      expect((await queues.batches.getJob(batchId))!.data.deliveries).toHaveLength(4);
+      expect(await queues.chains.getJobCounts('wait', 'active', 'delayed')).toEqual({ wait: 0, active: 0, delayed: 0 });
+      for (const id of ids) {
+        const row = await waitFor(async () => {
+          const found = await own.db('deliveries').where({ id }).first();
+          return found.state !== 'pending' ? found : null;
+        }, 15_000);
+        expect(row.state).toBe('succeeded');
+        expect((await own.db('delivery_attempts').where({ delivery_id: id })).map((a: { status: number }) => a.status)).toEqual([200]);
+      }
+      expect(target.requests.filter((r) => r.url.startsWith('/held-'))).toHaveLength(8);
+    } finally {
+      await target.close();
+      await queues.close();
+      await own.close();
+    }
+  });
+
   it('a batched delivery that must retry leaves its batch and is retried alone', async () => {
     let calls = 0;
     const target = await startTarget((req, res) => {

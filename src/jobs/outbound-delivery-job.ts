@@ -31,7 +31,8 @@ export interface OutboundDeliveryJob {
 /**
  * The first attempts of deliveries recorded together (a burst of send_webhook steps): one job for
  * up to a hundred, so that a delivery costs a fraction of a queue operation. A delivery that must
- * wait (a retry, a busy host) leaves the batch for a job of its own on `outbound-webhooks`.
+ * retry leaves the batch for a job of its own on `outbound-webhooks`; those held back by their host
+ * wait together, the batch delayed as one job.
  */
 export interface OutboundBatchJob {
   deliveries: OutboundDeliveryJob[];

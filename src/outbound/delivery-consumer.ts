@@ -69,15 +69,18 @@ export function deliveryHeaders(delivery: DeliveryRecord, signingSecret: string 
 /** What became of one delivery's turn. */
 type Turn =
   | { kind: 'done' }
-  /** Try again after `delayMs`; `attempts` is the count recorded in the chain so far. */
-  | { kind: 'later'; delayMs: number; attempts: number }
+  /**
+   * Try again after `delayMs`; `attempts` is the count recorded in the chain so far. `host`: not
+   * attempted because of its host (busy, slow or short-circuited), so a batch may wait as a whole.
+   */
+  | { kind: 'later'; delayMs: number; attempts: number; host?: true }
   /** The delivery is not as the job thought: carry on from what the database says. */
   | { kind: 'resync' };
 
 /** Deliveries leaving a batch are queued so many at a time. */
 const HANDOFF_GROUP = 20;
 
-/** How long a batched delivery waits in line for its host before leaving the batch for a job of its own. */
+/** How long a batched delivery waits in line for its host before it is held back with its batch. */
 const BATCH_HOST_WAIT_MS = 1_000;
 
 /**
@@ -125,7 +128,9 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
   };
 
   // A host with all its slots taken: wait a while (spread out, so waiting jobs do not wake together).
-  const busy = (host: string, attempts: number): Turn => ({ kind: 'later', delayMs: pace.busyDelayMs(host, random), attempts });
+  const busy = (host: string, attempts: number): Turn => ({ kind: 'later', delayMs: pace.busyDelayMs(host, random), attempts, host: true });
+  // A batched delivery to a host known to be slow: it waits as a chain job, never holding its batch.
+  const slowHost = (host: string, attempts: number): Turn => ({ kind: 'later', delayMs: pace.busyDelayMs(host, random), attempts });
 
   /**
    * One delivery's turn: at most one attempt, recorded. It takes this process's share of the host
@@ -133,8 +138,9 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
    */
   const takeTurn = async (data: OutboundDeliveryJob, inLine: boolean): Promise<Turn> => {
     // The cheap gates first, before any I/O: this process's share of the host; a batch never waits
-    // behind a slow host (its delivery leaves for a job of its own).
-    if (data.host && (inLine ? pace.isSlow(data.host) : options.local.isFull(data.host))) return busy(data.host, data.attempts ?? 0);
+    // behind a slow host (the delivery leaves for a chain job of its own).
+    if (data.host && inLine && pace.isSlow(data.host)) return slowHost(data.host, data.attempts ?? 0);
+    if (data.host && !inLine && options.local.isFull(data.host)) return busy(data.host, data.attempts ?? 0);
     const delivery = await currentDelivery(data);
     if (!delivery) return { kind: 'done' };
     const checked = validateDeliveryRequest({ method: delivery.method, url: delivery.url, headers: delivery.headers, body: delivery.body });
@@ -148,8 +154,7 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
       return { kind: 'done' };
     }
     const host = hostKey(checked.url);
-    // A batch never waits behind a slow host: its delivery leaves for a job of its own.
-    if (inLine && pace.isSlow(host)) return busy(host, delivery.attemptCount);
+    if (inLine && pace.isSlow(host)) return slowHost(host, delivery.attemptCount);
     // Order matters: a slot first, then the circuit (asking it may take the one probe of a half-open host).
     const slot = inLine ? options.local.acquire(host, BATCH_HOST_WAIT_MS) : options.local.tryAcquire(host);
     if (!(slot === true || (slot !== false && (await slot)))) return busy(host, delivery.attemptCount);
@@ -162,7 +167,7 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
     }
     if (state.state === 'open') {
       options.local.release(host);
-      return { kind: 'later', delayMs: state.retryAtMs - Date.now() + random() * 5_000, attempts: delivery.attemptCount };
+      return { kind: 'later', delayMs: state.retryAtMs - Date.now() + random() * 5_000, attempts: delivery.attemptCount, host: true };
     }
 
     // A batched delivery also takes one of this process's slots for batched requests in flight.
@@ -260,13 +265,17 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
 
   /**
    * A batch: every delivery takes its turn (in line for its host, then for one of this process's
-   * batch slots); one that must wait leaves for a chain job of its own. A batch run again (its
-   * worker died) first asks the database which of its deliveries are still to be attempted.
+   * batch slots). One that must retry leaves for a chain job of its own; those held back by their
+   * host (busy, slow, short-circuited) stay together, and the batch waits in Redis as one job
+   * until the earliest of them may go. A batch run again (it waited, or its worker died) first
+   * asks the database which of its deliveries are still to be attempted.
    */
   const batchWorker = new Worker<OutboundBatchJob>(
     QUEUES.outboundBatches,
-    async (job) => {
+    async (job, token) => {
       const leaving: Array<ReturnType<typeof chainJob>> = [];
+      const held: OutboundDeliveryJob[] = [];
+      let heldForMs = Infinity;
       let members = job.data.deliveries;
       if (job.attemptsStarted > 1) {
         const fresh: OutboundDeliveryJob[] = [];
@@ -287,7 +296,12 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
             log.error({ err: error, deliveryId: member.deliveryId }, 'batched delivery failed; it leaves its batch');
             return { kind: 'later', delayMs: 5_000, attempts: member.attempts ?? 0 };
           });
-        if (turn.kind === 'later') leaving.push(chainJob({ ...member, attempts: turn.attempts }, turn.delayMs));
+        if (turn.kind === 'later' && turn.host) {
+          held.push({ ...member, attempts: turn.attempts });
+          heldForMs = Math.min(heldForMs, turn.delayMs);
+        } else if (turn.kind === 'later') {
+          leaving.push(chainJob({ ...member, attempts: turn.attempts }, turn.delayMs));
+        }
         if (turn.kind === 'resync') {
           const current = await fromDatabase(member);
           if (current) leaving.push(chainJob(current.data, current.delayMs));
@@ -302,6 +316,10 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
       await Promise.all(turns);
       // In small groups: Redis runs a bulk add as one transaction, and a long one holds up every other client.
       for (let start = 0; start < leaving.length; start += HANDOFF_GROUP) await options.chains.addBulk(leaving.slice(start, start + HANDOFF_GROUP));
+      if (held.length === 0) return;
+      await job.updateData({ deliveries: held });
+      await job.moveToDelayed(Date.now() + Math.max(1, Math.round(heldForMs)), token);
+      throw new DelayedError();
     },
     workerOptions(options, options.batchConcurrency ?? 4),
   );
