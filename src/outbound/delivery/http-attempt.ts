@@ -178,7 +178,7 @@ function readLimited(body: Dispatcher.ResponseData['body'], maxReadBytes: number
       done = true;
       body.off('data', onData);
       body.off('end', onEnd);
-      body.off('error', finish);
+      // The error listener stays: destroying the body emits one, which `done` ignores.
       // Destroying a body left unread makes undici close the connection.
       if (!body.destroyed) body.destroy();
       const excerpt = decodeExcerpt(kept.length === 1 ? kept[0]! : Buffer.concat(kept));
