@@ -2,16 +2,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const TSX = new URL('../../node_modules/.bin/tsx', import.meta.url).pathname;
+// The bench runs compiled (`npm run bench` builds first), as production runs `node dist/…`: every
+// process it starts, flowpost's and the ceilings', runs its compiled JavaScript with plain node.
+const DIST = new URL('../../', import.meta.url);
 
 export interface Child {
   process: ChildProcess;
   stop(): Promise<void>;
 }
 
-/** Runs a TypeScript entry point in its own process (so it has a core of its own, as in production). */
+/** Runs an entry point (`src/cli/worker.ts`: its compiled JavaScript) in its own process, as in production. */
 export function runScript(script: string, env: Record<string, string>): Child {
-  const child = spawn(TSX, [script], {
+  const compiled = new URL(script.replace(/\.ts$/, '.js'), DIST).pathname;
+  const child = spawn(process.execPath, [compiled], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
