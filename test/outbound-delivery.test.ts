@@ -285,6 +285,25 @@ describe('fairness', () => {
   });
 });
 
+/** Worker processes of their own (one is killed), with a short lock so that another takes over soon. */
+function crashEnv(suffix: string) {
+  return {
+    ...process.env,
+    DATABASE_URL: h.config.databaseUrl,
+    REDIS_URL,
+    QUEUE_PREFIX: `${h.config.queuePrefix}_${suffix}`,
+    OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
+    OUTBOUND_TIMEOUT_MS: '20000',
+    QUEUE_LOCK_MS: '1000',
+    PUBLIC_URL: 'https://flowpost.test',
+    LOG_LEVEL: 'silent',
+  };
+}
+
+function spawnWorker(env: NodeJS.ProcessEnv) {
+  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/worker.ts'], { env, stdio: 'ignore' });
+}
+
 describe('crash safety', () => {
   it('a batch whose worker died is taken over: what was recorded is not sent again, the rest is', async () => {
     const hits = new Map<string, number>();
@@ -293,20 +312,9 @@ describe('crash safety', () => {
       if (req.url === '/hang' && hits.get('/hang') === 1) return; // its worker process dies meanwhile
       answer(200)(req, res);
     });
-    const env = {
-      ...process.env,
-      DATABASE_URL: h.config.databaseUrl,
-      REDIS_URL,
-      QUEUE_PREFIX: `${h.config.queuePrefix}_batchcrash`,
-      OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
-      OUTBOUND_TIMEOUT_MS: '20000',
-      QUEUE_LOCK_MS: '1000',
-      PUBLIC_URL: 'https://flowpost.test',
-      LOG_LEVEL: 'silent',
-    };
-    const spawnWorker = () => spawn(process.execPath, ['--import', 'tsx', 'src/cli/worker.ts'], { env, stdio: 'ignore' });
+    const env = crashEnv('batchcrash');
     const queues = recorderFor(h.db, env.QUEUE_PREFIX);
-    const first = spawnWorker();
+    const first = spawnWorker(env);
     let second: ReturnType<typeof spawnWorker> | undefined;
     try {
       const ids = await Promise.all(
@@ -325,7 +333,7 @@ describe('crash safety', () => {
       first.kill('SIGKILL');
       await new Promise((resolve) => first.once('exit', resolve));
       expect((await h.db('deliveries').where({ id: hang }).first()).state).toBe('pending');
-      second = spawnWorker();
+      second = spawnWorker(env);
       const row = await waitFor(async () => {
         const found = await h.db('deliveries').where({ id: hang }).first();
         return found.state !== 'pending' ? found : null;
@@ -349,20 +357,9 @@ describe('crash safety', () => {
       if (calls === 1) return; // the first attempt hangs: its worker process dies meanwhile
       answer(200)(req, res);
     });
-    const env = {
-      ...process.env,
-      DATABASE_URL: h.config.databaseUrl,
-      REDIS_URL,
-      QUEUE_PREFIX: `${h.config.queuePrefix}_crash`,
-      OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
-      OUTBOUND_TIMEOUT_MS: '20000',
-      QUEUE_LOCK_MS: '1000',
-      PUBLIC_URL: 'https://flowpost.test',
-      LOG_LEVEL: 'silent',
-    };
-    const spawnWorker = () => spawn(process.execPath, ['--import', 'tsx', 'src/cli/worker.ts'], { env, stdio: 'ignore' });
+    const env = crashEnv('crash');
     const queues = recorderFor(h.db, env.QUEUE_PREFIX);
-    const first = spawnWorker();
+    const first = spawnWorker(env);
     let second: ReturnType<typeof spawnWorker> | undefined;
     try {
       const id = await recordDelivery({ deliveries: queues.recorder }, { botId, chatId: 1 }, {
@@ -372,7 +369,7 @@ describe('crash safety', () => {
       first.kill('SIGKILL');
       await new Promise((resolve) => first.once('exit', resolve));
       expect((await h.db('deliveries').where({ id }).first()).state).toBe('pending');
-      second = spawnWorker();
+      second = spawnWorker(env);
       const row = await waitFor(async () => {
         const found = await h.db('deliveries').where({ id }).first();
         return found.state !== 'pending' ? found : null;

@@ -34,13 +34,13 @@ export interface DeliveryToQueue {
  * never mistaken for the stored job of an earlier one. The job lives until the chain ends: retries
  * are the same job, delayed; a worker that dies mid-attempt leaves it to be picked up again.
  */
-export async function enqueueDelivery(queue: Queue<OutboundDeliveryJob>, delivery: DeliveryToQueue, delayMs = 0): Promise<void> {
-  const job = deliveryJob(delivery, delayMs);
+export async function enqueueDelivery(queue: Queue<OutboundDeliveryJob>, delivery: DeliveryToQueue): Promise<void> {
+  const job = deliveryJob(delivery);
   await queue.add(job.name, job.data, job.opts);
 }
 
 /** The job of a delivery's chain (also for `addBulk`). */
-export function deliveryJob(delivery: DeliveryToQueue, delayMs = 0) {
+export function deliveryJob(delivery: DeliveryToQueue) {
   const data: OutboundDeliveryJob = { deliveryId: delivery.id, chain: delivery.chain, attempts: 0 };
   try {
     data.host = hostKey(new URL(delivery.request.url));
@@ -48,7 +48,7 @@ export function deliveryJob(delivery: DeliveryToQueue, delayMs = 0) {
     // an invalid URL fails at its attempt, with the reason recorded
   }
   if (inlineable(delivery.request)) data.request = delivery.request;
-  return chainJob(data, delayMs);
+  return chainJob(data);
 }
 
 /** The job of a chain from what a job already knows of it (a delivery leaving its batch, say). */
