@@ -1,5 +1,5 @@
 import { setImmediate as setImmediatePromise } from 'node:timers/promises';
-import { DelayedError, Worker, type Queue } from 'bullmq';
+import { DelayedError, Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isDatabaseUnavailable } from '../db/connection.js';
 import type { Knex } from 'knex';
@@ -157,7 +157,7 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
     if (inLine && pace.isSlow(host)) return slowHost(host, delivery.attemptCount);
     // Order matters: a slot first, then the circuit (asking it may take the one probe of a half-open host).
     const slot = inLine ? options.local.acquire(host, BATCH_HOST_WAIT_MS) : options.local.tryAcquire(host);
-    if (!(slot === true || (slot !== false && (await slot)))) return busy(host, delivery.attemptCount);
+    if (!(await slot)) return busy(host, delivery.attemptCount);
     let state: CircuitState;
     try {
       state = await circuit.state(host);
@@ -244,6 +244,18 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
     };
   };
 
+  /** The job waits in Redis for `delayMs` (BullMQ takes it up again then). */
+  const waitInRedis = async (job: Job, token: string | undefined, delayMs: number): Promise<never> => {
+    await job.moveToDelayed(Date.now() + Math.max(1, Math.round(delayMs)), token);
+    throw new DelayedError();
+  };
+
+  /** The chain job that carries on a delivery from what the database has of it, if still to be delivered. */
+  const chainFromDatabase = async (member: OutboundDeliveryJob) => {
+    const current = await fromDatabase(member);
+    return current ? chainJob(current.data, current.delayMs) : null;
+  };
+
   const chainWorker = new Worker<OutboundDeliveryJob>(
     QUEUES.outboundWebhooks,
     async (job, token) => {
@@ -253,12 +265,10 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
         const current = await fromDatabase(job.data);
         if (!current) return;
         await job.updateData(current.data);
-        await job.moveToDelayed(Date.now() + Math.max(1, Math.round(current.delayMs)), token);
-        throw new DelayedError();
+        return waitInRedis(job, token, current.delayMs);
       }
       if (turn.attempts !== (job.data.attempts ?? 0)) await job.updateData({ ...job.data, attempts: turn.attempts });
-      await job.moveToDelayed(Date.now() + Math.max(1, Math.round(turn.delayMs)), token);
-      throw new DelayedError();
+      return waitInRedis(job, token, turn.delayMs);
     },
     workerOptions(options, options.concurrency),
   );
@@ -303,8 +313,8 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
           leaving.push(chainJob({ ...member, attempts: turn.attempts }, turn.delayMs));
         }
         if (turn.kind === 'resync') {
-          const current = await fromDatabase(member);
-          if (current) leaving.push(chainJob(current.data, current.delayMs));
+          const chain = await chainFromDatabase(member);
+          if (chain) leaving.push(chain);
         }
       };
       const turns: Array<Promise<void>> = [];
@@ -318,8 +328,7 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
       for (let start = 0; start < leaving.length; start += HANDOFF_GROUP) await options.chains.addBulk(leaving.slice(start, start + HANDOFF_GROUP));
       if (held.length === 0) return;
       await job.updateData({ deliveries: held });
-      await job.moveToDelayed(Date.now() + Math.max(1, Math.round(heldForMs)), token);
-      throw new DelayedError();
+      return waitInRedis(job, token, heldForMs);
     },
     workerOptions(options, options.batchConcurrency ?? 4),
   );
