@@ -512,6 +512,27 @@ describe('attemptDelivery', () => {
     expect(classifyOutcome({ status: result.status, error: result.errorKind })).toBe('success');
   });
 
+  it('an attempt that waits for a connection past its deadline ends then and is never sent', async () => {
+    let release: () => void = () => undefined;
+    behaviour = (req, res) => {
+      if (req.url === '/held') release = () => res.end('late');
+      else res.end('ok');
+    };
+    const single = agent({ allowCidrs: LOOPBACK_ALLOWED, agentOptions: { connections: 1 } });
+    const before = server.requests.length;
+    const held = attemptDelivery({ agent: single, method: 'GET', url: `${server.url}/held`, totalTimeoutMs: 5_000 });
+    const queued = await attemptDelivery({ agent: single, method: 'GET', url: `${server.url}/queued`, totalTimeoutMs: 300 });
+    expect(queued.errorKind).toBe('timeout');
+    expect(queued.status).toBeUndefined();
+    expect(queued.durationMs).toBeGreaterThanOrEqual(250);
+    expect(queued.durationMs).toBeLessThan(1_500);
+    // The one connection comes free: the attempt that gave up is not sent on it.
+    release();
+    expect((await held).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(server.requests.slice(before).map((r) => r.url)).toEqual(['/held']);
+  });
+
   it('connection refused is a network error', async () => {
     const port = await freePort();
     const result = await attemptDelivery({ agent: open, method: 'GET', url: `http://127.0.0.1:${port}/` });

@@ -6,12 +6,12 @@
  * - Redirects are never followed: a 3xx is reported as `redirect`, with its status.
  * - A total deadline bounds the whole attempt (lookup, connect, headers, body), besides undici's
  *   connect / headers / body timeouts.
- * - At most `maxReadBytes` of the response body are read, then the stream is destroyed; the first
- *   `excerptBytes` are kept as text for the attempt log.
+ * - At most `maxReadBytes` of the response body are read, then the connection is dropped; the
+ *   first `excerptBytes` are kept as text for the attempt log.
  */
-import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { DeadlineBuckets, type DeadlineBucket, type Expiring } from './deadline-buckets.js';
 import { validateDeliveryRequest } from './request-validation.js';
 
 export type AttemptErrorKind =
@@ -75,135 +75,213 @@ const TIMEOUT_CODES = new Set([
 ]);
 
 /** Makes one attempt; resolves with what happened, never rejects. */
-export async function attemptDelivery(input: AttemptInput): Promise<AttemptResult> {
+export function attemptDelivery(input: AttemptInput): Promise<AttemptResult> {
   const started = performance.now();
-  try {
-    return await attempt(input, started);
-  } catch (failure) {
-    // Only a programming error (bad options, say) gets here; it is still a described failure.
-    return {
-      excerpt: null,
-      retryAfter: null,
-      bytesRead: 0,
-      truncated: false,
-      durationMs: performance.now() - started,
-      error: withCode(failure, codeOf(failure)),
-      errorKind: 'network',
-    };
-  }
-}
-
-async function attempt(input: AttemptInput, started: number): Promise<AttemptResult> {
   const totalTimeoutMs = input.totalTimeoutMs ?? 10_000;
   const maxReadBytes = input.maxReadBytes ?? 64 * 1024;
   const excerptBytes = Math.min(input.excerptBytes ?? 2 * 1024, maxReadBytes);
   const base = { excerpt: null, retryAfter: null, bytesRead: 0, truncated: false };
   const elapsed = () => performance.now() - started;
+  if (!Number.isFinite(totalTimeoutMs) || totalTimeoutMs <= 0) {
+    // A setting gone wrong, not the webhook's fault: described as a failure that is retried.
+    return Promise.resolve({ ...base, error: 'totalTimeoutMs must be a positive number', errorKind: 'network', durationMs: elapsed() });
+  }
 
   const checked =
     input.prechecked && input.url instanceof URL
       ? ({ ok: true, url: input.url, method: input.method } as const)
       : validateDeliveryRequest({ method: input.method, url: input.url, headers: input.headers, body: input.body });
   if (!checked.ok) {
-    return {
+    return Promise.resolve({
       ...base,
       error: checked.reason,
       errorKind: checked.code === 'body_too_large' ? 'too_large' : 'invalid_request',
       durationMs: elapsed(),
-    };
+    });
   }
 
-  const deadline = sharedDeadline(totalTimeoutMs);
-  const signal = input.signal ? AbortSignal.any([deadline, input.signal]) : deadline;
-  const timeoutsMs = input.headersTimeoutMs ?? totalTimeoutMs;
-
-  let response: Dispatcher.ResponseData;
-  try {
-    response = await request(checked.url, {
-      dispatcher: input.agent,
-      method: checked.method,
+  const url = checked.url;
+  return new Promise<AttemptResult>((resolve) => {
+    const exchange = new Exchange(resolve, started, totalTimeoutMs, maxReadBytes, excerptBytes, input.signal);
+    exchange.start(input.agent, {
+      origin: url.origin,
+      path: url.search ? `${url.pathname}${url.search}` : url.pathname,
+      method: checked.method as Dispatcher.HttpMethod,
       headers: input.headers ?? {},
       body: input.body ?? null,
-      signal,
-      headersTimeout: timeoutsMs,
-      bodyTimeout: timeoutsMs,
+      headersTimeout: input.headersTimeoutMs ?? totalTimeoutMs,
+      bodyTimeout: input.headersTimeoutMs ?? totalTimeoutMs,
     });
-  } catch (failure) {
-    return { ...base, ...describeFailure(failure, deadline, input.signal, totalTimeoutMs), durationMs: elapsed() };
+  });
+}
+
+const deadlines = new DeadlineBuckets(100);
+
+/**
+ * One request and its answer, through undici's dispatch API: the status, the headers it needs and
+ * at most `maxReadBytes` of the body arrive as callbacks, with no response stream or promise per
+ * request. It settles once: at the end of the answer, on an error, at the total deadline (shared
+ * per 100 ms with the attempts started alongside), or when the caller aborts.
+ */
+class Exchange implements Dispatcher.DispatchHandler, Expiring {
+  private controller: Dispatcher.DispatchController | null = null;
+  private bucket: DeadlineBucket | null = null;
+  private settled = false;
+  private gaveUp: 'timeout' | 'aborted' | null = null;
+  private status: number | undefined;
+  private retryAfter: string | null = null;
+  private location: string | null = null;
+  private kept: Buffer[] = [];
+  private keptBytes = 0;
+  private bytesRead = 0;
+  private truncated = false;
+
+  constructor(
+    private readonly resolve: (result: AttemptResult) => void,
+    private readonly started: number,
+    private readonly totalTimeoutMs: number,
+    private readonly maxReadBytes: number,
+    private readonly excerptBytes: number,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  start(agent: Dispatcher, options: Dispatcher.DispatchOptions): void {
+    if (this.signal?.aborted) {
+      this.gaveUp = 'aborted';
+      this.fail(new Error('aborted before it started'));
+      return;
+    }
+    this.bucket = deadlines.watch(this, this.totalTimeoutMs);
+    this.signal?.addEventListener('abort', this.onCallerAbort);
+    try {
+      agent.dispatch(options, this);
+    } catch (failure) {
+      // A dispatcher reports bad options through onResponseError; any other throw is described too.
+      this.fail(failure);
+    }
   }
 
-  const status = response.statusCode;
-  const retryAfter = firstHeader(response.headers['retry-after']);
-  const read = await readLimited(response.body, maxReadBytes, excerptBytes);
-  const result: AttemptResult = {
-    status,
-    durationMs: elapsed(),
-    excerpt: read.excerpt,
-    retryAfter,
-    bytesRead: read.bytesRead,
-    truncated: read.truncated,
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // It waited for a connection past its deadline (or its caller gave up): it is not sent.
+    if (this.settled) controller.abort(new Error('the attempt already ended'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200) return; // informational: the answer is still to come
+    this.status = statusCode;
+    this.retryAfter = firstHeader(headers['retry-after']);
+    if (statusCode >= 300 && statusCode <= 399) this.location = firstHeader(headers.location);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
+    const room = this.maxReadBytes - this.bytesRead;
+    const take = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    this.bytesRead += take.length;
+    if (this.keptBytes < this.excerptBytes) {
+      const part = take.length > this.excerptBytes - this.keptBytes ? take.subarray(0, this.excerptBytes - this.keptBytes) : take;
+      this.kept.push(part);
+      this.keptBytes += part.length;
+    }
+    if (chunk.length > room) {
+      this.truncated = true;
+      this.answered();
+      // The rest is not read: undici drops the connection.
+      controller.abort(new Error('response body limit reached'));
+    }
+  }
+
+  onResponseEnd(): void {
+    this.answered();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    if (this.settled) return;
+    if (this.status !== undefined) this.answered(error);
+    else this.fail(error);
+  }
+
+  expire(): void {
+    if (this.settled) return;
+    this.gaveUp = 'timeout';
+    this.giveUp();
+  }
+
+  private readonly onCallerAbort = (): void => {
+    if (this.settled) return;
+    this.gaveUp = 'aborted';
+    this.giveUp();
   };
-  if (read.error) {
-    result.bodyError = describeFailure(read.error, deadline, input.signal, totalTimeoutMs).error;
+
+  private giveUp(): void {
+    const reason = new Error(this.gaveUp === 'timeout' ? 'deadline reached' : 'aborted');
+    if (this.status !== undefined) this.answered(reason);
+    else this.fail(reason);
+    this.controller?.abort(reason);
   }
-  if (status >= 300 && status <= 399) {
-    const location = firstHeader(response.headers.location);
-    result.errorKind = 'redirect';
-    result.error = `HTTP ${status} redirect${location ? ` to ${location.slice(0, 512)}` : ''}; redirects are not followed, update the webhook URL`;
+
+  private end(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.bucket?.leave(this);
+    this.signal?.removeEventListener('abort', this.onCallerAbort);
+    return true;
   }
-  return result;
+
+  /** The status arrived: it decides, whatever became of the body. */
+  private answered(bodyFailure?: Error): void {
+    if (!this.end()) return;
+    const status = this.status!;
+    const result: AttemptResult = {
+      status,
+      durationMs: performance.now() - this.started,
+      excerpt: decodeExcerpt(this.kept.length === 1 ? this.kept[0]! : Buffer.concat(this.kept)),
+      retryAfter: this.retryAfter,
+      bytesRead: this.bytesRead,
+      truncated: this.truncated,
+    };
+    if (bodyFailure) result.bodyError = this.describe(bodyFailure).error;
+    if (status >= 300 && status <= 399) {
+      result.errorKind = 'redirect';
+      result.error = `HTTP ${status} redirect${this.location ? ` to ${this.location.slice(0, 512)}` : ''}; redirects are not followed, update the webhook URL`;
+    }
+    this.resolve(result);
+  }
+
+  /** No answer: the failure says why. */
+  private fail(failure: unknown): void {
+    if (!this.end()) return;
+    this.resolve({
+      excerpt: null,
+      retryAfter: null,
+      bytesRead: 0,
+      truncated: false,
+      ...this.describe(failure),
+      durationMs: performance.now() - this.started,
+    });
+  }
+
+  private describe(failure: unknown): { error: string; errorKind: AttemptErrorKind } {
+    if (findCode(failure, 'ERR_OUTBOUND_TARGET_REFUSED')) {
+      return { error: messageOf(findCode(failure, 'ERR_OUTBOUND_TARGET_REFUSED')), errorKind: 'refused_target' };
+    }
+    if (this.gaveUp === 'timeout') {
+      return { error: `no complete answer within the ${this.totalTimeoutMs} ms deadline`, errorKind: 'timeout' };
+    }
+    if (this.gaveUp === 'aborted') return { error: 'the attempt was aborted', errorKind: 'aborted' };
+    const code = codeOf(failure);
+    if (code && TIMEOUT_CODES.has(code)) return { error: withCode(failure, code), errorKind: 'timeout' };
+    if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
+      return { error: withCode(failure, code), errorKind: 'invalid_request' };
+    }
+    return { error: withCode(failure, code), errorKind: 'network' };
+  }
 }
 
 function firstHeader(value: string | string[] | undefined): string | null {
   if (Array.isArray(value)) return value[0] ?? null;
   return value ?? null;
-}
-
-interface ReadResult {
-  bytesRead: number;
-  truncated: boolean;
-  excerpt: string | null;
-  error?: unknown;
-}
-
-function readLimited(body: Dispatcher.ResponseData['body'], maxReadBytes: number, excerptBytes: number): Promise<ReadResult> {
-  return new Promise<ReadResult>((resolve) => {
-    const kept: Buffer[] = [];
-    let keptBytes = 0;
-    let bytesRead = 0;
-    let truncated = false;
-    let done = false;
-    const finish = (error?: unknown) => {
-      if (done) return;
-      done = true;
-      body.off('data', onData);
-      body.off('end', onEnd);
-      // The error listener stays: destroying the body emits one, which `done` ignores.
-      // Destroying a body left unread makes undici close the connection.
-      if (!body.destroyed) body.destroy();
-      const excerpt = decodeExcerpt(kept.length === 1 ? kept[0]! : Buffer.concat(kept));
-      resolve({ bytesRead, truncated, excerpt, ...(error === undefined ? {} : { error }) });
-    };
-    const onData = (chunk: Buffer | Uint8Array) => {
-      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-      const room = maxReadBytes - bytesRead;
-      const take = buffer.length > room ? buffer.subarray(0, room) : buffer;
-      bytesRead += take.length;
-      if (keptBytes < excerptBytes) {
-        const part = take.subarray(0, excerptBytes - keptBytes);
-        kept.push(part);
-        keptBytes += part.length;
-      }
-      if (buffer.length > room) {
-        truncated = true;
-        finish();
-      }
-    };
-    const onEnd = () => finish();
-    body.on('data', onData);
-    body.once('end', onEnd);
-    body.once('error', finish);
-  });
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
@@ -220,47 +298,6 @@ function decodeExcerpt(bytes: Buffer): string {
     break;
   }
   return utf8.decode(bytes.subarray(0, end));
-}
-
-const DEADLINE_BUCKET_MS = 100;
-const deadlines = new Map<number, { bucket: number; signal: AbortSignal }>();
-
-/**
- * The total deadline of an attempt started now. Attempts started within the same 100 ms share one
- * timer signal (so each gets between the deadline and 100 ms more), instead of a timer each.
- */
-function sharedDeadline(totalTimeoutMs: number): AbortSignal {
-  if (!Number.isFinite(totalTimeoutMs) || totalTimeoutMs <= 0) throw new RangeError('totalTimeoutMs must be a positive number');
-  const bucket = Math.floor(performance.now() / DEADLINE_BUCKET_MS);
-  const current = deadlines.get(totalTimeoutMs);
-  if (current && current.bucket === bucket) return current.signal;
-  const signal = AbortSignal.timeout(totalTimeoutMs + DEADLINE_BUCKET_MS);
-  // Every attempt of the bucket listens to it: no leak warning for that.
-  setMaxListeners(0, signal);
-  if (deadlines.size > 100) deadlines.clear();
-  deadlines.set(totalTimeoutMs, { bucket, signal });
-  return signal;
-}
-
-function describeFailure(
-  failure: unknown,
-  deadline: AbortSignal,
-  callerSignal: AbortSignal | undefined,
-  totalTimeoutMs: number,
-): { error: string; errorKind: AttemptErrorKind } {
-  if (findCode(failure, 'ERR_OUTBOUND_TARGET_REFUSED')) {
-    return { error: messageOf(findCode(failure, 'ERR_OUTBOUND_TARGET_REFUSED')), errorKind: 'refused_target' };
-  }
-  if (deadline.aborted) {
-    return { error: `no complete answer within the ${totalTimeoutMs} ms deadline`, errorKind: 'timeout' };
-  }
-  if (callerSignal?.aborted) return { error: 'the attempt was aborted', errorKind: 'aborted' };
-  const code = codeOf(failure);
-  if (code && TIMEOUT_CODES.has(code)) return { error: withCode(failure, code), errorKind: 'timeout' };
-  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
-    return { error: withCode(failure, code), errorKind: 'invalid_request' };
-  }
-  return { error: withCode(failure, code), errorKind: 'network' };
 }
 
 function codeOf(failure: unknown): string | undefined {
