@@ -62,4 +62,34 @@ describe('recording a batch of attempts', () => {
     expect(byId.get(stale)).toMatchObject({ state: 'pending', attempt_count: 0 });
     expect(await db('delivery_attempts').whereIn('delivery_id', [fresh, other, stale]).count<{ count: number }[]>('* as count')).toEqual([{ count: 2 }]);
   });
+
+  it('records every field of an attempt as given: free text, missing values, times to the millisecond', async () => {
+    const batches = new DeliveryBatches(db);
+    const [retried, refused] = [ids[200]!, ids[201]!];
+    const startedAt = new Date('2026-11-22T10:11:12.345Z');
+    const nextAttemptAt = new Date('2026-11-22T10:16:12.789Z');
+    const awkward = 'HTTP 503 "busy"\n\\ back soon — ñ, 😀, \u0001';
+    await Promise.all([
+      batches.record({
+        delivery: { id: retried, chain: 1, attemptCount: 0 },
+        attempt: { startedAt, durationMs: 1234, status: 503, error: null, errorKind: null, excerpt: awkward },
+        outcome: { state: 'pending', nextAttemptAt },
+      }),
+      batches.record({
+        delivery: { id: refused, chain: 1, attemptCount: 0 },
+        attempt: { startedAt, durationMs: 0, status: null, error: 'refused: "127.0.0.1" is loopback', errorKind: 'refused_target', excerpt: null },
+        outcome: { state: 'failed', nextAttemptAt: null },
+      }),
+    ]);
+    const attempts = await db('delivery_attempts').whereIn('delivery_id', [retried, refused]).select('*');
+    const byId = new Map(attempts.map((row: { delivery_id: string }) => [row.delivery_id, row]));
+    expect(byId.get(retried)).toMatchObject({ chain: 1, attempt: 1, started_at: startedAt, duration_ms: 1234, status: 503, error: null, error_kind: null, response_excerpt: awkward });
+    expect(byId.get(refused)).toMatchObject({ attempt: 1, duration_ms: 0, status: null, error: 'refused: "127.0.0.1" is loopback', error_kind: 'refused_target', response_excerpt: null });
+    const deliveries = new Map(
+      (await db('deliveries').whereIn('id', [retried, refused]).select('*')).map((row: { id: string }) => [row.id, row]),
+    );
+    expect(deliveries.get(retried)).toMatchObject({ state: 'pending', attempt_count: 1, last_error: 'HTTP 503', next_attempt_at: nextAttemptAt, finished_at: null });
+    expect(deliveries.get(refused)).toMatchObject({ state: 'failed', attempt_count: 1, last_error: 'refused: "127.0.0.1" is loopback', next_attempt_at: null });
+    expect((deliveries.get(refused) as { finished_at: Date | null }).finished_at).toBeInstanceOf(Date);
+  });
 });
