@@ -15,7 +15,9 @@ import { dropPrefix, REDIS_URL } from './lib/redis.js';
 
 const DELIVERIES = 30_000;
 const SINGLE_DELIVERIES = 10_000;
-const ROUNDS = 3;
+// Rounds of (e), each a bare loop then the deliveries; the first warms both up and is not counted.
+const ROUNDS = 5;
+const WARMUP_ROUNDS = 1;
 const CONCURRENCY = 64;
 const FAST_RATE = 50;
 const FAST_SECONDS = 12;
@@ -26,6 +28,10 @@ const SLOW_BACKLOG = 1_000;
 export interface OutboundFigures {
   bareRequestsPerSec: number;
   deliveriesPerSec: number;
+  /** Deliveries/s over bare req/s, round by round (each pair measured back to back). */
+  roundRatios: number[];
+  /** The median of `roundRatios`. */
+  deliveryRatio: number;
   singleDeliveriesPerSec: number;
   fastP50Alone: number;
   fastP99Alone: number;
@@ -173,16 +179,21 @@ export async function benchOutbound(database: BenchDatabase): Promise<OutboundFi
       if ((await pendingCount(database, bot.id)) > 0) throw new Error('outbound bench: deliveries left pending');
       return perSec;
     };
-    // Alternate the two, round after round, so that both see the same machine; keep each one's median.
+    // Alternate the two, round after round, so that both see the same machine (whose speed drifts
+    // over a run): each round's ratio compares a pair measured back to back; the median is kept.
     const bareRounds: number[] = [];
     const deliveryRounds: number[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      bareRounds.push(await bareLoop(round));
+    for (let round = 0; round < WARMUP_ROUNDS + ROUNDS; round++) {
+      const bare = await bareLoop(round);
       const urls = Array.from({ length: DELIVERIES }, (_, i) => `${fastUrl}/d-${round}-${i}`);
-      deliveryRounds.push(await drain(DELIVERIES, () => recordMany(recorder, bot.id, urls)));
+      const delivered = await drain(DELIVERIES, () => recordMany(recorder, bot.id, urls));
+      if (round < WARMUP_ROUNDS) continue;
+      bareRounds.push(bare);
+      deliveryRounds.push(delivered);
     }
     const bareRequestsPerSec = median(bareRounds);
     const deliveriesPerSec = median(deliveryRounds);
+    const roundRatios = deliveryRounds.map((delivered, round) => delivered / bareRounds[round]!);
     const singles = Array.from({ length: SINGLE_DELIVERIES }, (_, i) => `${fastUrl}/s-${i}`);
     const singleDeliveriesPerSec = await drain(SINGLE_DELIVERIES, () => recordEach(database, chains, bot.id, singles));
     await worker.stop();
@@ -197,6 +208,8 @@ export async function benchOutbound(database: BenchDatabase): Promise<OutboundFi
     return {
       bareRequestsPerSec,
       deliveriesPerSec,
+      roundRatios,
+      deliveryRatio: median(roundRatios),
       singleDeliveriesPerSec,
       fastP50Alone: percentile(alone, 50),
       fastP99Alone: percentile(alone, 99),

@@ -86,10 +86,10 @@ describe('recording a batch of attempts', () => {
     expect(byId.get(retried)).toMatchObject({ chain: 1, attempt: 1, started_at: startedAt, duration_ms: 1234, status: 503, error: null, error_kind: null, response_excerpt: awkward });
     expect(byId.get(refused)).toMatchObject({ attempt: 1, duration_ms: 0, status: null, error: 'refused: "127.0.0.1" is loopback', error_kind: 'refused_target', response_excerpt: null });
     const deliveries = new Map(
-      (await db('deliveries').whereIn('id', [retried, refused]).select('*')).map((row: { id: string }) => [row.id, row]),
+      (await db('deliveries').whereIn('id', [retried, refused]).select('*')).map((row: { id: string; finished_at: Date | null }) => [row.id, row]),
     );
     expect(deliveries.get(retried)).toMatchObject({ state: 'pending', attempt_count: 1, last_error: 'HTTP 503', next_attempt_at: nextAttemptAt, finished_at: null });
     expect(deliveries.get(refused)).toMatchObject({ state: 'failed', attempt_count: 1, last_error: 'refused: "127.0.0.1" is loopback', next_attempt_at: null });
-    expect((deliveries.get(refused) as { finished_at: Date | null }).finished_at).toBeInstanceOf(Date);
+    expect(deliveries.get(refused)?.finished_at).toBeInstanceOf(Date);
   });
 });

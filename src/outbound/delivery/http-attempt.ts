@@ -193,7 +193,8 @@ class Exchange implements Dispatcher.DispatchHandler, Expiring {
   }
 
   onResponseEnd(): void {
-    this.answered();
+    if (this.status === undefined) this.fail(new Error('the answer ended without a final status'));
+    else this.answered();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
