@@ -54,9 +54,9 @@ try {
       `    deliveries               ${fmt(o.deliveriesPerSec)} deliveries/s   (recorded together: batch jobs)`,
       `    ratio                    ${o.deliveryRatio.toFixed(2)} ×   (target ≥ 0.50 ×; median of the rounds: ${o.roundRatios.map((r) => r.toFixed(2)).join(', ')})`,
       `    one job per delivery     ${fmt(o.singleDeliveriesPerSec)} deliveries/s   (${ratio(o.singleDeliveriesPerSec, o.bareRequestsPerSec)})`,
-      '(f) fairness: a fast host\'s delivery latency at 50/s (record → arrival)',
-      `    alone                    p50 ${o.fastP50Alone} ms   p99 ${o.fastP99Alone} ms`,
-      `    beside a slow host       p50 ${o.fastP50WithSlow} ms   p99 ${o.fastP99WithSlow} ms   (1,000 queued, 5 s answers)`,
+      '(f) fairness: a fast host\'s delivery latency at 50/s for 30 s (record → arrival)',
+      `    alone                    p50 ${o.fastP50Alone.toFixed(1)} ms   p99 ${o.fastP99Alone.toFixed(1)} ms`,
+      `    beside a slow host       p50 ${o.fastP50WithSlow.toFixed(1)} ms   p99 ${o.fastP99WithSlow.toFixed(1)} ms   (1,000 queued, 5 s answers)`,
       `    ratio of p99             ${ratio(o.fastP99WithSlow, o.fastP99Alone)}   (target ≤ 2 ×)`,
     );
     console.log(lines.slice(-9).join('\n'));

@@ -11,7 +11,8 @@ const server = createServer((req, res) => {
     arrivals = [];
     return;
   }
-  arrivals.push([req.url ?? '', Date.now()]);
+  // Wall-clock milliseconds with sub-millisecond precision, comparable across processes.
+  arrivals.push([req.url ?? '', performance.timeOrigin + performance.now()]);
   req.resume();
   const done = () => {
     res.writeHead(200, { 'content-type': 'text/plain' });
