@@ -30,7 +30,7 @@ export interface DeliveryConsumerOptions {
   random?: () => number;
   /** Where a batched delivery that must wait goes: a chain job of its own. */
   chains: Queue<OutboundDeliveryJob>;
-  /** Batch jobs taken at once (each holds up to a hundred deliveries). Default 4. */
+  /** Batch jobs taken at once (each holds up to a hundred deliveries; their requests in flight are still capped by `concurrency`). Default 8. */
   batchConcurrency?: number;
   /** BullMQ lock settings (tests shorten them to see a killed worker's job picked up again). */
   lockDuration?: number;
@@ -330,7 +330,7 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
       await job.updateData({ deliveries: held });
       return waitInRedis(job, token, heldForMs);
     },
-    workerOptions(options, options.batchConcurrency ?? 4),
+    workerOptions(options, options.batchConcurrency ?? 8),
   );
 
   for (const worker of [chainWorker, batchWorker] as Worker[]) {
