@@ -19,7 +19,8 @@ const LOAD = 'SELECT d.*, b.signing_secret FROM deliveries d JOIN bots b ON b.id
 
 /**
  * One statement records a batch of attempts: only a delivery still as its attempt found it
- * (pending, same chain and count) advances, and only its attempt is inserted.
+ * (pending, same chain and count) advances, and only its attempt is inserted. It returns the ids of
+ * the attempts it dropped.
  *
  * The rows are found through the primary key (`id = ANY`), never through the partial index of
  * pending deliveries: that index holds the whole backlog, and a plan that scans it for every batch
@@ -31,7 +32,7 @@ const LOAD = 'SELECT d.*, b.signing_secret FROM deliveries d JOIN bots b ON b.id
  * times as epoch milliseconds.
  */
 export const RECORD_ATTEMPTS: NamedStatement = {
-  name: 'flowpost_record_attempts_v2',
+  name: 'flowpost_record_attempts_v3',
   text: `
   WITH v AS MATERIALIZED (
     SELECT v.i AS id, 'pending'::text AS found_state, v.c AS chain, v.n AS expected, v.s AS state, v.le AS last_error,
@@ -46,11 +47,12 @@ export const RECORD_ATTEMPTS: NamedStatement = {
     WHERE d.id = ANY($2::uuid[]) AND d.id = v.id AND d.chain = v.chain AND d.attempt_count = v.expected
       AND d.state = v.found_state
     RETURNING d.id
+  ), recorded AS (
+    INSERT INTO delivery_attempts (delivery_id, chain, attempt, started_at, duration_ms, status, error, error_kind, response_excerpt)
+    SELECT v.id, v.chain, v.expected + 1, v.started_at, v.duration_ms, v.status, v.error, v.error_kind, v.response_excerpt
+    FROM v JOIN advanced a ON a.id = v.id
   )
-  INSERT INTO delivery_attempts (delivery_id, chain, attempt, started_at, duration_ms, status, error, error_kind, response_excerpt)
-  SELECT v.id, v.chain, v.expected + 1, v.started_at, v.duration_ms, v.status, v.error, v.error_kind, v.response_excerpt
-  FROM v JOIN advanced a ON a.id = v.id
-  RETURNING delivery_id`,
+  SELECT v.id AS delivery_id FROM v WHERE NOT EXISTS (SELECT 1 FROM advanced a WHERE a.id = v.id)`,
 };
 
 /** `,"key":"text"` for a text value (escaped as JSON), nothing for null. */
@@ -92,9 +94,11 @@ export class DeliveryBatches {
       return ids.map((id) => byId.get(id) ?? null);
     }, 500);
     this.writes = new GroupCommit(async (writes) => {
-      const rows = await runNamed<{ delivery_id: string }>(db, RECORD_ATTEMPTS, recordAttemptsValues(writes));
-      const recorded = new Set(rows.map((row) => row.delivery_id));
-      return writes.map((w) => recorded.has(w.delivery.id));
+      // The statement returns the attempts it dropped (normally none), not every one it recorded.
+      const dropped = await runNamed<{ delivery_id: string }>(db, RECORD_ATTEMPTS, recordAttemptsValues(writes));
+      if (dropped.length === 0) return writes.map(() => true);
+      const ids = new Set(dropped.map((row) => row.delivery_id));
+      return writes.map((w) => !ids.has(w.delivery.id));
     }, 500);
   }
 

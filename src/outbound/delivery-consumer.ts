@@ -100,8 +100,8 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
   // Batched requests in flight at once in this process (chain jobs are bounded by their worker's concurrency).
   const batchSlots = new Slots(options.concurrency);
 
-  /** The delivery as the job knows it, or (a large body, an older job) as the database has it. */
-  const currentDelivery = async (data: OutboundDeliveryJob): Promise<DeliveryRecord | null> => {
+  /** The delivery as the job carries it (its request, chain and count), if it does. */
+  const carriedDelivery = (data: OutboundDeliveryJob): DeliveryRecord | null => {
     const { request, chain, attempts } = data;
     if (request && chain !== undefined && attempts !== undefined) {
       return {
@@ -123,6 +123,11 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
         finishedAt: null,
       };
     }
+    return null;
+  };
+
+  /** The delivery as the database has it (a large body, an older job), if still to be delivered. */
+  const storedDelivery = async (data: OutboundDeliveryJob): Promise<DeliveryRecord | null> => {
     const loaded = await batches.load(data.deliveryId);
     return loaded && loaded.delivery.state === 'pending' ? loaded.delivery : null;
   };
@@ -141,7 +146,7 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
     // behind a slow host (the delivery leaves for a chain job of its own).
     if (data.host && inLine && pace.isSlow(data.host)) return slowHost(data.host, data.attempts ?? 0);
     if (data.host && !inLine && options.local.isFull(data.host)) return busy(data.host, data.attempts ?? 0);
-    const delivery = await currentDelivery(data);
+    const delivery = carriedDelivery(data) ?? (await storedDelivery(data));
     if (!delivery) return { kind: 'done' };
     const checked = validateDeliveryRequest({ method: delivery.method, url: delivery.url, headers: delivery.headers, body: delivery.body });
     if (!checked.ok) {
@@ -160,7 +165,7 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
     if (!(await slot)) return busy(host, delivery.attemptCount);
     let state: CircuitState;
     try {
-      state = await circuit.state(host);
+      state = circuit.trustedClosed(host) ? CLOSED : await circuit.state(host);
     } catch (error) {
       options.local.release(host);
       throw error;
@@ -200,7 +205,9 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
       excerpt: storable(result.excerpt),
     };
     const hostTrouble = result.errorKind === 'timeout' || result.errorKind === 'network' || (result.status ?? 0) >= 500;
-    if (outcome === 'success') await circuit.recordSuccess(host, state.state === 'half_open');
+    if (outcome === 'success') {
+      if (circuit.successWorthReporting(host, state.state === 'half_open')) await circuit.recordSuccess(host);
+    }
     else if (hostTrouble) await circuit.recordFailure(host);
 
     if (outcome === 'success' || outcome === 'final') {
@@ -402,6 +409,8 @@ function storable(text: string | null | undefined): string | null {
   return text.includes('\u0000') ? text.replace(/\u0000/g, '') : text;
 }
 
+const CLOSED: CircuitState = { state: 'closed' };
+
 /**
  * This process's view of the shared circuit breaker: a closed circuit is trusted for a second
  * (the breaker opens only after many failures), and successes are reported at most once a second
@@ -414,9 +423,14 @@ class CircuitView {
 
   constructor(private readonly circuit: HostCircuit) {}
 
+  /** The circuit was seen closed less than a second ago: no need to ask. */
+  trustedClosed(host: string): boolean {
+    return (this.closedUntil.get(host) ?? 0) > Date.now();
+  }
+
   async state(host: string): Promise<CircuitState> {
     const now = Date.now();
-    if ((this.closedUntil.get(host) ?? 0) > now) return { state: 'closed' };
+    if ((this.closedUntil.get(host) ?? 0) > now) return CLOSED;
     const state = await this.circuit.state(host);
     if (state.state === 'closed') {
       if (this.closedUntil.size > 10_000) this.closedUntil.clear();
@@ -427,9 +441,13 @@ class CircuitView {
     return state;
   }
 
-  async recordSuccess(host: string, probe: boolean): Promise<void> {
+  /** Whether a success is to be reported: it closes a probe, follows a failure, or the last report is a second old. */
+  successWorthReporting(host: string, probe: boolean): boolean {
+    return probe || this.failedHosts.has(host) || Date.now() - (this.successReportedAt.get(host) ?? 0) >= 1_000;
+  }
+
+  async recordSuccess(host: string): Promise<void> {
     const now = Date.now();
-    if (!probe && !this.failedHosts.has(host) && now - (this.successReportedAt.get(host) ?? 0) < 1_000) return;
     this.failedHosts.delete(host);
     if (this.successReportedAt.size > 10_000) this.successReportedAt.clear();
     this.successReportedAt.set(host, now);
