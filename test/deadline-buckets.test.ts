@@ -45,4 +45,27 @@ describe('DeadlineBuckets', () => {
     expect(() => new DeadlineBuckets().watch(member(), 0)).toThrow(RangeError);
     expect(() => new DeadlineBuckets().watch(member(), Number.NaN)).toThrow(RangeError);
   });
+
+  it('one member failing at its deadline does not keep the others from theirs', async () => {
+    const deadlines = new DeadlineBuckets(10);
+    const failing = { expire: () => { throw new Error('boom'); } };
+    const after = member();
+    deadlines.watch(failing, 20);
+    deadlines.watch(after, 20);
+    await sleep(80);
+    expect(after.expiredAt).not.toBeNull();
+  });
+
+  it('an emptied bucket takes new members of its slice, and a deadline beyond a timer\'s range does not fire at once', async () => {
+    const deadlines = new DeadlineBuckets(1_000);
+    const first = member();
+    const bucket = deadlines.watch(first, 50);
+    bucket.leave(first);
+    const second = member();
+    expect(deadlines.watch(second, 50)).toBe(bucket);
+    const far = member();
+    deadlines.watch(far, 2 ** 40);
+    await sleep(50);
+    expect(far.expiredAt).toBeNull();
+  });
 });

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { insertBot } from '../src/db/bots.js';
 import { createDb, type Db } from '../src/db/connection.js';
-import { DeliveryBatches, RECORD_ATTEMPTS, recordAttemptsValues, type AttemptWrite } from '../src/db/delivery-batches.js';
+import { DeliveryBatches, RECORD_ATTEMPTS, recordAttemptsValues, storableText, type AttemptWrite } from '../src/db/delivery-batches.js';
 
 const BACKLOG = 5_000;
 
@@ -91,5 +91,38 @@ describe('recording a batch of attempts', () => {
     expect(deliveries.get(retried)).toMatchObject({ state: 'pending', attempt_count: 1, last_error: 'HTTP 503', next_attempt_at: nextAttemptAt, finished_at: null });
     expect(deliveries.get(refused)).toMatchObject({ state: 'failed', attempt_count: 1, last_error: 'refused: "127.0.0.1" is loopback', next_attempt_at: null });
     expect(deliveries.get(refused)?.finished_at).toBeInstanceOf(Date);
+  });
+
+  it('one odd value (NaN, an invalid date, a missing text) does not make the batch invalid JSON', async () => {
+    const batches = new DeliveryBatches(db);
+    const [odd, plain] = [ids[300]!, ids[301]!];
+    const oddWrite: AttemptWrite = {
+      delivery: { id: odd, chain: 1, attemptCount: 0 },
+      attempt: { startedAt: new Date(Number.NaN), durationMs: Number.NaN, status: Number.POSITIVE_INFINITY, error: undefined as unknown as null, errorKind: null, excerpt: null },
+      outcome: { state: 'pending', nextAttemptAt: new Date(Number.NaN) },
+    };
+    expect(() => JSON.parse(recordAttemptsValues([oddWrite, success(plain)])[0])).not.toThrow();
+    expect(await Promise.all([batches.record(oddWrite), batches.record(success(plain))])).toEqual([true, true]);
+    const attempt = await db('delivery_attempts').where({ delivery_id: odd }).first();
+    expect(attempt).toMatchObject({ duration_ms: 0, status: null, error: null });
+    expect((await db('deliveries').where({ id: odd }).first()).next_attempt_at).toBeNull();
+  });
+
+  it('text is made storable: no U+0000, and half a surrogate pair becomes U+FFFD', async () => {
+    const cut = '😀'.repeat(3).slice(0, 5); // two emoji and the first half of a third
+    expect(storableText(`a\u0000b`)).toBe('ab');
+    expect(storableText(cut)).toBe('😀😀\uFFFD');
+    expect(storableText('\uDE00 tail')).toBe('\uFFFD tail');
+    expect(storableText('😀 whole')).toBe('😀 whole');
+    expect(storableText(null)).toBeNull();
+    const batches = new DeliveryBatches(db);
+    const id = ids[302]!;
+    const write: AttemptWrite = {
+      delivery: { id, chain: 1, attemptCount: 0 },
+      attempt: { startedAt: new Date(), durationMs: 1, status: 500, error: null, errorKind: null, excerpt: storableText(cut) },
+      outcome: { state: 'pending', nextAttemptAt: new Date(Date.now() + 5_000) },
+    };
+    expect(await batches.record(write)).toBe(true);
+    expect((await db('delivery_attempts').where({ delivery_id: id }).first()).response_excerpt).toBe('😀😀\uFFFD');
   });
 });

@@ -55,10 +55,29 @@ export const RECORD_ATTEMPTS: NamedStatement = {
   SELECT v.id AS delivery_id FROM v WHERE NOT EXISTS (SELECT 1 FROM advanced a WHERE a.id = v.id)`,
 };
 
-/** `,"key":"text"` for a text value (escaped as JSON), nothing for null. */
-const text = (key: string, value: string | null): string => (value === null ? '' : `,"${key}":${JSON.stringify(value)}`);
-/** `,"key":n` for a number, nothing for null. */
-const num = (key: string, value: number | null): string => (value === null ? '' : `,"${key}":${value}`);
+/** Postgres text holds no U+0000 and no half surrogate pair; a receiver's answer may. */
+export function storableText(text: string | null | undefined): string | null {
+  if (text === null || text === undefined) return null;
+  const withoutNul = text.includes('\u0000') ? text.replace(/\u0000/g, '') : text;
+  // Half of a surrogate pair (a cut taken mid-emoji) is not valid JSON text for Postgres: U+FFFD instead.
+  return LONE_SURROGATE.test(withoutNul) ? withoutNul.replace(LONE_SURROGATE_ALL, '\uFFFD') : withoutNul;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const LONE_SURROGATE_ALL = new RegExp(LONE_SURROGATE.source, 'g');
+
+/** `,"key":"text"` for a text value (escaped as JSON), nothing when there is none. */
+const text = (key: string, value: string | null | undefined): string => (value == null ? '' : `,"${key}":${JSON.stringify(value)}`);
+/** `,"key":n` for a finite number, nothing otherwise (JSON has no NaN: one bad value must not fail the batch). */
+const num = (key: string, value: number | null | undefined): string => (value != null && Number.isFinite(value) ? `,"${key}":${value}` : '');
+/** A whole number for an int column, whatever arrived. */
+const int = (value: number): number => (Number.isFinite(value) ? Math.round(value) : 0);
+
+/** When the attempt started, in epoch milliseconds (now, should its Date be invalid). */
+const startedAtMs = (startedAt: Date): number => {
+  const ms = startedAt.getTime();
+  return Number.isFinite(ms) ? ms : Date.now();
+};
 
 /**
  * The values of RECORD_ATTEMPTS for a batch of attempts: the attempts as one JSON array, written
@@ -72,8 +91,8 @@ export function recordAttemptsValues(writes: readonly AttemptWrite[]): [string, 
     ids[index] = delivery.id;
     const lastError = outcome.state === 'succeeded' ? null : (attempt.error ?? (attempt.status ? `HTTP ${attempt.status}` : null));
     json +=
-      `${index === 0 ? '' : ','}{"i":${JSON.stringify(delivery.id)},"c":${delivery.chain},"n":${delivery.attemptCount},"s":"${outcome.state}"` +
-      `,"t":${attempt.startedAt.getTime()},"ms":${attempt.durationMs}${num('st', attempt.status)}${num('na', outcome.nextAttemptAt?.getTime() ?? null)}` +
+      `${index === 0 ? '' : ','}{"i":${JSON.stringify(delivery.id)},"c":${int(delivery.chain)},"n":${int(delivery.attemptCount)},"s":${JSON.stringify(outcome.state)}` +
+      `,"t":${startedAtMs(attempt.startedAt)},"ms":${int(attempt.durationMs)}${num('st', attempt.status)}${num('na', outcome.nextAttemptAt?.getTime())}` +
       `${text('le', lastError)}${text('e', attempt.error)}${text('ek', attempt.errorKind)}${text('x', attempt.excerpt)}}`;
   }
   return [`${json}]`, ids];

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { isDatabaseUnavailable } from '../db/connection.js';
 import type { Knex } from 'knex';
 import type { Dispatcher } from 'undici';
-import { DeliveryBatches } from '../db/delivery-batches.js';
+import { DeliveryBatches, storableText } from '../db/delivery-batches.js';
 import type { DeliveryRecord } from '../db/deliveries.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { OutboundBatchJob, OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
@@ -200,9 +200,9 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
       startedAt,
       durationMs: Math.round(result.durationMs),
       status: result.status ?? null,
-      error: storable(result.error),
+      error: storableText(result.error),
       errorKind: result.errorKind ?? null,
-      excerpt: storable(result.excerpt),
+      excerpt: storableText(result.excerpt),
     };
     const hostTrouble = result.errorKind === 'timeout' || result.errorKind === 'network' || (result.status ?? 0) >= 500;
     if (outcome === 'success') {
@@ -403,11 +403,6 @@ class SigningSecrets {
   }
 }
 
-/** Postgres text holds no U+0000; a receiver's answer may. */
-function storable(text: string | null | undefined): string | null {
-  if (text === null || text === undefined) return null;
-  return text.includes('\u0000') ? text.replace(/\u0000/g, '') : text;
-}
 
 const CLOSED: CircuitState = { state: 'closed' };
 

@@ -1,3 +1,5 @@
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Something that gives up when its deadline passes. */
 export interface Expiring {
   expire(): void;
@@ -6,27 +8,34 @@ export interface Expiring {
 /** The operations watched within one slice of time, with their one timer. */
 export class DeadlineBucket {
   private readonly members = new Set<Expiring>();
-  private readonly timer: NodeJS.Timeout;
 
-  constructor(delayMs: number, private readonly onEmpty: () => void) {
-    this.timer = setTimeout(() => {
-      this.onEmpty();
-      for (const member of this.members) member.expire();
+  /** `onDue` runs first when the timer fires (the bucket then takes no one new). */
+  constructor(delayMs: number, onDue: () => void) {
+    const timer = setTimeout(() => {
+      onDue();
+      for (const member of this.members) {
+        try {
+          member.expire();
+        } catch {
+          // One member's failure must not keep the others from their deadline.
+        }
+      }
       this.members.clear();
     }, delayMs);
     // Whatever is being watched keeps the process alive on its own (a socket, say).
-    this.timer.unref();
+    timer.unref();
   }
 
   add(member: Expiring): void {
     this.members.add(member);
   }
 
-  /** `member` ended in time; the timer goes with the bucket's last member. */
+  /**
+   * `member` ended in time. An emptied bucket keeps its timer (unref'd, it fires on nobody) and
+   * takes new members of its slice: at low load that spares a timer per operation.
+   */
   leave(member: Expiring): void {
-    if (!this.members.delete(member) || this.members.size > 0) return;
-    clearTimeout(this.timer);
-    this.onEmpty();
+    this.members.delete(member);
   }
 }
 
@@ -44,6 +53,8 @@ export class DeadlineBuckets {
   /** `member.expire()` is called after `timeoutMs` (up to `granularityMs` later) unless it leaves the bucket first. */
   watch(member: Expiring, timeoutMs: number): DeadlineBucket {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError('timeoutMs must be a positive number');
+    // Beyond the longest delay a timer takes (about 24.8 days) it would fire at once.
+    timeoutMs = Math.min(timeoutMs, MAX_TIMER_MS - this.granularityMs);
     const key = `${timeoutMs}:${Math.floor(performance.now() / this.granularityMs)}`;
     let bucket = this.buckets.get(key);
     if (!bucket) {
