@@ -207,8 +207,9 @@ export function startDeliveryConsumer(options: DeliveryConsumerOptions): Worker[
     const hostTrouble = result.errorKind === 'timeout' || result.errorKind === 'network' || (result.status ?? 0) >= 500;
     if (outcome === 'success') {
       if (circuit.successWorthReporting(host, state.state === 'half_open')) await circuit.recordSuccess(host);
+    } else if (hostTrouble) {
+      await circuit.recordFailure(host);
     }
-    else if (hostTrouble) await circuit.recordFailure(host);
 
     if (outcome === 'success' || outcome === 'final') {
       const counted = await batches.record({ delivery, attempt, outcome: { state: outcome === 'success' ? 'succeeded' : 'failed', nextAttemptAt: null } });
@@ -402,7 +403,6 @@ class SigningSecrets {
     return secret;
   }
 }
-
 
 const CLOSED: CircuitState = { state: 'closed' };
 
