@@ -9,7 +9,7 @@ import { DeliveryRecorder } from '../src/outbound/delivery-recorder.js';
 import { deliveryJob } from '../src/outbound/enqueue.js';
 import { createWorkerConnection } from '../src/queue/redis.js';
 import type { BenchDatabase } from './lib/database.js';
-import { percentile } from './lib/stats.js';
+import { median, percentile } from './lib/stats.js';
 import { freePort, runScript, waitForHttp, type Child } from './lib/processes.js';
 import { dropPrefix, REDIS_URL } from './lib/redis.js';
 
@@ -72,8 +72,6 @@ async function recordEach(database: BenchDatabase, queue: Queue<OutboundDelivery
     );
   }
 }
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function pendingCount(database: BenchDatabase, botId: string): Promise<number> {
   const [row] = await database.db('deliveries').where({ bot_id: botId, state: 'pending' }).count<{ count: string }[]>('* as count');

@@ -74,17 +74,19 @@ const TIMEOUT_CODES = new Set([
   'ETIMEDOUT',
 ]);
 
+/** What an attempt that got no answer reports of one. */
+const NO_ANSWER = { excerpt: null, retryAfter: null, bytesRead: 0, truncated: false } as const;
+
 /** Makes one attempt; resolves with what happened, never rejects. */
 export function attemptDelivery(input: AttemptInput): Promise<AttemptResult> {
   const started = performance.now();
   const totalTimeoutMs = input.totalTimeoutMs ?? 10_000;
   const maxReadBytes = input.maxReadBytes ?? 64 * 1024;
   const excerptBytes = Math.min(input.excerptBytes ?? 2 * 1024, maxReadBytes);
-  const base = { excerpt: null, retryAfter: null, bytesRead: 0, truncated: false };
   const elapsed = () => performance.now() - started;
   if (!Number.isFinite(totalTimeoutMs) || totalTimeoutMs <= 0) {
     // A setting gone wrong, not the webhook's fault: described as a failure that is retried.
-    return Promise.resolve({ ...base, error: 'totalTimeoutMs must be a positive number', errorKind: 'network', durationMs: elapsed() });
+    return Promise.resolve({ ...NO_ANSWER, error: 'totalTimeoutMs must be a positive number', errorKind: 'network', durationMs: elapsed() });
   }
 
   const checked =
@@ -93,7 +95,7 @@ export function attemptDelivery(input: AttemptInput): Promise<AttemptResult> {
       : validateDeliveryRequest({ method: input.method, url: input.url, headers: input.headers, body: input.body });
   if (!checked.ok) {
     return Promise.resolve({
-      ...base,
+      ...NO_ANSWER,
       error: checked.reason,
       errorKind: checked.code === 'body_too_large' ? 'too_large' : 'invalid_request',
       durationMs: elapsed(),
@@ -254,10 +256,7 @@ class Exchange implements Dispatcher.DispatchHandler, Expiring {
   private fail(failure: unknown): void {
     if (!this.end()) return;
     this.resolve({
-      excerpt: null,
-      retryAfter: null,
-      bytesRead: 0,
-      truncated: false,
+      ...NO_ANSWER,
       ...this.describe(failure),
       durationMs: performance.now() - this.started,
     });
