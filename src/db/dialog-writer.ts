@@ -1,13 +1,20 @@
 import type { Knex } from 'knex';
 import type { DialogPatch, DialogState } from '../domain/dialog.js';
 import { mergeUpdates, type SequencedPatch } from '../domain/dialog-merge.js';
+import type { DialogInput } from '../domain/inputs/types.js';
+import { journalInputs, type NewInput } from './dialog-inputs.js';
 import { rowState, type DialogStateRow } from './dialog-rows.js';
 
+/** An accepted update: a postback's patch and/or an input for the dialog's journal. */
 export interface DialogUpdateInput {
   botId: string;
   chatId: number;
   seq: number;
-  patch: DialogPatch;
+  /** Fields, tracker fields and tags: merged at once, newest per key. */
+  patch?: DialogPatch;
+  /** What moves the script (a step move, a status, a Telegram update): journaled, handled in order. */
+  input?: DialogInput;
+  dedupeKey?: string | null;
 }
 
 export interface AppliedDialog {
@@ -15,8 +22,22 @@ export interface AppliedDialog {
   chatId: number;
   state: DialogState;
   started: boolean;
-  stepMoved: boolean;
-  statusChanged: boolean;
+  /** Inputs were journaled for this dialog: its inbox must be drained. */
+  journaled: boolean;
+}
+
+/**
+ * Splits a postback's patch: values merged at once (fields, tracker, tags) and the move (step,
+ * status) that goes through the dialog's order with every other input.
+ */
+export function splitPostback(patch: DialogPatch): { values: DialogPatch; move: DialogInput | undefined } {
+  const { stepId, stepKey, status, ...values } = patch;
+  if (stepId === undefined && status === undefined) return { values, move: undefined };
+  const move: DialogInput = { kind: 'move' };
+  if (stepId !== undefined && stepId !== null) move.stepId = stepId;
+  if (stepKey !== undefined) move.stepKey = stepKey;
+  if (status !== undefined) move.status = status;
+  return { values, move };
 }
 
 interface DialogRow extends DialogStateRow {
@@ -42,7 +63,7 @@ const INSERT_ABSENT = `
 
 const UPDATE_FROM_JSON = `
   UPDATE dialogs d SET status = v.status, step_id = v.step_id, fields = v.fields, tracker = v.tracker,
-    tags = v.tags, seqs = v.seqs, last_seq = v.last_seq, updated_at = now()
+    tags = v.tags, seqs = v.seqs, last_seq = v.last_seq, version = d.version + 1, updated_at = now()
   FROM jsonb_to_recordset(?::jsonb) AS v(bot_id uuid, chat_id bigint, status text, step_id uuid,
     fields jsonb, tracker jsonb, tags text[], seqs jsonb, last_seq bigint)
   WHERE d.bot_id = v.bot_id AND d.chat_id = v.chat_id`;
@@ -60,12 +81,17 @@ async function lockDialogs(trx: Knex.Transaction, keys: Array<{ botId: string; c
 }
 
 async function applyInTransaction(trx: Knex.Transaction, updates: readonly DialogUpdateInput[]): Promise<AppliedDialog[]> {
-  const groups = new Map<string, { botId: string; chatId: number; patches: SequencedPatch[] }>();
+  const groups = new Map<string, { botId: string; chatId: number; patches: SequencedPatch[]; journaled: boolean }>();
+  const inputs: NewInput[] = [];
   for (const update of updates) {
     const key = dialogKey(update.botId, update.chatId);
     let group = groups.get(key);
-    if (!group) groups.set(key, (group = { botId: update.botId, chatId: update.chatId, patches: [] }));
-    group.patches.push({ seq: update.seq, patch: update.patch });
+    if (!group) groups.set(key, (group = { botId: update.botId, chatId: update.chatId, patches: [], journaled: false }));
+    if (update.patch) group.patches.push({ seq: update.seq, patch: update.patch });
+    if (update.input) {
+      group.journaled = true;
+      inputs.push({ botId: update.botId, chatId: update.chatId, seq: update.seq, input: update.input, dedupeKey: update.dedupeKey ?? null });
+    }
   }
   const keys = [...groups.values()].sort((a, b) => (a.botId === b.botId ? a.chatId - b.chatId : a.botId < b.botId ? -1 : 1));
 
@@ -88,8 +114,7 @@ async function applyInTransaction(trx: Knex.Transaction, updates: readonly Dialo
       chatId: row.chat_id,
       state: merged.state,
       started: row.started_at !== null,
-      stepMoved: merged.stepMoved,
-      statusChanged: merged.statusChanged,
+      journaled: group.journaled,
     });
     if (merged.changed) {
       const s = merged.state;
@@ -107,13 +132,14 @@ async function applyInTransaction(trx: Knex.Transaction, updates: readonly Dialo
     }
   }
   if (changedRows.length > 0) await trx.raw(UPDATE_FROM_JSON, [JSON.stringify(changedRows)]);
+  await journalInputs(trx, inputs);
   return applied;
 }
 
 /**
  * Applies a batch of accepted updates in one transaction: absent dialogs are created, each dialog is
- * locked, merged (newest write per key wins) and written back in one statement. Updates of a bot
- * deleted meanwhile are dropped. Idempotent: an update applied twice changes nothing the second time.
+ * locked, merged (newest write per key wins) and written back in one statement; inputs that move the
+ * script are journaled in the same transaction. Updates of a bot deleted meanwhile are dropped. Idempotent: an update applied twice changes nothing the second time.
  */
 export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdateInput[]): Promise<AppliedDialog[]> {
   for (let attempt = 1; ; attempt++) {

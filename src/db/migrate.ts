@@ -4,6 +4,7 @@ import * as scriptRuns from '../../migrations/20261122010000_script_runs.js';
 import * as deliveryChains from '../../migrations/20261122020000_delivery_chains.js';
 import * as pendingDeliveriesIndex from '../../migrations/20261122030000_pending_deliveries_index.js';
 import * as deliveryBatchJobs from '../../migrations/20261122040000_delivery_batch_jobs.js';
+import * as dialogInputs from '../../migrations/20261128000000_dialog_inputs.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -17,6 +18,7 @@ const MIGRATIONS: Array<[string, Migration]> = [
   ['20261122020000_delivery_chains', deliveryChains],
   ['20261122030000_pending_deliveries_index', pendingDeliveriesIndex],
   ['20261122040000_delivery_batch_jobs', deliveryBatchJobs],
+  ['20261128000000_dialog_inputs', dialogInputs],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -18,9 +18,11 @@ export async function loadEndpointView(db: Knex, endpointId: string): Promise<En
 export async function loadBotPostbackView(db: Knex, botId: string): Promise<BotPostbackView> {
   const [fields, steps] = await Promise.all([listFields(db, botId), listStepRefs(db, botId)]);
   const stepIdByRef = new Map<string, string>();
+  const stepKeyById = new Map<string, string>();
   for (const step of steps) {
     stepIdByRef.set(step.id, step.id);
     stepIdByRef.set(step.key, step.id);
+    stepKeyById.set(step.id, step.key);
   }
-  return { fields: new Map(fields.map((field) => [field.key, field])), stepIdByRef };
+  return { fields: new Map(fields.map((field) => [field.key, field])), stepIdByRef, stepKeyById };
 }

@@ -15,6 +15,8 @@ export interface DialogPatch {
   status?: DialogStatus;
   /** A postback always names a step; the script may also leave the dialog on none (null). */
   stepId?: string | null;
+  /** The key of `stepId` when the update was accepted, so that the move survives a script upload that renames its id away. */
+  stepKey?: string;
   fields?: Record<string, FieldValue | null>;
   tracker?: Record<string, string | null>;
   addTags?: string[];

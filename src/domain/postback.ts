@@ -31,6 +31,8 @@ export interface BotPostbackView {
   fields: ReadonlyMap<string, FieldDefinition>;
   /** A step's id and its key, each mapped to the step's id. */
   stepIdByRef: ReadonlyMap<string, string>;
+  /** The key of each step id, carried with a move so that it survives a script upload. */
+  stepKeyById?: ReadonlyMap<string, string>;
 }
 
 const ALIASES = [
@@ -235,6 +237,8 @@ export function resolvePostback(request: PostbackRequest, bot: BotPostbackView):
     const stepId = bot.stepIdByRef.get(request.stepRef);
     if (!stepId) throw new InputError(422, 'unknown_step', `no step with id or key "${truncate(request.stepRef)}"`, 'stepId');
     patch.stepId = stepId;
+    const stepKey = bot.stepKeyById?.get(stepId);
+    if (stepKey !== undefined) patch.stepKey = stepKey;
   }
   if (request.fields.size > 0) {
     const fields: Record<string, FieldValue | null> = {};

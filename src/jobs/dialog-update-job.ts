@@ -3,14 +3,13 @@ import type { DialogPatch } from '../domain/dialog.js';
 export const DIALOG_UPDATE_JOB = 'update';
 
 /**
- * One accepted postback. Its acceptance order is the BullMQ job id, which Redis assigns from one
- * counter per queue inside the same atomic step that stores the job.
+ * One accepted input of a dialog: a postback's patch, or a Telegram update. Its acceptance order is
+ * the BullMQ job id, which Redis assigns from one counter per queue inside the same atomic step that
+ * stores the job; every other input of a dialog (a delay firing) draws from the same counter.
  */
-export interface DialogUpdateJob {
-  botId: string;
-  chatId: number;
-  patch: DialogPatch;
-}
+export type DialogUpdateJob =
+  | { botId: string; chatId: number; patch: DialogPatch; telegram?: undefined }
+  | { botId: string; chatId: number; telegram: { update: unknown; tokenKey: string }; patch?: undefined };
 
 /** Job options for dialog updates: kept a while after completion for inspection, failures kept for replay. */
 export const DIALOG_UPDATE_JOB_OPTIONS = {

@@ -10,20 +10,29 @@ end
 return 0`;
 
 /**
- * Dialog updates are ordered by their BullMQ job id, which Redis draws from one counter per queue.
- * If Redis comes back empty (restarted without persistence), that counter would restart at 1 and
- * new updates would look older than ones already applied. Each process remembers the highest id it
- * has seen and, whenever its connection becomes ready again, raises the counter back above it.
+ * Every input of a dialog is ordered by one Redis counter: the `dialog-updates` queue's job id
+ * counter (postbacks and Telegram updates get their order as BullMQ stores their job; a delay
+ * firing draws from the same counter). Postgres is the source of truth: should Redis come back
+ * empty (no AOF, a failover, FLUSHALL), the counter would restart at 1 and new inputs would look
+ * older than those applied. So each process holds a floor, read from Postgres at start and raised
+ * by every id it sees, and puts the counter back above it at start, whenever its connection
+ * becomes ready again, and as soon as an id comes back at or below the floor.
  */
 export class SequenceFloor {
   private highest = 0;
 
   constructor(
     private readonly counterKey: string,
+    /** The highest order Postgres holds (read again at each restore). */
+    private readonly fromDatabase?: () => Promise<number>,
   ) {}
 
-  static forQueue(prefix: string, queueName: string): SequenceFloor {
-    return new SequenceFloor(`${prefix}:${queueName}:id`);
+  static forQueue(prefix: string, queueName: string, fromDatabase?: () => Promise<number>): SequenceFloor {
+    return new SequenceFloor(`${prefix}:${queueName}:id`, fromDatabase);
+  }
+
+  get floor(): number {
+    return this.highest;
   }
 
   observe(id: string | number | undefined): void {
@@ -31,15 +40,35 @@ export class SequenceFloor {
     if (n > this.highest) this.highest = n;
   }
 
-  /** Restores the floor now and on every reconnection of `redis`. */
+  /** Whether an id just drawn is at or below what was seen before: the counter went back. */
+  regressed(id: string | number | undefined): boolean {
+    const n = Number(id);
+    return Number.isFinite(n) && n <= this.highest;
+  }
+
+  /** Restores the floor on every reconnection of `redis` (call `restore` once at start as well). */
   guard(redis: Redis, onError: (error: unknown) => void): void {
     redis.on('ready', () => {
       this.restore(redis).catch(onError);
     });
   }
 
+  /** Puts the counter back above the floor (and above Postgres' highest order). Returns whether it was raised. */
   async restore(redis: Redis): Promise<boolean> {
+    if (this.fromDatabase) this.observe(await this.fromDatabase());
     if (this.highest === 0) return false;
     return (await redis.eval(RAISE_COUNTER, 1, this.counterKey, String(this.highest))) === 1;
+  }
+
+  /** Draws the next order directly (a delay firing), never one at or below the floor. */
+  async next(redis: Redis): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const id = await redis.incr(this.counterKey);
+      if (!this.regressed(id) || attempt >= 2) {
+        this.observe(id);
+        return id;
+      }
+      await this.restore(redis);
+    }
   }
 }

@@ -1,23 +1,25 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Knex } from 'knex';
-import type { DialogStatus } from '../domain/dialog.js';
-import type { Effect } from '../domain/engine/index.js';
-import { DIALOG_EVENT_JOB_OPTIONS, delayJobId, STEP_RUN_JOB, type DialogEventJob } from '../jobs/dialog-event-job.js';
+import { blockDialog, finishInput, recordProgress, type DialogRef } from '../db/dialog-inputs.js';
+import type { DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
+import { DIALOG_RUN_JOB_OPTIONS, TIMER_JOB, timerJobId, type DialogRunJob } from '../jobs/dialog-run-job.js';
 import type { Logger } from '../log.js';
 import type { DeliveryRecorder } from '../outbound/delivery-recorder.js';
-import { TelegramSendError, type BotCredentials, type TelegramSender } from '../telegram/index.js';
-import type { DialogRef } from './dialog-inbox.js';
+import { TelegramSendError, type TelegramSender } from '../telegram/index.js';
+import type { BotForRun } from './bot-cache.js';
 
 export interface EffectDeps {
   db: Knex;
   log: Logger;
   sender: TelegramSender;
-  stepRuns: Queue<DialogEventJob>;
+  /** `step-runs`: delays' alarms. */
+  timers: Queue<DialogRunJob>;
   deliveries: DeliveryRecorder;
+  now: () => Date;
 }
 
-/** A UUID (version 5 layout) derived from a name, so the same effect of the same run gets the same id. */
+/** A UUID (version 5 layout) derived from a name, so the same effect of the same input gets the same id. */
 export function nameBasedUuid(name: string): string {
   const bytes = createHash('sha1').update(name).digest().subarray(0, 16);
   bytes[6] = (bytes[6]! & 0x0f) | 0x50;
@@ -26,14 +28,11 @@ export function nameBasedUuid(name: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/**
- * Records an outbound webhook call and queues its delivery. With `effectKey` (run and effect), a
- * run handled again after a failure records and sends the call once, not once per try.
- */
+/** Records an outbound webhook call (once per effect: its id is derived from the input and the effect) and queues it. */
 export async function recordDelivery(
   deps: Pick<EffectDeps, 'deliveries'>,
   dialog: DialogRef,
-  effect: Extract<Effect, { type: 'send_webhook' }>,
+  effect: Extract<RecordedEffect, { type: 'send_webhook' }>,
   effectKey?: string,
 ): Promise<string> {
   const id = effectKey ? nameBasedUuid(`${dialog.botId}/${dialog.chatId}/${effectKey}`) : randomUUID();
@@ -53,57 +52,62 @@ export async function recordDelivery(
   return id;
 }
 
+/** Arms a delay's alarm (the dialog row holds the delay itself; a lost alarm is re-armed by the sweeper). */
+export async function armTimer(timers: Queue<DialogRunJob>, dialog: DialogRef, timer: DialogTimer, now: Date): Promise<void> {
+  await timers.add(
+    TIMER_JOB,
+    { ...dialog, timer },
+    { ...DIALOG_RUN_JOB_OPTIONS, jobId: timerJobId(dialog.botId, dialog.chatId, timer.scheduledBy), delay: Math.max(0, Date.parse(timer.at) - now.getTime()) },
+  );
+}
+
 /**
- * Carries out what a script run decided, in order. Returns the status the dialog must take
- * because of what happened (`blocked` when Telegram says the user blocked the bot), if any.
+ * Carries out an input's recorded effects from `from` on, in order, and marks the input done. After
+ * each message Telegram acknowledged, how far the input got is written before anything else is
+ * done, so a retry resumes after it: an acknowledged message is never sent again (one whose outcome
+ * is unknown, a timeout, may be). Webhook calls and alarms are idempotent by their ids.
  */
-export async function performEffects(
+export async function carryOut(
   deps: EffectDeps,
   dialog: DialogRef,
-  bot: BotCredentials | null,
-  effects: readonly Effect[],
-  runVersion: number,
-  now: Date,
-): Promise<DialogStatus | undefined> {
-  for (const [index, effect] of effects.entries()) {
+  bot: BotForRun,
+  seq: number,
+  effects: readonly RecordedEffect[],
+  from: number,
+): Promise<void> {
+  for (let index = from; index < effects.length; index++) {
+    const effect = effects[index]!;
     switch (effect.type) {
       case 'send_message': {
-        if (!bot) {
+        if (!bot.credentials) {
           deps.log.warn({ botId: dialog.botId, stepId: effect.stepId }, 'send_message skipped: the bot has no Telegram token');
-          continue;
+          break;
         }
         try {
-          const result = await deps.sender.sendMessage(bot, dialog.chatId, effect.text, effect.buttons);
+          const result = await deps.sender.sendMessage(bot.credentials, dialog.chatId, effect.text, effect.buttons);
           if (!result.ok) {
             deps.log.info({ ...dialog, reason: result.reason }, 'the user blocked the bot; dialog blocked');
-            return 'blocked';
+            await blockDialog(deps.db, dialog, seq);
+            await finishInput(deps.db, dialog, seq, effects.length);
+            return;
           }
         } catch (error) {
-          if (error instanceof TelegramSendError && !error.retryable) {
-            deps.log.warn({ err: error, ...dialog, stepId: effect.stepId }, 'message refused by Telegram; skipped');
-            continue;
-          }
-          throw error;
+          if (!(error instanceof TelegramSendError) || error.retryable) throw error;
+          deps.log.warn({ err: error, ...dialog, stepId: effect.stepId }, 'message refused by Telegram; skipped');
         }
-        continue;
+        if (index + 1 < effects.length) await recordProgress(deps.db, dialog, seq, index + 1);
+        break;
       }
       case 'send_webhook':
-        await recordDelivery(deps, dialog, effect, `run-${runVersion}/effect-${index}`);
-        continue;
+        await recordDelivery(deps, dialog, effect, `input-${seq}/effect-${index}`);
+        break;
       case 'schedule': {
-        if (effect.nextStepId === null) continue;
-        const data: DialogEventJob = {
-          ...dialog,
-          event: { type: 'step', reason: 'delay', stepId: effect.nextStepId, fromStepId: effect.stepId, runVersion },
-        };
-        await deps.stepRuns.add(STEP_RUN_JOB, data, {
-          ...DIALOG_EVENT_JOB_OPTIONS,
-          jobId: delayJobId(dialog.botId, dialog.chatId, runVersion),
-          delay: Math.max(0, effect.runAt.getTime() - now.getTime()),
-        });
-        continue;
+        if (effect.nextStepId === null) break;
+        const stepKey = bot.script?.steps.find((s) => s.id === effect.nextStepId)?.step.key ?? null;
+        await armTimer(deps.timers, dialog, { at: effect.runAt, scheduledBy: seq, stepId: effect.nextStepId, stepKey }, deps.now());
+        break;
       }
     }
   }
-  return undefined;
+  await finishInput(deps.db, dialog, seq, effects.length);
 }

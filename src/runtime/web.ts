@@ -9,7 +9,6 @@ import { createWebApp } from '../http/app.js';
 import { PostbackViewCache } from '../http/postback-view-cache.js';
 import { RateLimiter } from '../http/rate-limiter.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
-import type { DialogEventJob } from '../jobs/dialog-event-job.js';
 import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import { enqueueDelivery } from '../outbound/enqueue.js';
 import { QUEUES } from '../jobs/queue-names.js';
@@ -17,7 +16,8 @@ import type { Logger } from '../log.js';
 import { publishInvalidation, subscribeInvalidations, type Invalidation } from '../queue/invalidation.js';
 import { createProducerConnection } from '../queue/redis.js';
 import { SequenceFloor } from '../queue/sequence-floor.js';
-import { DialogInbox } from '../runner/dialog-inbox.js';
+import { highestSequence } from '../db/dialog-inputs.js';
+import { DialogUpdateQueue } from '../queue/dialog-update-queue.js';
 
 export interface WebTier {
   server: Server;
@@ -52,8 +52,9 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
   const queue = new Queue<DialogUpdateJob>(QUEUES.dialogUpdates, { connection: redis, prefix: config.queuePrefix });
   queue.on('error', (error) => log.debug({ err: error }, 'queue error'));
 
-  const sequenceFloor = SequenceFloor.forQueue(config.queuePrefix, QUEUES.dialogUpdates);
+  const sequenceFloor = SequenceFloor.forQueue(config.queuePrefix, QUEUES.dialogUpdates, () => highestSequence(db));
   sequenceFloor.guard(redis, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
+  const updates = new DialogUpdateQueue(queue, redis, sequenceFloor);
 
   const views = new PostbackViewCache(db);
   const subscription = subscribeInvalidations(config.redisUrl, config.queuePrefix, log, {
@@ -67,23 +68,20 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
     );
   };
 
-  const telegramUpdates = new Queue<DialogEventJob>(QUEUES.telegramUpdates, { connection: redis, prefix: config.queuePrefix });
-  telegramUpdates.on('error', (error) => log.debug({ err: error }, 'queue error'));
   const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection: redis, prefix: config.queuePrefix });
   outbound.on('error', (error) => log.debug({ err: error }, 'queue error'));
 
   const app = createWebApp({
     log,
     adminApiKey: config.adminApiKey,
-    telegram: { db, log, inbox: new DialogInbox(redis, config.queuePrefix), queue: telegramUpdates },
+    telegram: { db, log, queue: updates },
     postback: {
-      queue,
+      queue: updates,
       redis,
       queuePrefix: config.queuePrefix,
       views,
       rateLimiter: new RateLimiter(),
       defaultRateLimit: config.postbackRateLimit,
-      sequenceFloor,
     },
     management: {
       db,
@@ -104,6 +102,8 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
   });
 
   await queueReadyOrUnreachable(queue, redis, 2_000);
+  // Before the first input is accepted: the order counter restarts above what Postgres has applied.
+  await sequenceFloor.restore(redis).catch((error: unknown) => log.warn({ err: error }, 'could not restore the update order counter'));
   // Room for a 64 KiB postback query string in the request line (Node's default is 16 KiB).
   const server = http.createServer({ maxHeaderSize: 80 * 1024 }, app.callback());
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
@@ -129,7 +129,6 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       });
       await subscription.close();
       await queue.close();
-      await telegramUpdates.close();
       await outbound.close();
       redis.disconnect();
     },

@@ -1,9 +1,10 @@
 import { Queue, type Worker } from 'bullmq';
-import type { Update } from 'grammy/types';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
-import { DIALOG_EVENT_JOB_OPTIONS, STEP_RUN_JOB, type DialogEventJob } from '../jobs/dialog-event-job.js';
-import { sequenceOf } from '../jobs/dialog-update-job.js';
+import { highestSequence } from '../db/dialog-inputs.js';
+import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, drainJobId, type DialogRunJob } from '../jobs/dialog-run-job.js';
+import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
+import { journalTimer } from '../jobs/run-dialog.js';
 import type { OutboundBatchJob, OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
@@ -14,21 +15,33 @@ import { createGuardedAgent } from '../outbound/delivery/index.js';
 import { HostCircuit, LocalHostLimiter } from '../outbound/fairness/index.js';
 import { USER_AGENT } from '../version.js';
 import { createWorkerConnection } from '../queue/redis.js';
-import { acceptTelegramUpdate } from '../runner/accept-telegram-update.js';
-import { DialogInbox } from '../runner/dialog-inbox.js';
-import { DialogRunner } from '../runner/dialog-runner.js';
-import { BotRegistry, parseBotInfo, SendLimiter, startPollers, TelegramSender, usesWebhook, type Pollers } from '../telegram/index.js';
-import { startDialogEventsConsumer } from '../workers/dialog-events-consumer.js';
+import { DialogLease } from '../queue/dialog-lease.js';
+import { DialogUpdateQueue } from '../queue/dialog-update-queue.js';
+import { subscribeInvalidations } from '../queue/invalidation.js';
+import { SequenceFloor } from '../queue/sequence-floor.js';
+import { BotCache } from '../runner/bot-cache.js';
+import { DialogDrainer } from '../runner/dialog-drainer.js';
+import { startDialogSweeper } from '../runner/dialog-sweeper.js';
+import { BotRegistry, classifyUpdate, parseBotInfo, SendLimiter, startPollers, TelegramSender, usesWebhook, type Pollers } from '../telegram/index.js';
+import { tokenKey } from '../telegram/token-key.js';
+import { startDialogRunsConsumer } from '../workers/dialog-runs-consumer.js';
 import { startDialogUpdatesConsumer } from '../workers/dialog-updates-consumer.js';
 
 export interface WorkerTier {
   workers: Worker[];
+  /** Re-arms from Postgres what Redis lost, now (it also runs on its own interval). */
+  sweepOnce(): Promise<void>;
   close(): Promise<void>;
 }
 
 export interface WorkerTierOptions {
   /** Long-poll bots when PUBLIC_URL is not https (default true). */
   poll?: boolean;
+  /** How often Postgres is swept for inputs and delays Redis lost (default 15 s), and when an open input counts as lost (default 30 s). */
+  sweepIntervalMs?: number;
+  staleInputMs?: number;
+  /** Tries of one dialog input before it is set aside as dead (default 8). */
+  maxInputAttempts?: number;
 }
 
 /** Starts every queue consumer of a worker process, and the Telegram pollers when bots are polled. */
@@ -37,8 +50,8 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
   connection.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   const prefix = config.queuePrefix;
 
-  const stepRuns = new Queue<DialogEventJob>(QUEUES.stepRuns, { connection, prefix });
-  const telegramUpdates = new Queue<DialogEventJob>(QUEUES.telegramUpdates, { connection, prefix });
+  const stepRuns = new Queue<DialogRunJob>(QUEUES.stepRuns, { connection, prefix });
+  const dialogUpdatesQueue = new Queue<DialogUpdateJob>(QUEUES.dialogUpdates, { connection, prefix });
   const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection, prefix });
   const outboundBatches = new Queue<OutboundBatchJob>(QUEUES.outboundBatches, { connection, prefix });
   const deliveries = new DeliveryRecorder(db, { chains: outbound, batches: outboundBatches });
@@ -50,7 +63,35 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     connectTimeoutMs: Math.min(config.outboundTimeoutMs, 10_000),
     agentOptions: { connections: config.outboundMaxPerHost, keepAliveTimeout: 10_000 },
   });
-  const runner = new DialogRunner({ db, log: log.child({ component: 'runner' }), registry, sender, stepRuns, deliveries });
+
+  // One order for every input of a dialog: restored above Postgres' highest before any is drawn.
+  const floor = SequenceFloor.forQueue(prefix, QUEUES.dialogUpdates, () => highestSequence(db));
+  floor.guard(connection, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
+  await floor.restore(connection).catch((error: unknown) => log.warn({ err: error }, 'could not restore the update order counter'));
+  const updates = new DialogUpdateQueue(dialogUpdatesQueue, connection, floor);
+
+  const bots = new BotCache(db);
+  const invalidations = subscribeInvalidations(config.redisUrl, prefix, log, {
+    onMessage: (message) => {
+      if (message.kind === 'bot') bots.invalidate(message.id);
+    },
+    onReset: () => bots.clear(),
+  });
+  const drainer = new DialogDrainer({
+    db,
+    log: log.child({ component: 'dialogs' }),
+    lease: new DialogLease(connection, prefix),
+    bots,
+    registry,
+    sender,
+    timers: stepRuns,
+    deliveries,
+    now: () => new Date(),
+    ...(options.maxInputAttempts !== undefined ? { maxAttempts: options.maxInputAttempts } : {}),
+  });
+  const wake = async (botId: string, chatId: number, jobId: string): Promise<void> => {
+    await stepRuns.add(DRAIN_JOB, { botId, chatId }, { ...DIALOG_RUN_JOB_OPTIONS, jobId });
+  };
 
   const dialogUpdates = startDialogUpdatesConsumer({
     db,
@@ -58,32 +99,24 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     prefix,
     log: log.child({ queue: QUEUES.dialogUpdates }),
     concurrency: config.dialogUpdatesConcurrency,
-    // A postback that moved a started dialog (in auto) to a step runs that step.
-    onApplied: async (applied, job) => {
-      const seq = sequenceOf(job.id);
-      const { stepId, status, seqs } = applied.state;
-      if (!applied.started || status !== 'auto' || !stepId || seqs.step !== seq) return;
-      const data: DialogEventJob = {
-        botId: applied.botId,
-        chatId: applied.chatId,
-        event: { type: 'step', reason: 'postback', stepId, seq },
-      };
-      await stepRuns.add(STEP_RUN_JOB, data, { ...DIALOG_EVENT_JOB_OPTIONS, jobId: `move-${applied.botId}-${applied.chatId}-${seq}` });
+    sequenceFloor: floor,
+    // An update that journaled an input (a move, a Telegram update) wakes its dialog.
+    onApplied: async (applied, seq) => {
+      if (applied.journaled) await wake(applied.botId, applied.chatId, drainJobId(applied.botId, applied.chatId, seq));
     },
   });
-  const eventConsumer = (queueName: string) =>
-    startDialogEventsConsumer({
-      queueName,
-      connection,
-      prefix,
-      log: log.child({ queue: queueName }),
-      concurrency: config.workerConcurrency,
-      runner,
-    });
   const workers: Worker[] = [
     dialogUpdates,
-    eventConsumer(QUEUES.telegramUpdates),
-    eventConsumer(QUEUES.stepRuns),
+    startDialogRunsConsumer({
+      db,
+      redis: connection,
+      floor,
+      drainer,
+      connection,
+      prefix,
+      log: log.child({ queue: QUEUES.stepRuns }),
+      concurrency: config.workerConcurrency,
+    }),
     ...startDeliveryConsumer({
       db,
       chains: outbound,
@@ -103,10 +136,20 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
   ];
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
   const sweeper = startStrandedSweeper({ db, queue: outbound, recorder: deliveries, log: log.child({ component: 'outbound-sweeper' }) });
+  const dialogSweeper = startDialogSweeper({
+    db,
+    log: log.child({ component: 'dialog-sweeper' }),
+    drain: (dialog) => wake(dialog.botId, dialog.chatId, `sweep-${dialog.botId}-${dialog.chatId}-${Date.now()}`),
+    fire: async (dialog, timer) => {
+      const seq = await journalTimer({ db, redis: connection, floor }, dialog, timer);
+      await wake(dialog.botId, dialog.chatId, drainJobId(dialog.botId, dialog.chatId, seq));
+    },
+    ...(options.sweepIntervalMs !== undefined ? { intervalMs: options.sweepIntervalMs } : {}),
+    ...(options.staleInputMs !== undefined ? { staleMs: options.staleInputMs } : {}),
+  });
 
   let pollers: Pollers | null = null;
   if ((options.poll ?? true) && !usesWebhook(config.publicUrl)) {
-    const inbox = new DialogInbox(connection, prefix);
     pollers = startPollers({
       redis: connection,
       prefix,
@@ -121,19 +164,24 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
           return botInfo ? [{ botId: row.id, token: row.telegram_token, botInfo }] : [];
         });
       },
-      onUpdate: async (botId: string, update: Update) => {
-        await acceptTelegramUpdate({ inbox, queue: telegramUpdates }, botId, update);
+      onUpdate: async (botId, update, bot) => {
+        const event = classifyUpdate(update);
+        if (!event) return;
+        await updates.add({ botId, chatId: event.chatId, telegram: { update, tokenKey: tokenKey(bot.token) } });
       },
     });
   }
   log.info({ queues: workers.map((w) => w.name), concurrency: config.workerConcurrency, polling: Boolean(pollers) }, 'workers running');
   return {
     workers,
+    sweepOnce: () => dialogSweeper.sweepOnce(),
     close: async () => {
       sweeper.stop();
+      dialogSweeper.stop();
       await pollers?.stop();
       await Promise.all(workers.map((worker) => worker.close()));
-      await Promise.all([stepRuns.close(), telegramUpdates.close(), outbound.close(), outboundBatches.close()]);
+      await Promise.all([stepRuns.close(), dialogUpdatesQueue.close(), outbound.close(), outboundBatches.close()]);
+      await invalidations.close();
       await outboundAgent.close();
       connection.disconnect();
     },

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Update, UserFromGetMe } from 'grammy/types';
 import type { Redis } from 'ioredis';
+import { tokenKey } from './token-key.js';
 import type { Logger } from '../log.js';
 import { BotRegistry, grammySignal } from './bot-registry.js';
 import { toTelegramApiError, type TelegramApiError } from './safe-errors.js';
@@ -17,7 +18,7 @@ export interface PolledBot {
 
 export interface StartPollersOptions {
   redis: Redis;
-  /** Redis key prefix (the queue prefix); keys are `<prefix>:tg-poll:{<botId>}:lock|offset`. */
+  /** Redis key prefix (the queue prefix); keys are `<prefix>:tg-poll:{<botId>}:lock` and `…:offset:<token key>` (a new token starts afresh). */
   prefix: string;
   /** Every bot that should be polled (bots with a token); re-read every `rescanIntervalMs`. */
   listBots: () => Promise<PolledBot[]>;
@@ -26,7 +27,7 @@ export interface StartPollersOptions {
    * Handles one update (typically: queue it). Updates of a bot come one at a time, in order; the
    * offset moves past an update only once this resolved. A rejection is retried after a pause.
    */
-  onUpdate: (botId: string, update: Update) => Promise<void>;
+  onUpdate: (botId: string, update: Update, bot: PolledBot) => Promise<void>;
   log: Logger;
   /** Long-poll timeout passed to getUpdates. Default 25 s. */
   pollTimeoutSeconds?: number;
@@ -131,7 +132,8 @@ export function startPollers(options: StartPollersOptions): Pollers {
 
   async function poll(bot: PolledBot, controller: AbortController): Promise<void> {
     const signal = controller.signal;
-    const { lock, offset: offsetKey } = keys(bot.botId);
+    const { lock } = keys(bot.botId);
+    const offsetKey = `${keys(bot.botId).offset}:${tokenKey(bot.token)}`;
     const botLog = log.child({ botId: bot.botId });
     let lost = false;
     let finished = false;
@@ -217,7 +219,7 @@ export function startPollers(options: StartPollersOptions): Pollers {
           let handled = false;
           for (let attempt = 0; !handled && !signal.aborted; attempt++) {
             try {
-              await options.onUpdate(bot.botId, update);
+              await options.onUpdate(bot.botId, update, bot);
               handled = true;
             } catch (error) {
               botLog.error({ err: error, updateId: update.update_id, attempt }, 'telegram update handler failed; retrying');

@@ -1,13 +1,14 @@
-import { Worker, type Job } from 'bullmq';
+import { Worker } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import { isDatabaseUnavailable } from '../db/connection.js';
-import { applyDialogUpdates, type AppliedDialog, type DialogUpdateInput } from '../db/dialog-writer.js';
+import { applyDialogUpdates, splitPostback, type AppliedDialog, type DialogUpdateInput } from '../db/dialog-writer.js';
 import { sequenceOf, type DialogUpdateJob } from '../jobs/dialog-update-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
-import { SequenceFloor } from '../queue/sequence-floor.js';
+import type { SequenceFloor } from '../queue/sequence-floor.js';
 import { GroupCommit } from '../db/group-commit.js';
+import { telegramDedupeKey } from '../telegram/token-key.js';
 
 export interface DialogUpdatesConsumerOptions {
   db: Knex;
@@ -15,8 +16,10 @@ export interface DialogUpdatesConsumerOptions {
   prefix: string;
   log: Logger;
   concurrency: number;
-  /** Called after an update is durably applied (the script engine hooks in here). */
-  onApplied?(applied: AppliedDialog, job: Job<DialogUpdateJob>): Promise<void>;
+  /** The order counter's floor (raised by every applied id). */
+  sequenceFloor: SequenceFloor;
+  /** Called after an update is durably applied (the dialog's inputs are drained from here). */
+  onApplied?(applied: AppliedDialog, seq: number): Promise<void>;
   /** How long to stop taking jobs while Postgres is unreachable. */
   databaseRetryMs?: number;
 }
@@ -25,6 +28,24 @@ type Outcome = { applied: AppliedDialog | undefined } | { error: unknown };
 
 function dialogKey(botId: string, chatId: number): string {
   return `${botId}/${chatId}`;
+}
+
+/** An accepted job as the writer takes it: a postback's values to merge, and what to journal. */
+export function toUpdateInput(data: DialogUpdateJob, seq: number): DialogUpdateInput {
+  const { botId, chatId } = data;
+  if (data.telegram) {
+    const { update, tokenKey } = data.telegram;
+    const updateId = (update as { update_id?: unknown }).update_id;
+    return {
+      botId,
+      chatId,
+      seq,
+      input: { kind: 'telegram', update, tokenKey },
+      dedupeKey: typeof updateId === 'number' ? telegramDedupeKey(tokenKey, updateId) : null,
+    };
+  }
+  const { values, move } = splitPostback(data.patch);
+  return { botId, chatId, seq, patch: values, ...(move ? { input: move } : {}) };
 }
 
 /**
@@ -36,8 +57,7 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
   const { db, log } = options;
   const retryMs = options.databaseRetryMs ?? 2_000;
 
-  const sequenceFloor = SequenceFloor.forQueue(options.prefix, QUEUES.dialogUpdates);
-  sequenceFloor.guard(options.connection, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
+  const sequenceFloor = options.sequenceFloor;
 
   const applyBatch = async (updates: DialogUpdateInput[]): Promise<Outcome[]> => {
     const applied = await applyDialogUpdates(db, updates);
@@ -62,10 +82,11 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
   const worker: Worker<DialogUpdateJob> = new Worker<DialogUpdateJob>(
     QUEUES.dialogUpdates,
     async (job) => {
-      const { botId, chatId, patch } = job.data;
+      const { botId, chatId } = job.data;
+      const seq = sequenceOf(job.id);
       let applied: AppliedDialog | undefined;
       try {
-        const outcome = await batcher.submit({ botId, chatId, patch, seq: sequenceOf(job.id) });
+        const outcome = await batcher.submit(toUpdateInput(job.data, seq));
         if ('error' in outcome) throw outcome.error;
         applied = outcome.applied;
       } catch (error) {
@@ -78,7 +99,7 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
         log.warn({ botId, chatId, jobId: job.id }, 'dialog update dropped: the bot no longer exists');
         return;
       }
-      await options.onApplied?.(applied, job);
+      await options.onApplied?.(applied, seq);
     },
     {
       connection: options.connection,

@@ -1,16 +1,15 @@
 import type { Context } from 'koa';
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { InputError } from '../../domain/input-error.js';
 import { parsePostback, resolvePostback } from '../../domain/postback.js';
-import { DIALOG_UPDATE_JOB, DIALOG_UPDATE_JOB_OPTIONS, type DialogUpdateJob } from '../../jobs/dialog-update-job.js';
+import type { DialogUpdateJob } from '../../jobs/dialog-update-job.js';
+import type { DialogUpdateQueue } from '../../queue/dialog-update-queue.js';
 import {
   claimIdempotencyKey,
   completeIdempotencyKey,
   idempotencyKey,
   releaseIdempotencyKey,
 } from '../../queue/idempotency.js';
-import type { SequenceFloor } from '../../queue/sequence-floor.js';
 import { MAX_REQUEST_BYTES, parseUrlEncoded, readParamsBody } from '../body.js';
 import { DeadlineTracker } from '../deadline.js';
 import { ServiceUnavailableError } from '../errors.js';
@@ -18,14 +17,12 @@ import type { PostbackViewCache } from '../postback-view-cache.js';
 import type { RateLimiter } from '../rate-limiter.js';
 
 export interface PostbackDeps {
-  queue: Queue<DialogUpdateJob>;
+  queue: DialogUpdateQueue;
   redis: Redis;
   queuePrefix: string;
   views: PostbackViewCache;
   rateLimiter: RateLimiter;
   defaultRateLimit: number;
-  /** Remembers the highest update id queued, to restore the order counter if Redis comes back empty. */
-  sequenceFloor?: SequenceFloor;
   /** How long queueing may take before the request is answered 503. */
   enqueueTimeoutMs?: number;
 }
@@ -58,10 +55,7 @@ export function postbackHandler(deps: PostbackDeps) {
       settled?.(null);
       throw error;
     }
-    const adding = deps.queue.add(DIALOG_UPDATE_JOB, job, DIALOG_UPDATE_JOB_OPTIONS).then((added) => {
-      deps.sequenceFloor?.observe(added.id);
-      return added.id!;
-    });
+    const adding = deps.queue.add(job);
     adding.then(
       (id) => settled?.(id),
       () => settled?.(null),

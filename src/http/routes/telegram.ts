@@ -1,12 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { Queue } from 'bullmq';
 import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import { InputError } from '../../domain/input-error.js';
-import type { DialogEventJob } from '../../jobs/dialog-event-job.js';
 import type { Logger } from '../../log.js';
-import { acceptTelegramUpdate } from '../../runner/accept-telegram-update.js';
-import type { DialogInbox } from '../../runner/dialog-inbox.js';
+import type { DialogUpdateQueue } from '../../queue/dialog-update-queue.js';
+import { classifyUpdate } from '../../telegram/index.js';
+import { tokenKey } from '../../telegram/token-key.js';
 import { readJsonBody } from '../body.js';
 import { ServiceUnavailableError } from '../errors.js';
 import { UUID_PATTERN } from '../validation.js';
@@ -14,8 +13,7 @@ import { UUID_PATTERN } from '../validation.js';
 export interface TelegramRouteDeps {
   db: Knex;
   log: Logger;
-  inbox: DialogInbox;
-  queue: Queue<DialogEventJob>;
+  queue: DialogUpdateQueue;
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -26,24 +24,30 @@ function sameSecret(given: string, expected: string): boolean {
 
 /**
  * `POST /telegram/{botId}`: an update from Telegram's webhook. The secret header must match the
- * bot's; the update is put in its dialog's inbox and answered 200 at once.
+ * bot's; the update is queued as its dialog's next input (answered 200 once durably queued).
  */
 export function telegramWebhookHandler(deps: TelegramRouteDeps) {
-  const secrets = new Map<string, { secret: string | null; at: number }>();
-  const secretOf = async (botId: string): Promise<string | null> => {
+  type Known = { secret: string | null; tokenKey: string | null; at: number };
+  const secrets = new Map<string, Known>();
+  const botOf = async (botId: string): Promise<Known> => {
     const cached = secrets.get(botId);
-    if (cached && Date.now() - cached.at < 5_000) return cached.secret;
-    const row = await deps.db('bots').where({ id: botId }).first('telegram_secret');
-    const secret = (row?.telegram_secret as string | undefined) ?? null;
+    if (cached && Date.now() - cached.at < 5_000) return cached;
+    const row = await deps.db('bots').where({ id: botId }).first('telegram_secret', 'telegram_token');
+    const known: Known = {
+      secret: (row?.telegram_secret as string | undefined) ?? null,
+      tokenKey: row?.telegram_token ? tokenKey(row.telegram_token as string) : null,
+      at: Date.now(),
+    };
     if (secrets.size > 10_000) secrets.clear();
-    secrets.set(botId, { secret, at: Date.now() });
-    return secret;
+    secrets.set(botId, known);
+    return known;
   };
 
   return async (ctx: Context, botId: string): Promise<void> => {
     const given = ctx.get('x-telegram-bot-api-secret-token');
-    const secret = UUID_PATTERN.test(botId) ? await secretOf(botId.toLowerCase()) : null;
-    if (!secret || !given || !sameSecret(given, secret)) {
+    const known = UUID_PATTERN.test(botId) ? await botOf(botId.toLowerCase()) : null;
+    const secret = known?.secret;
+    if (!secret || !given || !sameSecret(given, secret) || !known.tokenKey) {
       throw new InputError(401, 'unauthorized', 'a valid X-Telegram-Bot-Api-Secret-Token header is required');
     }
     const update = await readJsonBody(ctx);
@@ -52,9 +56,14 @@ export function telegramWebhookHandler(deps: TelegramRouteDeps) {
       ctx.body = { ok: true };
       return;
     }
+    const event = classifyUpdate(update);
+    if (!event) {
+      deps.log.warn({ botId, updateId: update.update_id }, 'telegram update of an unknown shape dropped');
+      ctx.body = { ok: true };
+      return;
+    }
     try {
-      const result = await acceptTelegramUpdate({ inbox: deps.inbox, queue: deps.queue }, botId.toLowerCase(), update as never);
-      if (result === 'dropped') deps.log.warn({ botId, updateId: update.update_id }, 'telegram update of an unknown shape dropped');
+      await deps.queue.add({ botId: botId.toLowerCase(), chatId: event.chatId, telegram: { update, tokenKey: known.tokenKey } });
     } catch (error) {
       throw new ServiceUnavailableError('queue_unavailable', 'the update queue is unreachable', { cause: error });
     }

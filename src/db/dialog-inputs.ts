@@ -1,0 +1,312 @@
+import type { Knex } from 'knex';
+import { applyScriptChanges } from '../domain/dialog-merge.js';
+import type { DialogState } from '../domain/dialog.js';
+import type { Decision, DialogInput, DialogSnapshot, DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
+import { rowState, type DialogStateRow } from './dialog-rows.js';
+
+export interface DialogRef {
+  botId: string;
+  chatId: number;
+}
+
+/** A dialog as its inputs are handled against: the snapshot plus the version its next write expects. */
+export interface DialogRecord extends DialogSnapshot {
+  version: number;
+}
+
+export type InputState = 'pending' | 'acting' | 'done' | 'superseded' | 'dead';
+
+/** A journaled input still to handle (or to finish: `acting` carries its recorded effects). */
+export interface OpenInput {
+  seq: number;
+  input: DialogInput;
+  state: 'pending' | 'acting';
+  effects: RecordedEffect[] | null;
+  effectsDone: number;
+  attempts: number;
+}
+
+/** An input to journal, from the batch that applied it. */
+export interface NewInput extends DialogRef {
+  seq: number;
+  input: DialogInput;
+  dedupeKey: string | null;
+}
+
+interface DialogRow extends DialogStateRow {
+  username: string | null;
+  name: string | null;
+  started_at: Date | null;
+  timer: DialogTimer | null;
+  version: string | number;
+}
+
+const DIALOG_COLUMNS = 'd.status, d.step_id, d.fields, d.tracker, d.tags, d.seqs, d.last_seq, d.username, d.name, d.started_at, d.timer, d.version';
+
+function toRecord(row: DialogRow): DialogRecord {
+  return {
+    state: rowState(row),
+    username: row.username,
+    name: row.name,
+    startedAt: row.started_at,
+    timer: row.timer,
+    version: Number(row.version),
+  };
+}
+
+/** Journals inputs (a repeat, same seq or same dedupe key, is ignored). Runs inside the batch's transaction. */
+export async function journalInputs(trx: Knex.Transaction | Knex, inputs: readonly NewInput[]): Promise<void> {
+  if (inputs.length === 0) return;
+  const rows = inputs.map((i) => ({ b: i.botId, c: i.chatId, s: i.seq, k: i.input.kind, p: i.input, d: i.dedupeKey }));
+  await trx.raw(
+    `INSERT INTO dialog_inputs (bot_id, chat_id, seq, kind, payload, dedupe_key)
+     SELECT v.b, v.c, v.s, v.k, v.p, v.d FROM jsonb_to_recordset(?::jsonb) AS v(b uuid, c bigint, s bigint, k text, p jsonb, d text)
+     JOIN dialogs x ON x.bot_id = v.b AND x.chat_id = v.c
+     ORDER BY v.s
+     ON CONFLICT DO NOTHING`,
+    [JSON.stringify(rows)],
+  );
+}
+
+interface LoadedRow extends DialogRow {
+  inputs: Array<{ seq: string | number; payload: DialogInput; state: 'pending' | 'acting'; effects: RecordedEffect[] | null; effects_done: number; attempts: number }> | null;
+}
+
+/** The dialog and its open inputs, oldest first (at most `limit`); null when the dialog is gone. */
+export async function loadOpenInputs(db: Knex, ref: DialogRef, limit = 20): Promise<{ dialog: DialogRecord; inputs: OpenInput[] } | null> {
+  const result = await db.raw<{ rows: LoadedRow[] }>(
+    `SELECT ${DIALOG_COLUMNS},
+       (SELECT json_agg(i ORDER BY i.seq) FROM (
+          SELECT seq, payload, state, effects, effects_done, attempts FROM dialog_inputs
+          WHERE bot_id = d.bot_id AND chat_id = d.chat_id AND state IN ('pending', 'acting')
+          ORDER BY seq LIMIT ?) i) AS inputs
+     FROM dialogs d WHERE d.bot_id = ? AND d.chat_id = ?`,
+    [limit, ref.botId, ref.chatId],
+  );
+  const row = result.rows[0];
+  if (!row) return null;
+  return {
+    dialog: toRecord(row),
+    inputs: (row.inputs ?? []).map((i) => ({
+      seq: Number(i.seq),
+      input: i.payload,
+      state: i.state,
+      effects: i.effects,
+      effectsDone: i.effects_done,
+      attempts: i.attempts,
+    })),
+  };
+}
+
+/** The dialog's state once a decision is written with the order of its input. */
+export function stateAfter(current: DialogState, decision: Decision, seq: number): DialogState {
+  const state = applyScriptChanges(current, decision.changes, seq);
+  if (seq > state.lastSeq) state.lastSeq = seq;
+  return state;
+}
+
+/**
+ * Records a decision in one statement: the dialog's new state (only if no other write came in
+ * since it was read at `version`: else null, read again and decide again), the input's recorded
+ * effects (state `acting`, or `done`/`superseded` when there is nothing to carry out), and what
+ * the user wrote when it is kept.
+ */
+export async function recordDecision(
+  db: Knex,
+  ref: DialogRef,
+  dialog: DialogRecord,
+  seq: number,
+  decision: Decision,
+  incomingPayload: unknown,
+): Promise<DialogRecord | null> {
+  const state = stateAfter(dialog.state, decision, seq);
+  const acting = decision.effects.length > 0;
+  const inputState: InputState = acting ? 'acting' : decision.outcome === 'superseded' ? 'superseded' : 'done';
+  const started = decision.started ?? null;
+  const timerSet = decision.timer !== undefined;
+  const reasonSet = decision.manualReason !== undefined;
+  const result = await db.raw<{ rows: DialogRow[] }>(
+    `WITH d AS (
+       UPDATE dialogs SET status = ?, step_id = ?, fields = ?::jsonb, tracker = ?::jsonb, tags = ?::text[], seqs = ?::jsonb,
+         last_seq = ?, version = version + 1, updated_at = now(),
+         username = CASE WHEN ? THEN ? ELSE username END,
+         name = CASE WHEN ? THEN ? ELSE name END,
+         first_name = CASE WHEN ? THEN ? ELSE first_name END,
+         last_name = CASE WHEN ? THEN ? ELSE last_name END,
+         started_at = CASE WHEN ? THEN coalesce(started_at, now()) ELSE started_at END,
+         timer_at = CASE WHEN ? THEN ?::timestamptz ELSE timer_at END,
+         timer = CASE WHEN ? THEN ?::jsonb ELSE timer END,
+         manual_reason = CASE WHEN ? THEN ? ELSE manual_reason END
+       WHERE bot_id = ? AND chat_id = ? AND version = ?
+       RETURNING status, step_id, fields, tracker, tags, seqs, last_seq, username, name, started_at, timer, version
+     ), i AS (
+       UPDATE dialog_inputs SET state = ?, effects = ?::jsonb, note = ?, updated_at = now()
+       WHERE bot_id = ? AND chat_id = ? AND seq = ? AND state = 'pending' AND EXISTS (SELECT 1 FROM d)
+     ), m AS (
+       INSERT INTO dialog_messages (bot_id, chat_id, direction, text, payload)
+       SELECT ?, ?, 'in', ?, ?::jsonb WHERE ? AND EXISTS (SELECT 1 FROM d)
+     )
+     SELECT * FROM d`,
+    [
+      state.status,
+      state.stepId,
+      JSON.stringify(state.fields),
+      JSON.stringify(state.tracker),
+      state.tags,
+      JSON.stringify(state.seqs),
+      state.lastSeq,
+      started !== null,
+      started?.username ?? null,
+      started !== null,
+      started?.name ?? null,
+      started !== null,
+      started?.firstName ?? null,
+      started !== null,
+      started?.lastName ?? null,
+      started !== null,
+      timerSet,
+      decision.timer?.at ?? null,
+      timerSet,
+      decision.timer ? JSON.stringify(decision.timer) : null,
+      reasonSet,
+      decision.manualReason ?? null,
+      ref.botId,
+      ref.chatId,
+      dialog.version,
+      inputState,
+      acting ? JSON.stringify(decision.effects) : null,
+      decision.log.length > 0 ? decision.log.join('; ').slice(0, 2_000) : null,
+      ref.botId,
+      ref.chatId,
+      seq,
+      ref.botId,
+      ref.chatId,
+      decision.incoming?.text ?? null,
+      JSON.stringify(incomingPayload ?? null),
+      decision.incoming !== undefined,
+    ],
+  );
+  const row = result.rows[0];
+  return row ? toRecord(row) : null;
+}
+
+/** How far an acting input got: effects before `done` are carried out. */
+export async function recordProgress(db: Knex, ref: DialogRef, seq: number, done: number): Promise<void> {
+  await db.raw(
+    `UPDATE dialog_inputs SET effects_done = greatest(effects_done, ?), updated_at = now() WHERE bot_id = ? AND chat_id = ? AND seq = ?`,
+    [done, ref.botId, ref.chatId, seq],
+  );
+}
+
+/** Every effect of the input was carried out. */
+export async function finishInput(db: Knex, ref: DialogRef, seq: number, done: number): Promise<void> {
+  await db.raw(
+    `UPDATE dialog_inputs SET state = 'done', effects_done = greatest(effects_done, ?), updated_at = now()
+     WHERE bot_id = ? AND chat_id = ? AND seq = ? AND state IN ('pending', 'acting')`,
+    [done, ref.botId, ref.chatId, seq],
+  );
+}
+
+/** Telegram says the user blocked the bot while the input's run was sending: the dialog is blocked, the rest is not sent. */
+export async function blockDialog(db: Knex, ref: DialogRef, seq: number): Promise<void> {
+  await db.raw(
+    `UPDATE dialogs SET status = 'blocked', seqs = jsonb_set(seqs, '{status}', to_jsonb(?::bigint)), version = version + 1, updated_at = now()
+     WHERE bot_id = ? AND chat_id = ? AND coalesce((seqs->>'status')::bigint, 0) <= ?`,
+    [seq, ref.botId, ref.chatId, seq],
+  );
+}
+
+/**
+ * Counts a failed try of an input; after `maxAttempts` it is set aside as `dead` (the dialog goes
+ * on with its next input). Returns the input's state after the failure.
+ */
+export async function failInput(db: Knex, ref: DialogRef, seq: number, error: string, maxAttempts: number): Promise<InputState> {
+  const result = await db.raw<{ rows: Array<{ state: InputState }> }>(
+    `UPDATE dialog_inputs SET attempts = attempts + 1, last_error = ?, updated_at = now(),
+       state = CASE WHEN attempts + 1 >= ? THEN 'dead' ELSE state END
+     WHERE bot_id = ? AND chat_id = ? AND seq = ? RETURNING state`,
+    [error.slice(0, 2_000), maxAttempts, ref.botId, ref.chatId, seq],
+  );
+  return result.rows[0]?.state ?? 'dead';
+}
+
+/** An input set aside, as the management API shows it. */
+export interface DeadInputView {
+  chatId: number;
+  seq: string;
+  kind: string;
+  input: DialogInput;
+  attempts: number;
+  error: string | null;
+  effectsDone: number;
+  createdAt: string;
+  failedAt: string;
+}
+
+export async function listDeadInputs(db: Knex, botId: string, options: { chatId?: number; limit: number }): Promise<DeadInputView[]> {
+  const query = db('dialog_inputs')
+    .where({ bot_id: botId, state: 'dead' })
+    .orderBy('updated_at', 'desc')
+    .limit(options.limit)
+    .select('chat_id', 'seq', 'kind', 'payload', 'attempts', 'last_error', 'effects_done', 'created_at', 'updated_at');
+  if (options.chatId !== undefined) void query.andWhere({ chat_id: options.chatId });
+  const rows = await query;
+  return rows.map((row: Record<string, any>) => ({
+    chatId: Number(row.chat_id),
+    seq: String(row.seq),
+    kind: row.kind,
+    input: row.payload,
+    attempts: row.attempts,
+    error: row.last_error,
+    effectsDone: row.effects_done,
+    createdAt: (row.created_at as Date).toISOString(),
+    failedAt: (row.updated_at as Date).toISOString(),
+  }));
+}
+
+/** Puts a dead input back to be handled (resuming its recorded effects, if any); false when there is none. */
+export async function reviveDeadInput(db: Knex, ref: DialogRef, seq: number): Promise<boolean> {
+  const count = await db('dialog_inputs')
+    .where({ bot_id: ref.botId, chat_id: ref.chatId, seq, state: 'dead' })
+    .update({ state: db.raw(`CASE WHEN effects IS NULL THEN 'pending' ELSE 'acting' END`), attempts: 0, updated_at: db.fn.now() });
+  return count > 0;
+}
+
+/** Dialogs with inputs left open longer than `staleMs` (their drain was lost: a crash, a Redis loss). */
+export async function dialogsWithStaleInputs(db: Knex, staleMs: number, limit: number): Promise<DialogRef[]> {
+  const result = await db.raw<{ rows: Array<{ bot_id: string; chat_id: string | number }> }>(
+    `SELECT DISTINCT bot_id, chat_id FROM (
+       SELECT bot_id, chat_id FROM dialog_inputs
+       WHERE state IN ('pending', 'acting') AND updated_at < now() - make_interval(secs => ?)
+       ORDER BY updated_at LIMIT ?) s`,
+    [staleMs / 1000, limit],
+  );
+  return result.rows.map((r) => ({ botId: r.bot_id, chatId: Number(r.chat_id) }));
+}
+
+/** Pending delays due longer than `graceMs` ago (their alarm was lost). */
+export async function overdueTimers(db: Knex, graceMs: number, limit: number): Promise<Array<DialogRef & { timer: DialogTimer }>> {
+  const result = await db.raw<{ rows: Array<{ bot_id: string; chat_id: string | number; timer: DialogTimer }> }>(
+    `SELECT bot_id, chat_id, timer FROM dialogs WHERE timer_at < now() - make_interval(secs => ?) ORDER BY timer_at LIMIT ?`,
+    [graceMs / 1000, limit],
+  );
+  return result.rows.filter((r) => r.timer).map((r) => ({ botId: r.bot_id, chatId: Number(r.chat_id), timer: r.timer }));
+}
+
+/** Forgets handled inputs older than `keepMs` (their dedupe window with them). */
+export async function pruneInputs(db: Knex, keepMs: number, limit: number): Promise<number> {
+  const result = await db.raw<{ rowCount: number }>(
+    `DELETE FROM dialog_inputs WHERE ctid IN (
+       SELECT ctid FROM dialog_inputs WHERE state IN ('done', 'superseded') AND updated_at < now() - make_interval(secs => ?) LIMIT ?)`,
+    [keepMs / 1000, limit],
+  );
+  return result.rowCount;
+}
+
+/** The highest acceptance order Postgres holds: the order counter must restart above it. */
+export async function highestSequence(db: Knex): Promise<number> {
+  const result = await db.raw<{ rows: Array<{ max: string | null }> }>(
+    `SELECT greatest((SELECT max(last_seq) FROM dialogs), (SELECT max(seq) FROM dialog_inputs)) AS max`,
+  );
+  return Number(result.rows[0]?.max ?? 0);
+}

@@ -1,0 +1,213 @@
+/**
+ * Decides what one input does to its dialog. Pure: the caller records the decision, then carries
+ * out its effects. This is the one home of the rules of the dialog's single order:
+ * - per key, the newest accepted input wins: an input older than the move that set the current
+ *   step (`seqs.step`) does not move the step again, and its run is skipped (superseded);
+ * - a move runs its step when the dialog has started and is `auto` (else the step waits for /start);
+ * - a delay fires only while the run that set it is still the newest move;
+ * - a move or delay whose step no longer exists resolves by key, else the dialog turns manual.
+ */
+import type { DialogPatch, DialogStatus } from '../dialog.js';
+import { parseButtonCallbackData } from '../engine/callback-data.js';
+import { runEngine } from '../engine/run-engine.js';
+import type { EngineResult, EngineScript, EngineStep, Trigger } from '../engine/types.js';
+import type { Decision, DialogSnapshot, DialogTimer, InputEvent, RecordedEffect } from './types.js';
+
+export interface DecideInput {
+  chatId: number;
+  dialog: DialogSnapshot;
+  /** The input's acceptance order. */
+  seq: number;
+  event: InputEvent;
+  script: EngineScript | null;
+  now: Date;
+  timezone: string;
+  random: () => number;
+}
+
+function stepSeq(dialog: DialogSnapshot): number {
+  return dialog.state.seqs.step ?? 0;
+}
+
+function statusSeq(dialog: DialogSnapshot): number {
+  return dialog.state.seqs.status ?? 0;
+}
+
+function findStep(script: EngineScript, id: string | null | undefined, key: string | null | undefined): EngineStep | undefined {
+  if (id) {
+    const byId = script.steps.find((s) => s.id === id);
+    if (byId) return byId;
+  }
+  if (key) return script.steps.find((s) => s.step.key === key);
+  return undefined;
+}
+
+function recorded(changes: DialogPatch = {}, extra: Partial<Decision> = {}): Decision {
+  return { outcome: 'recorded', changes, effects: [], log: [], ...extra };
+}
+
+function superseded(why: string, extra: Partial<Decision> = {}): Decision {
+  return { outcome: 'superseded', changes: {}, effects: [], log: [why], ...extra };
+}
+
+function recordEffects(result: EngineResult): RecordedEffect[] {
+  return result.effects.map((effect) =>
+    effect.type === 'schedule'
+      ? { type: 'schedule', stepId: effect.stepId, nextStepId: effect.nextStepId, runAt: effect.runAt.toISOString() }
+      : effect,
+  );
+}
+
+interface RunContext extends DecideInput {
+  script: EngineScript;
+}
+
+/** Runs the engine for a trigger over the dialog (with `overrides` already applied by this input). */
+function run(input: RunContext, trigger: Trigger, overrides: { status?: DialogStatus; stepId?: string | null }, base: Decision): Decision {
+  const { dialog } = input;
+  const result = runEngine({
+    script: input.script,
+    dialog: {
+      chatId: input.chatId,
+      username: base.started?.username ?? dialog.username,
+      name: base.started?.name ?? dialog.name,
+      createdAt: dialog.startedAt ?? (base.started ? input.now : null),
+      status: overrides.status ?? dialog.state.status,
+      stepId: overrides.stepId === undefined ? dialog.state.stepId : overrides.stepId,
+      fields: dialog.state.fields,
+      tracker: dialog.state.tracker,
+      tags: dialog.state.tags,
+    },
+    trigger,
+    now: input.now,
+    timezone: input.timezone,
+    random: input.random,
+  });
+  const effects = recordEffects(result);
+  const changes: DialogPatch = { ...base.changes, ...result.changes };
+  const decision: Decision = { ...base, changes, effects, log: [...base.log, ...result.log] };
+  if (result.stop === 'ignored' && result.effects.length === 0) return { ...decision, outcome: base.outcome };
+  decision.outcome = 'ran';
+  // The pending delay follows the run: the one it set, or none once the run moved on.
+  let schedule: Extract<EngineResult['effects'][number], { type: 'schedule' }> | undefined;
+  for (const effect of result.effects) if (effect.type === 'schedule') schedule = effect;
+  if (schedule) {
+    decision.timer = {
+      at: schedule.runAt.toISOString(),
+      scheduledBy: input.seq,
+      stepId: schedule.nextStepId,
+      stepKey: schedule.nextStepId ? (findStep(input.script, schedule.nextStepId, null)?.step.key ?? null) : null,
+    };
+  } else if (input.dialog.timer) {
+    decision.timer = null;
+  }
+  if (decision.manualReason === undefined && input.dialog.state.status !== 'auto') decision.manualReason = null;
+  return decision;
+}
+
+function decideMove(input: DecideInput, event: Extract<InputEvent, { kind: 'move' }>): Decision {
+  const { dialog, seq } = input;
+  const changes: DialogPatch = {};
+  const log: string[] = [];
+  let status = dialog.state.status;
+  if (event.status !== undefined && seq > statusSeq(dialog)) {
+    changes.status = event.status;
+    status = event.status;
+  }
+  const base: Decision = recorded(changes, { log });
+  if (event.status !== undefined && event.status !== 'manual') base.manualReason = null;
+  if (event.stepId === undefined && event.stepKey === undefined) return base;
+  if (seq <= stepSeq(dialog)) {
+    log.push(`move superseded by the newer move ${stepSeq(dialog)}`);
+    return { ...base, outcome: changes.status === undefined ? 'superseded' : 'recorded' };
+  }
+  const script = input.script;
+  const target = script ? findStep(script, event.stepId, event.stepKey) : undefined;
+  if (!script || !target) {
+    if (!script) {
+      // No script yet: the step is kept as given, and runs once there is one and the user starts.
+      if (event.stepId) changes.stepId = event.stepId;
+      return base;
+    }
+    changes.status = 'manual';
+    return {
+      ...base,
+      manualReason: `the step "${event.stepKey ?? event.stepId}" a postback moved the dialog to no longer exists`,
+      log: [...log, 'move to a step that no longer exists; dialog set to manual'],
+    };
+  }
+  changes.stepId = target.id;
+  if (!dialog.startedAt || status !== 'auto') return { ...base, timer: dialog.timer ? null : undefined }; // runs on /start or release
+  return run({ ...input, script }, { kind: 'step', stepId: target.id }, { status, stepId: target.id }, base);
+}
+
+function decideTimer(input: DecideInput, event: Extract<InputEvent, { kind: 'timer' }>): Decision {
+  const { dialog } = input;
+  const ownTimer = dialog.timer?.scheduledBy === event.scheduledBy;
+  const clear = ownTimer ? { timer: null } : {};
+  if (stepSeq(dialog) !== event.scheduledBy) return superseded('delay superseded: the dialog moved on', clear);
+  if (!ownTimer && dialog.timer) return superseded('delay superseded by a newer one', {});
+  if (event.stepId === null && event.stepKey === null) return recorded({}, clear);
+  if (!dialog.startedAt || dialog.state.status !== 'auto' || !input.script) return recorded({}, { ...clear, log: ['delay ended while the dialog is not running'] });
+  const target = findStep(input.script, event.stepId, event.stepKey);
+  if (!target) {
+    return recorded(
+      { status: 'manual' },
+      {
+        ...clear,
+        manualReason: `the step "${event.stepKey ?? event.stepId}" a delay leads to no longer exists`,
+        log: ['delay leads to a step that no longer exists; dialog set to manual'],
+      },
+    );
+  }
+  return run({ ...input, script: input.script }, { kind: 'step', stepId: target.id }, {}, recorded({}, clear));
+}
+
+function decideStart(input: DecideInput, event: Extract<InputEvent, { kind: 'start' }>): Decision {
+  const { dialog, seq } = input;
+  const changes: DialogPatch = {};
+  // Starting again after blocking the bot unblocks the dialog; an operator's `manual` stays.
+  let status = dialog.state.status;
+  if (status === 'blocked' && seq > statusSeq(dialog)) {
+    changes.status = 'auto';
+    status = 'auto';
+  }
+  const base = recorded(changes, { started: event.user });
+  if (!input.script) return base;
+  if (!dialog.startedAt) return run({ ...input, script: input.script }, { kind: 'start' }, { status }, base);
+  if (seq < stepSeq(dialog)) return { ...base, log: ['/start superseded by a newer move'] };
+  const script = input.script;
+  const start = script.steps.find((s) => s.step.key === script.startKey);
+  if (!start) return base;
+  return run({ ...input, script }, { kind: 'step', stepId: start.id }, { status }, base);
+}
+
+/** Decides what `input.event` does to the dialog. */
+export function decideInput(input: DecideInput): Decision {
+  const { dialog, event, seq } = input;
+  const running = dialog.startedAt !== null && dialog.state.status === 'auto' && input.script !== null;
+  switch (event.kind) {
+    case 'move':
+      return decideMove(input, event);
+    case 'timer':
+      return decideTimer(input, event);
+    case 'start':
+      return decideStart(input, event);
+    case 'text':
+      if (!running) return recorded({}, { incoming: { text: event.text } });
+      if (seq < stepSeq(dialog)) return superseded('reply superseded by a newer move', { incoming: { text: event.text } });
+      return run({ ...input, script: input.script! }, { kind: 'text', text: event.text }, {}, recorded());
+    case 'button': {
+      const button = parseButtonCallbackData(event.data);
+      if (!running || !button) return recorded();
+      if (seq < stepSeq(dialog)) return superseded('button superseded by a newer move');
+      return run({ ...input, script: input.script! }, { kind: 'button', stepId: button.stepId, index: button.index }, {}, recorded());
+    }
+    case 'blocked':
+      return seq > statusSeq(dialog) ? recorded({ status: 'blocked' }) : recorded();
+    case 'unblocked':
+      return recorded();
+    case 'other':
+      return recorded({}, dialog.state.status === 'manual' ? { incoming: { text: null } } : {});
+  }
+}

@@ -1,0 +1,74 @@
+/** The inputs of a dialog: everything that can move its script, in one acceptance order. */
+import type { DialogPatch, DialogState, DialogStatus } from '../dialog.js';
+import type { Effect } from '../engine/types.js';
+
+/** What is journaled for an input (the JSON `payload` of a `dialog_inputs` row). */
+export type DialogInput =
+  /** A Telegram update; `tokenKey` names the token it came through (a new token is a new bot). */
+  | { kind: 'telegram'; update: unknown; tokenKey: string }
+  /** A postback's step move and/or status; `stepKey` resolves the move if the step id is gone. */
+  | { kind: 'move'; stepId?: string; stepKey?: string; status?: DialogStatus }
+  /** A delay ended: continue at `stepId` (or the step now keyed `stepKey`) if the run that set it is still the newest move. */
+  | { kind: 'timer'; scheduledBy: number; stepId: string | null; stepKey: string | null };
+
+export type InputKind = DialogInput['kind'];
+
+/** The user as a /start tells it. */
+export interface StartedUser {
+  username: string | null;
+  name: string | null;
+  firstName: string | null;
+  lastName: string | null;
+}
+
+/** An input as the decision sees it: Telegram updates already read into what the user did. */
+export type InputEvent =
+  | { kind: 'start'; user: StartedUser }
+  | { kind: 'text'; text: string }
+  | { kind: 'button'; data: string }
+  | { kind: 'blocked' }
+  | { kind: 'unblocked' }
+  | { kind: 'other' }
+  | { kind: 'move'; stepId?: string; stepKey?: string; status?: DialogStatus }
+  | { kind: 'timer'; scheduledBy: number; stepId: string | null; stepKey: string | null };
+
+/** The pending delay of a dialog. */
+export interface DialogTimer {
+  at: string;
+  /** The input whose run set it: it fires only while that input's move is still the newest. */
+  scheduledBy: number;
+  stepId: string | null;
+  stepKey: string | null;
+}
+
+/** A dialog as inputs are decided against. */
+export interface DialogSnapshot {
+  state: DialogState;
+  username: string | null;
+  name: string | null;
+  startedAt: Date | null;
+  timer: DialogTimer | null;
+}
+
+/** An effect as recorded on its input (dates as ISO text), to be carried out in order. */
+export type RecordedEffect =
+  | Extract<Effect, { type: 'send_message' }>
+  | Extract<Effect, { type: 'send_webhook' }>
+  | { type: 'schedule'; stepId: string; nextStepId: string | null; runAt: string };
+
+/** What handling one input does to its dialog, decided before anything is carried out. */
+export interface Decision {
+  /** `ran`: the script ran; `recorded`: the dialog changed or nothing was to run; `superseded`: a newer move already won. */
+  outcome: 'ran' | 'recorded' | 'superseded';
+  /** Written with the input's order: a key a newer input wrote is left alone. */
+  changes: DialogPatch;
+  started?: StartedUser;
+  /** Keep what the user wrote (the dialog is not running, or the reply came too late). */
+  incoming?: { text: string | null };
+  /** Set (a value), clear (null) or leave (undefined) the dialog's pending delay. */
+  timer?: DialogTimer | null;
+  /** Why flowpost set the dialog to manual by itself; null clears an older reason. */
+  manualReason?: string | null;
+  effects: RecordedEffect[];
+  log: string[];
+}

@@ -1,0 +1,31 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { DIALOG_UPDATE_JOB, DIALOG_UPDATE_JOB_OPTIONS, type DialogUpdateJob } from '../jobs/dialog-update-job.js';
+import type { SequenceFloor } from './sequence-floor.js';
+
+/**
+ * Queues accepted dialog inputs (postbacks, Telegram updates) on `dialog-updates`, where each gets
+ * its acceptance order. An id at or below the floor means Redis lost its counter (FLUSHALL, a
+ * failover without the data): the counter is put back above Postgres' highest order, the job drawn
+ * too low is withdrawn, and the input is queued again with an order above everything applied.
+ */
+export class DialogUpdateQueue {
+  constructor(
+    readonly queue: Queue<DialogUpdateJob>,
+    private readonly redis: Redis,
+    readonly floor: SequenceFloor,
+  ) {}
+
+  async add(job: DialogUpdateJob): Promise<string> {
+    for (let attempt = 0; ; attempt++) {
+      const added = await this.queue.add(DIALOG_UPDATE_JOB, job, DIALOG_UPDATE_JOB_OPTIONS);
+      const id = added.id!;
+      if (!this.floor.regressed(id) || attempt >= 2) {
+        this.floor.observe(id);
+        return id;
+      }
+      await this.floor.restore(this.redis);
+      await added.remove().catch(() => undefined);
+    }
+  }
+}

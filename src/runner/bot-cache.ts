@@ -1,0 +1,65 @@
+import type { Knex } from 'knex';
+import { findBot } from '../db/bots.js';
+import { loadScript } from '../db/scripts.js';
+import type { EngineScript } from '../domain/engine/index.js';
+import { parseBotInfo, type BotCredentials } from '../telegram/index.js';
+
+/** What handling a dialog's inputs needs of its bot. */
+export interface BotForRun {
+  credentials: BotCredentials | null;
+  timezone: string;
+  script: EngineScript | null;
+}
+
+interface Entry {
+  value: Promise<BotForRun | null>;
+  expires: number;
+}
+
+/**
+ * A worker's cache of bots and their scripts, so that an input reads neither. Entries are dropped
+ * at once when the management API publishes a change of the bot (its token, its script), and
+ * expire after `ttlMs` regardless.
+ */
+export class BotCache {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly db: Knex,
+    private readonly ttlMs = 60_000,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  get(botId: string): Promise<BotForRun | null> {
+    const now = Date.now();
+    const cached = this.entries.get(botId);
+    if (cached && cached.expires > now) return cached.value;
+    const value = this.load(botId);
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    const entry = { value, expires: now + this.ttlMs };
+    this.entries.set(botId, entry);
+    value.catch(() => {
+      if (this.entries.get(botId) === entry) this.entries.delete(botId);
+    });
+    return value;
+  }
+
+  invalidate(botId: string): void {
+    this.entries.delete(botId);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  private async load(botId: string): Promise<BotForRun | null> {
+    const [bot, script] = await Promise.all([findBot(this.db, botId), loadScript(this.db, botId)]);
+    if (!bot) return null;
+    const botInfo = parseBotInfo(bot.telegramInfo);
+    return {
+      credentials: bot.telegramToken && botInfo ? { botId, token: bot.telegramToken, botInfo } : null,
+      timezone: bot.timezone,
+      script,
+    };
+  }
+}

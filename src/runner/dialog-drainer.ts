@@ -1,0 +1,158 @@
+import type { Context } from 'grammy';
+import type { Update } from 'grammy/types';
+import type { Knex } from 'knex';
+import { isDatabaseUnavailable } from '../db/connection.js';
+import { failInput, finishInput, loadOpenInputs, recordDecision, type DialogRecord, type DialogRef, type OpenInput } from '../db/dialog-inputs.js';
+import { decideInput } from '../domain/inputs/decide.js';
+import type { DialogInput, InputEvent } from '../domain/inputs/types.js';
+import type { Logger } from '../log.js';
+import type { DialogLease } from '../queue/dialog-lease.js';
+import type { BotRegistry, TelegramEvent } from '../telegram/index.js';
+import type { BotCache, BotForRun } from './bot-cache.js';
+import { carryOut, type EffectDeps } from './effects.js';
+import { feedUpdate } from './telegram-feed.js';
+
+export interface DialogDrainerDeps extends EffectDeps {
+  lease: DialogLease;
+  bots: BotCache;
+  registry: BotRegistry;
+  random?: () => number;
+  /** Tries of one input before it is set aside as dead (default 8). */
+  maxAttempts?: number;
+}
+
+function displayName(first: string | null, last: string | null): string | null {
+  const name = [first, last].filter(Boolean).join(' ');
+  return name === '' ? null : name;
+}
+
+function toInputEvent(event: TelegramEvent): InputEvent {
+  switch (event.kind) {
+    case 'start': {
+      const { username, firstName, lastName } = event.user;
+      return { kind: 'start', user: { username, name: displayName(firstName, lastName), firstName, lastName } };
+    }
+    case 'text':
+      return { kind: 'text', text: event.text };
+    case 'button':
+      return { kind: 'button', data: event.data };
+    default:
+      return { kind: event.kind };
+  }
+}
+
+/** Reload the dialog before going on (its row changed in a way this process did not read back). */
+const RELOAD = null;
+
+/**
+ * Handles a dialog's journaled inputs one at a time, in their acceptance order, under the dialog's
+ * lease: for each, decide (the pure rules), record the decision and its effects in Postgres, then
+ * carry the effects out, marking progress. An input found half done resumes at its first effect
+ * not done. An input that keeps failing is set aside (dead) and the dialog goes on.
+ */
+export class DialogDrainer {
+  private readonly random: () => number;
+  private readonly maxAttempts: number;
+
+  constructor(private readonly deps: DialogDrainerDeps) {
+    this.random = deps.random ?? Math.random;
+    this.maxAttempts = deps.maxAttempts ?? 8;
+  }
+
+  /** Drains the dialog; `busy` when another process holds it (that process will look again). */
+  async drain(ref: DialogRef): Promise<'drained' | 'busy'> {
+    const hold = await this.deps.lease.acquire(ref.botId, ref.chatId);
+    if (!hold) return 'busy';
+    try {
+      for (;;) {
+        const loaded = await loadOpenInputs(this.deps.db, ref);
+        if (!loaded || loaded.inputs.length === 0) {
+          if (await hold.releaseIfDone()) return 'drained';
+          continue;
+        }
+        let dialog: DialogRecord | null = loaded.dialog;
+        for (const input of loaded.inputs) {
+          if (!hold.held) throw new Error('the dialog lease was lost');
+          dialog = await this.handleCounted(ref, dialog, input);
+          if (dialog === RELOAD) break;
+        }
+      }
+    } catch (error) {
+      await hold.drop().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async handleCounted(ref: DialogRef, dialog: DialogRecord, input: OpenInput): Promise<DialogRecord | null> {
+    try {
+      return await this.handle(ref, dialog, input);
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      const state = await failInput(this.deps.db, ref, input.seq, message, this.maxAttempts);
+      if (state !== 'dead') throw error;
+      this.deps.log.error({ err: error, ...ref, seq: input.seq, kind: input.input.kind }, 'dialog input set aside after repeated failures');
+      return RELOAD;
+    }
+  }
+
+  private async handle(ref: DialogRef, dialog: DialogRecord, input: OpenInput): Promise<DialogRecord | null> {
+    const bot = await this.deps.bots.get(ref.botId);
+    if (!bot) {
+      await finishInput(this.deps.db, ref, input.seq, 0);
+      return dialog;
+    }
+    if (input.state === 'acting') {
+      await carryOut(this.deps, ref, bot, input.seq, input.effects ?? [], input.effectsDone);
+      return RELOAD;
+    }
+    const event = await this.readInput(ref, bot, input.input);
+    if (!event) {
+      await finishInput(this.deps.db, ref, input.seq, 0);
+      return dialog;
+    }
+    let current = dialog;
+    for (;;) {
+      const decision = decideInput({
+        chatId: ref.chatId,
+        dialog: current,
+        seq: input.seq,
+        event,
+        script: bot.script,
+        now: this.deps.now(),
+        timezone: bot.timezone,
+        random: this.random,
+      });
+      for (const line of decision.log) this.deps.log.info({ ...ref, seq: input.seq, outcome: decision.outcome }, line);
+      const saved = await recordDecision(this.deps.db, ref, current, input.seq, decision, input.input.kind === 'telegram' ? input.input.update : null);
+      if (saved) {
+        if (decision.effects.length === 0) return saved;
+        await carryOut(this.deps, ref, bot, input.seq, decision.effects, 0);
+        return RELOAD;
+      }
+      // A postback wrote the dialog after it was read: read it again and decide again.
+      const reloaded = await loadOpenInputs(this.deps.db, ref, 1);
+      if (!reloaded || reloaded.inputs[0]?.seq !== input.seq || reloaded.inputs[0].state !== 'pending') return RELOAD;
+      current = reloaded.dialog;
+    }
+  }
+
+  /** What the input is, as the rules read it; null for a Telegram update of no known shape (or a bot without Telegram). */
+  private async readInput(ref: DialogRef, bot: BotForRun, input: DialogInput): Promise<InputEvent | null> {
+    if (input.kind !== 'telegram') return input;
+    if (!bot.credentials) return null;
+    const grammyBot = this.deps.registry.get(bot.credentials.token, bot.credentials.botInfo);
+    let read: InputEvent | null = null;
+    await feedUpdate(grammyBot, input.update as Update, async (event: TelegramEvent | null, ctx: Context) => {
+      if (!event) {
+        this.deps.log.warn({ botId: ref.botId, updateId: ctx.update.update_id }, 'telegram update of an unknown shape dropped');
+        return;
+      }
+      if (event.kind === 'button') {
+        await ctx.answerCallbackQuery().catch((error: unknown) => this.deps.log.debug({ err: error }, 'answerCallbackQuery failed'));
+      }
+      read = toInputEvent(event);
+    });
+    return read;
+  }
+}

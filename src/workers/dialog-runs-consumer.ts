@@ -1,0 +1,38 @@
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { isDatabaseUnavailable } from '../db/connection.js';
+import type { DialogRunJob } from '../jobs/dialog-run-job.js';
+import { QUEUES } from '../jobs/queue-names.js';
+import { runDialog, type RunDialogDeps } from '../jobs/run-dialog.js';
+import type { Logger } from '../log.js';
+
+export interface DialogRunsConsumerOptions extends RunDialogDeps {
+  connection: Redis;
+  prefix: string;
+  log: Logger;
+  concurrency: number;
+  /** How long to stop taking jobs while Postgres is unreachable. */
+  databaseRetryMs?: number;
+}
+
+/** Consumes `step-runs`: wires {@link runDialog} to BullMQ; while Postgres is down, pauses without spending attempts. */
+export function startDialogRunsConsumer(options: DialogRunsConsumerOptions): Worker<DialogRunJob> {
+  const { log } = options;
+  const worker: Worker<DialogRunJob> = new Worker<DialogRunJob>(
+    QUEUES.stepRuns,
+    async (job) => {
+      try {
+        await runDialog(job.data, options);
+      } catch (error) {
+        if (!isDatabaseUnavailable(error)) throw error;
+        log.warn({ err: error }, 'postgres unreachable; dialog runs wait');
+        await worker.rateLimit(options.databaseRetryMs ?? 2_000);
+        throw Worker.RateLimitError();
+      }
+    },
+    { connection: options.connection, prefix: options.prefix, concurrency: options.concurrency, maxStalledCount: 10 },
+  );
+  worker.on('failed', (job, error) => log.warn({ err: error, jobId: job?.id, attempts: job?.attemptsMade }, 'dialog run failed'));
+  worker.on('error', (error) => log.warn({ err: error }, 'step-runs worker error'));
+  return worker;
+}
