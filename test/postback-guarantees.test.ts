@@ -53,7 +53,8 @@ describe('ordering', () => {
     try {
       const row = await waitFor(async () => {
         const found = await dialogRow(botId, chatId);
-        return found && found.fields.userBalance === '500' ? found : null;
+        // Step moves go through the dialog's one order of inputs, handled right after the merge.
+        return found && found.fields.userBalance === '500' && found.step_id === steps.get(keys[500 % 3]!) ? found : null;
       }, 20_000, 'the last update');
       // Let any straggling (older) batch finish, then check nothing older overwrote the newest.
       await new Promise((resolve) => setTimeout(resolve, 300));

@@ -14,6 +14,8 @@ export interface DialogView {
   tags: string[];
   createdAt: string;
   startedAt: string | null;
+  /** Why flowpost itself handed the dialog to an operator (a step removed by a script upload), if it did. */
+  manualReason: string | null;
 }
 
 export async function findDialog(db: Knex, botId: string, chatId: number): Promise<DialogView | null> {
@@ -32,6 +34,7 @@ export async function findDialog(db: Knex, botId: string, chatId: number): Promi
       'd.tags',
       'd.created_at',
       'd.started_at',
+      'd.manual_reason',
     );
   if (!row) return null;
   return {
@@ -46,5 +49,6 @@ export async function findDialog(db: Knex, botId: string, chatId: number): Promi
     tags: row.tags,
     createdAt: (row.created_at as Date).toISOString(),
     startedAt: row.started_at ? (row.started_at as Date).toISOString() : null,
+    manualReason: row.manual_reason ?? null,
   };
 }

@@ -9,6 +9,7 @@ import { createWebApp } from '../http/app.js';
 import { PostbackViewCache } from '../http/postback-view-cache.js';
 import { RateLimiter } from '../http/rate-limiter.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
+import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, type DialogRunJob } from '../jobs/dialog-run-job.js';
 import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import { enqueueDelivery } from '../outbound/enqueue.js';
 import { QUEUES } from '../jobs/queue-names.js';
@@ -69,6 +70,8 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
   };
 
   const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection: redis, prefix: config.queuePrefix });
+  const stepRuns = new Queue<DialogRunJob>(QUEUES.stepRuns, { connection: redis, prefix: config.queuePrefix });
+  stepRuns.on('error', (error) => log.debug({ err: error }, 'queue error'));
   outbound.on('error', (error) => log.debug({ err: error }, 'queue error'));
 
   const app = createWebApp({
@@ -88,6 +91,9 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       publicUrl: config.publicUrl,
       telegramApiRoot: config.telegramApiRoot,
       invalidate,
+      wakeDialog: async (botId, chatId) => {
+        await stepRuns.add(DRAIN_JOB, { botId, chatId }, { ...DIALOG_RUN_JOB_OPTIONS, jobId: `revive-${botId}-${chatId}-${Date.now()}` });
+      },
       replayDelivery: (d) =>
         enqueueDelivery(outbound, {
           id: d.id,
@@ -130,6 +136,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       await subscription.close();
       await queue.close();
       await outbound.close();
+      await stepRuns.close();
       redis.disconnect();
     },
   };

@@ -11,6 +11,8 @@ export interface ManagementDeps {
   telegramApiRoot: string;
   /** Queues a replayed delivery's new chain of attempts. */
   replayDelivery(delivery: DeliveryRecord): Promise<void>;
+  /** Wakes a dialog so that its open inputs are handled (after a dead input is put back). */
+  wakeDialog(botId: string, chatId: number): Promise<void>;
   /** Drops cached views of what changed, in this and every other web process. */
   invalidate(message: Invalidation): Promise<void>;
 }

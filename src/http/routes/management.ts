@@ -4,6 +4,7 @@ import { InputError } from '../../domain/input-error.js';
 import { bearerAuth } from '../auth.js';
 import { UUID_PATTERN } from '../validation.js';
 import { registerBotRoutes } from './bots.js';
+import { registerDeadLetterRoutes } from './dead-letters.js';
 import { registerDeliveryRoutes } from './deliveries.js';
 import { registerDialogRoutes } from './dialogs.js';
 import { registerFieldRoutes } from './fields.js';
@@ -27,5 +28,6 @@ export function managementRouter(deps: ManagementDeps, adminApiKey: string): Rou
   registerScriptRoutes(router, deps);
   registerDialogRoutes(router, deps);
   registerDeliveryRoutes(router, deps);
+  registerDeadLetterRoutes(router, deps);
   return router;
 }
