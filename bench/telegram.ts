@@ -8,19 +8,25 @@ import { freePort, runScript, waitForHttp, type Child } from './lib/processes.js
 import { dropPrefix, REDIS_URL } from './lib/redis.js';
 
 const ADMIN_KEY = 'bench-admin-key-0123456789';
-const CHATS = Number(process.env.BENCH_TELEGRAM_CHATS ?? 1000);
+const CHATS = Number(process.env.BENCH_TELEGRAM_CHATS ?? 2000);
 const STEPS = 5;
-const RATE = 200;
-const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 10);
+const RATES = [200, 1_000];
+const POSTBACKS = Number(process.env.BENCH_LATENCY_POSTBACKS ?? 2000);
+
+export interface LatencyFigures {
+  rate: number;
+  postbacks: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
 
 export interface TelegramFigures {
   messagesPerSec: number;
   bareSendsPerSec: number;
-  latencyP50: number;
-  latencyP99: number;
+  latency: LatencyFigures[];
   bareSendP50: number;
   bareSendP99: number;
-  postbacks: number;
 }
 
 
@@ -60,8 +66,8 @@ async function bareSends(fake: FakeTelegram, count: number): Promise<{ perSec: n
 /**
  * (c) messages/s: dialogs run a chain of send_message steps through one worker process to the
  *     fake Bot API, the per-bot and per-chat limits lifted, beside grammY sending straight to it.
- * (d) latency from a postback's stepId to the sendMessage at the fake server, at a steady 200
- *     postbacks/s, beside the fake's own round trip.
+ * (d) latency from a postback's stepId to the sendMessage at the fake server, over started
+ *     dialogs, at a steady 200 and then 1,000 postbacks/s, beside the fake's own round trip.
  */
 export async function benchTelegram(database: BenchDatabase): Promise<TelegramFigures> {
   const fake = await startFakeTelegram();
@@ -122,36 +128,43 @@ export async function benchTelegram(database: BenchDatabase): Promise<TelegramFi
     await waitForSends(fake, token, CHATS * STEPS, 120_000);
     const messagesPerSec = (CHATS * STEPS - 1) / ((performance.now() - first) / 1000);
 
-    // Steady postbacks moving started dialogs to `target`; match each to its message by `n`.
+    // Steady postbacks moving started dialogs to `target`, at each rate; match each to its message by `n`.
     const url = `${base}/api/bots/webhooks/${webhook.id}/updateDialog`;
-    const sentAt = new Map<number, number>();
-    const total = RATE * LATENCY_SECONDS;
-    const startedAt = performance.now();
-    const timeOrigin = performance.timeOrigin;
-    const inFlight: Promise<unknown>[] = [];
-    for (let n = 0; n < total; n++) {
-      const due = startedAt + (n * 1000) / RATE;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
-      sentAt.set(n, timeOrigin + performance.now());
-      inFlight.push(fetch(`${url}?chatId=${1_000 + (n % CHATS)}&stepId=target&n=${n}`).then((r) => r.arrayBuffer()));
+    const latency: LatencyFigures[] = [];
+    let sentBefore = CHATS * STEPS;
+    let n0 = 0;
+    for (const rate of RATES) {
+      const sentAt = new Map<number, number>();
+      const startedAt = performance.now();
+      const timeOrigin = performance.timeOrigin;
+      const inFlight: Promise<unknown>[] = [];
+      for (let i = 0; i < POSTBACKS; i++) {
+        const n = n0 + i;
+        const due = startedAt + (i * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        sentAt.set(n, timeOrigin + performance.now());
+        inFlight.push(fetch(`${url}?chatId=${1_000 + (i % CHATS)}&stepId=target&n=${n}`).then((r) => r.arrayBuffer()));
+      }
+      await Promise.all(inFlight);
+      await waitForSends(fake, token, sentBefore + POSTBACKS, 60_000);
+      const latencies = fake
+        .callsOf('sendMessage', token)
+        .slice(sentBefore)
+        .map((call) => call.at - sentAt.get(Number(String(call.params.text).slice(2)))!)
+        .sort((a, b) => a - b);
+      latency.push({ rate, postbacks: POSTBACKS, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? 0 });
+      sentBefore += POSTBACKS;
+      n0 += POSTBACKS;
+      await sleep(1_000);
     }
-    await Promise.all(inFlight);
-    await waitForSends(fake, token, CHATS * STEPS + total, 60_000);
-    const latencies = fake
-      .callsOf('sendMessage', token)
-      .slice(CHATS * STEPS)
-      .map((call) => call.at - sentAt.get(Number(String(call.params.text).slice(2)))!)
-      .sort((a, b) => a - b);
     const bare = await bareSends(fake, CHATS * STEPS);
     return {
       messagesPerSec,
       bareSendsPerSec: bare.perSec,
-      latencyP50: percentile(latencies, 50),
-      latencyP99: percentile(latencies, 99),
+      latency,
       bareSendP50: bare.p50,
       bareSendP99: bare.p99,
-      postbacks: total,
     };
   } finally {
     await Promise.all(children.map((child) => child.stop()));

@@ -41,6 +41,8 @@ function toInputEvent(event: TelegramEvent): InputEvent {
   }
 }
 
+const OPEN_INPUTS_PER_READ = 20;
+
 /** Reload the dialog before going on (its row changed in a way this process did not read back). */
 const RELOAD = null;
 
@@ -65,7 +67,7 @@ export class DialogDrainer {
     if (!hold) return 'busy';
     try {
       for (;;) {
-        const loaded = await loadOpenInputs(this.deps.db, ref);
+        const loaded = await loadOpenInputs(this.deps.db, ref, OPEN_INPUTS_PER_READ);
         if (!loaded || loaded.inputs.length === 0) {
           if (await hold.releaseIfDone()) return 'drained';
           continue;
@@ -76,6 +78,9 @@ export class DialogDrainer {
           dialog = await this.handleCounted(ref, dialog, input);
           if (dialog === RELOAD) break;
         }
+        // All there was is handled: an input journaled since then left a note (its wake-up found
+        // the lease taken), so letting go unless there is a note loses nothing.
+        if (dialog !== RELOAD && loaded.inputs.length < OPEN_INPUTS_PER_READ && (await hold.releaseIfDone())) return 'drained';
       }
     } catch (error) {
       await hold.drop().catch(() => undefined);
@@ -127,8 +132,8 @@ export class DialogDrainer {
       const saved = await recordDecision(this.deps.db, ref, current, input.seq, decision, input.input.kind === 'telegram' ? input.input.update : null);
       if (saved) {
         if (decision.effects.length === 0) return saved;
-        await carryOut(this.deps, ref, bot, input.seq, decision.effects, 0);
-        return RELOAD;
+        const outcome = await carryOut(this.deps, ref, bot, input.seq, decision.effects, 0);
+        return outcome === 'done' ? saved : RELOAD;
       }
       // A postback wrote the dialog after it was read: read it again and decide again.
       const reloaded = await loadOpenInputs(this.deps.db, ref, 1);

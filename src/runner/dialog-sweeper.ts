@@ -10,9 +10,9 @@ export interface DialogSweeperOptions {
   drain(dialog: DialogRef): Promise<void>;
   /** Journals a delay whose alarm was lost, and wakes its dialog. */
   fire(dialog: DialogRef, timer: DialogTimer): Promise<void>;
-  /** Default 15 s. */
+  /** Default 10 s. */
   intervalMs?: number;
-  /** An open input untouched this long has lost its drain. Default 30 s. */
+  /** An open input untouched this long has lost its drain. Default 15 s. */
   staleMs?: number;
   /** A delay due this long ago has lost its alarm. Default 5 s. */
   graceMs?: number;
@@ -31,8 +31,8 @@ export interface DialogSweeper {
  * inputs without a drain, delays without an alarm. It also forgets old handled inputs.
  */
 export function startDialogSweeper(options: DialogSweeperOptions): DialogSweeper {
-  const intervalMs = options.intervalMs ?? 15_000;
-  const staleMs = options.staleMs ?? 30_000;
+  const intervalMs = options.intervalMs ?? 10_000;
+  const staleMs = options.staleMs ?? 15_000;
   const graceMs = options.graceMs ?? 5_000;
   const keepMs = options.keepMs ?? 2 * 86_400_000;
   let timer: NodeJS.Timeout | null = null;

@@ -65,7 +65,8 @@ export async function armTimer(timers: Queue<DialogRunJob>, dialog: DialogRef, t
  * Carries out an input's recorded effects from `from` on, in order, and marks the input done. After
  * each message Telegram acknowledged, how far the input got is written before anything else is
  * done, so a retry resumes after it: an acknowledged message is never sent again (one whose outcome
- * is unknown, a timeout, may be). Webhook calls and alarms are idempotent by their ids.
+ * is unknown, a timeout, may be). Webhook calls and alarms are idempotent by their ids. Returns
+ * `blocked` when Telegram said the user blocked the bot (the dialog was set blocked).
  */
 export async function carryOut(
   deps: EffectDeps,
@@ -74,7 +75,7 @@ export async function carryOut(
   seq: number,
   effects: readonly RecordedEffect[],
   from: number,
-): Promise<void> {
+): Promise<'done' | 'blocked'> {
   for (let index = from; index < effects.length; index++) {
     const effect = effects[index]!;
     switch (effect.type) {
@@ -89,7 +90,7 @@ export async function carryOut(
             deps.log.info({ ...dialog, reason: result.reason }, 'the user blocked the bot; dialog blocked');
             await blockDialog(deps.db, dialog, seq);
             await finishInput(deps.db, dialog, seq, effects.length);
-            return;
+            return 'blocked';
           }
         } catch (error) {
           if (!(error instanceof TelegramSendError) || error.retryable) throw error;
@@ -110,4 +111,5 @@ export async function carryOut(
     }
   }
   await finishInput(deps.db, dialog, seq, effects.length);
+  return 'done';
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
@@ -21,6 +22,7 @@ import { subscribeInvalidations } from '../queue/invalidation.js';
 import { SequenceFloor } from '../queue/sequence-floor.js';
 import { BotCache } from '../runner/bot-cache.js';
 import { DialogDrainer } from '../runner/dialog-drainer.js';
+import { InlineDrains } from '../runner/inline-drains.js';
 import { startDialogSweeper } from '../runner/dialog-sweeper.js';
 import { BotRegistry, classifyUpdate, parseBotInfo, SendLimiter, startPollers, TelegramSender, usesWebhook, type Pollers } from '../telegram/index.js';
 import { tokenKey } from '../telegram/token-key.js';
@@ -37,7 +39,7 @@ export interface WorkerTier {
 export interface WorkerTierOptions {
   /** Long-poll bots when PUBLIC_URL is not https (default true). */
   poll?: boolean;
-  /** How often Postgres is swept for inputs and delays Redis lost (default 15 s), and when an open input counts as lost (default 30 s). */
+  /** How often Postgres is swept for inputs and delays Redis lost (default 10 s), and when an open input counts as lost (default 15 s). */
   sweepIntervalMs?: number;
   staleInputMs?: number;
   /** Tries of one dialog input before it is set aside as dead (default 8). */
@@ -89,9 +91,15 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     now: () => new Date(),
     ...(options.maxInputAttempts !== undefined ? { maxAttempts: options.maxInputAttempts } : {}),
   });
-  const wake = async (botId: string, chatId: number, jobId: string): Promise<void> => {
-    await stepRuns.add(DRAIN_JOB, { botId, chatId }, { ...DIALOG_RUN_JOB_OPTIONS, jobId });
+  const wake = async (botId: string, chatId: number, jobId: string, delayMs = 0): Promise<void> => {
+    await stepRuns.add(DRAIN_JOB, { botId, chatId }, { ...DIALOG_RUN_JOB_OPTIONS, jobId, ...(delayMs > 0 ? { delay: delayMs } : {}) });
   };
+  const inlineDrains = new InlineDrains({
+    drain: (dialog) => drainer.drain(dialog),
+    queue: (dialog, { delayMs }) => wake(dialog.botId, dialog.chatId, `wake-${dialog.botId}-${dialog.chatId}-${randomUUID()}`, delayMs),
+    limit: config.workerConcurrency,
+    log,
+  });
 
   const dialogUpdates = startDialogUpdatesConsumer({
     db,
@@ -100,9 +108,9 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     log: log.child({ queue: QUEUES.dialogUpdates }),
     concurrency: config.dialogUpdatesConcurrency,
     sequenceFloor: floor,
-    // An update that journaled an input (a move, a Telegram update) wakes its dialog.
-    onApplied: async (applied, seq) => {
-      if (applied.journaled) await wake(applied.botId, applied.chatId, drainJobId(applied.botId, applied.chatId, seq));
+    // An update that journaled an input (a move, a Telegram update) wakes its dialog, here and now.
+    onApplied: async (applied) => {
+      if (applied.journaled) await inlineDrains.wake({ botId: applied.botId, chatId: applied.chatId });
     },
   });
   const workers: Worker[] = [
@@ -139,7 +147,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
   const dialogSweeper = startDialogSweeper({
     db,
     log: log.child({ component: 'dialog-sweeper' }),
-    drain: (dialog) => wake(dialog.botId, dialog.chatId, `sweep-${dialog.botId}-${dialog.chatId}-${Date.now()}`),
+    drain: (dialog) => wake(dialog.botId, dialog.chatId, `sweep-${dialog.botId}-${dialog.chatId}-${randomUUID()}`),
     fire: async (dialog, timer) => {
       const seq = await journalTimer({ db, redis: connection, floor }, dialog, timer);
       await wake(dialog.botId, dialog.chatId, drainJobId(dialog.botId, dialog.chatId, seq));
@@ -180,6 +188,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
       dialogSweeper.stop();
       await pollers?.stop();
       await Promise.all(workers.map((worker) => worker.close()));
+      await inlineDrains.close();
       await Promise.all([stepRuns.close(), dialogUpdatesQueue.close(), outbound.close(), outboundBatches.close()]);
       await invalidations.close();
       await outboundAgent.close();

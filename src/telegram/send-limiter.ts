@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { LuaScript } from '../outbound/fairness/lua.js';
 
 /**
  * Telegram's sending limits, as rates with bursts. A rate of 0 (or Infinity) turns that limit off,
@@ -97,6 +98,8 @@ end
 return math.ceil((at - now) / 1000)
 `;
 
+const RESERVE_SCRIPT = new LuaScript(RESERVE);
+
 interface Rate {
   intervalUs: number;
   toleranceUs: number;
@@ -141,18 +144,13 @@ export class SendLimiter {
   /** Reserves a slot; resolves to the ms to wait before sending (0: send now). */
   async reserve(botId: string, chatId: number | string): Promise<number> {
     const chat = isGroupChat(chatId) ? this.group : this.chat;
+    if (chat.intervalUs === 0 && this.botBucketUs === 0) return 0; // both limits lifted
     // One hash tag per bot: both keys live in the same slot should Redis be a cluster.
     const base = `${this.prefix}:tg-rate:{${botId}}`;
-    const wait = await this.redis.eval(
-      RESERVE,
-      3,
-      `${base}:chat:${chatId}`,
-      `${base}:bot`,
-      `${base}:frontier`,
-      String(chat.intervalUs),
-      String(chat.toleranceUs),
-      String(this.botBucketUs),
-      String(this.botCap),
+    const wait = await RESERVE_SCRIPT.run(
+      this.redis,
+      [`${base}:chat:${chatId}`, `${base}:bot`, `${base}:frontier`],
+      [String(chat.intervalUs), String(chat.toleranceUs), String(this.botBucketUs), String(this.botCap)],
     );
     const ms = Number(wait);
     return Number.isFinite(ms) && ms > 0 ? ms : 0;
