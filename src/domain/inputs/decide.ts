@@ -65,6 +65,7 @@ interface RunContext extends DecideInput {
 /** Runs the engine for a trigger over the dialog (with `overrides` already applied by this input). */
 function run(input: RunContext, trigger: Trigger, overrides: { status?: DialogStatus; stepId?: string | null }, base: Decision): Decision {
   const { dialog } = input;
+  const startStepId = overrides.stepId === undefined ? dialog.state.stepId : overrides.stepId;
   const result = runEngine({
     script: input.script,
     dialog: {
@@ -73,7 +74,7 @@ function run(input: RunContext, trigger: Trigger, overrides: { status?: DialogSt
       name: base.started?.name ?? dialog.name,
       createdAt: dialog.startedAt ?? (base.started ? input.now : null),
       status: overrides.status ?? dialog.state.status,
-      stepId: overrides.stepId === undefined ? dialog.state.stepId : overrides.stepId,
+      stepId: startStepId,
       fields: dialog.state.fields,
       tracker: dialog.state.tracker,
       tags: dialog.state.tags,
@@ -88,6 +89,9 @@ function run(input: RunContext, trigger: Trigger, overrides: { status?: DialogSt
   const decision: Decision = { ...base, changes, effects, log: [...base.log, ...result.log] };
   if (result.stop === 'ignored' && result.effects.length === 0) return { ...decision, outcome: base.outcome };
   decision.outcome = 'ran';
+  // A run claims the step with its input's order even when it ends where it began (a loop back to a
+  // delay): the delay it set belongs to this input, and only a newer move supersedes it.
+  if (changes.stepId === undefined) changes.stepId = startStepId;
   // The pending delay follows the run: the one it set, or none once the run moved on.
   let schedule: Extract<EngineResult['effects'][number], { type: 'schedule' }> | undefined;
   for (const effect of result.effects) if (effect.type === 'schedule') schedule = effect;
