@@ -33,17 +33,19 @@ export interface NewInput extends DialogRef {
   dedupeKey: string | null;
 }
 
-interface DialogRow extends DialogStateRow {
+/** The columns of a dialog row a drain reads. */
+export interface RecordRow extends DialogStateRow {
   username: string | null;
   name: string | null;
   started_at: Date | null;
   timer: DialogTimer | null;
   version: string | number;
 }
+type DialogRow = RecordRow;
 
 const DIALOG_COLUMNS = 'd.status, d.step_id, d.fields, d.tracker, d.tags, d.seqs, d.last_seq, d.username, d.name, d.started_at, d.timer, d.version';
 
-function toRecord(row: DialogRow): DialogRecord {
+export function toRecord(row: RecordRow): DialogRecord {
   return {
     state: rowState(row),
     username: row.username,
@@ -107,7 +109,8 @@ export function stateAfter(current: DialogState, decision: Decision, seq: number
 
 /**
  * Records a decision in one statement: the dialog's new state (only if no other write came in
- * since it was read at `version`: else null, read again and decide again), the input's recorded
+ * since it was read at `version` and the input is still pending: else null, read again and decide
+ * again), the input's recorded
  * effects (state `acting`, or `done`/`superseded` when there is nothing to carry out), and what
  * the user wrote when it is kept.
  */
@@ -138,6 +141,7 @@ export async function recordDecision(
          timer = CASE WHEN ? THEN ?::jsonb ELSE timer END,
          manual_reason = CASE WHEN ? THEN ? ELSE manual_reason END
        WHERE bot_id = ? AND chat_id = ? AND version = ?
+         AND EXISTS (SELECT 1 FROM dialog_inputs WHERE bot_id = ? AND chat_id = ? AND seq = ? AND state = 'pending')
        RETURNING status, step_id, fields, tracker, tags, seqs, last_seq, username, name, started_at, timer, version
      ), i AS (
        UPDATE dialog_inputs SET state = ?, effects = ?::jsonb, note = ?, updated_at = now()
@@ -173,6 +177,9 @@ export async function recordDecision(
       ref.botId,
       ref.chatId,
       dialog.version,
+      ref.botId,
+      ref.chatId,
+      seq,
       inputState,
       acting ? JSON.stringify(decision.effects) : null,
       decision.log.length > 0 ? decision.log.join('; ').slice(0, 2_000) : null,
@@ -188,14 +195,6 @@ export async function recordDecision(
   );
   const row = result.rows[0];
   return row ? toRecord(row) : null;
-}
-
-/** How far an acting input got: effects before `done` are carried out. */
-export async function recordProgress(db: Knex, ref: DialogRef, seq: number, done: number): Promise<void> {
-  await db.raw(
-    `UPDATE dialog_inputs SET effects_done = greatest(effects_done, ?), updated_at = now() WHERE bot_id = ? AND chat_id = ? AND seq = ?`,
-    [done, ref.botId, ref.chatId, seq],
-  );
 }
 
 /** Every effect of the input was carried out. */

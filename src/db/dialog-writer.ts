@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { DialogPatch, DialogState } from '../domain/dialog.js';
 import { mergeUpdates, type SequencedPatch } from '../domain/dialog-merge.js';
 import type { DialogInput } from '../domain/inputs/types.js';
-import { journalInputs, type NewInput } from './dialog-inputs.js';
+import { journalInputs, toRecord, type DialogRecord, type NewInput, type OpenInput, type RecordRow } from './dialog-inputs.js';
 import { rowState, type DialogStateRow } from './dialog-rows.js';
 
 /** An accepted update: a postback's patch and/or an input for the dialog's journal. */
@@ -24,6 +24,11 @@ export interface AppliedDialog {
   started: boolean;
   /** Inputs were journaled for this dialog: its inbox must be drained. */
   journaled: boolean;
+  /**
+   * The dialog as this batch left it and the inputs it journaled, when no other input was open:
+   * what a drain would read first (a drain that finds it stale reads again).
+   */
+  snapshot?: { dialog: DialogRecord; inputs: OpenInput[] };
 }
 
 /**
@@ -40,14 +45,17 @@ export function splitPostback(patch: DialogPatch): { values: DialogPatch; move: 
   return { values, move };
 }
 
-interface DialogRow extends DialogStateRow {
+interface DialogRow extends DialogStateRow, RecordRow {
   bot_id: string;
   chat_id: number;
   started_at: Date | null;
+  has_open: boolean;
 }
 
 const SELECT_FOR_UPDATE = `
-  SELECT d.bot_id, d.chat_id, d.status, d.step_id, d.fields, d.tracker, d.tags, d.seqs, d.last_seq, d.started_at
+  SELECT d.bot_id, d.chat_id, d.status, d.step_id, d.fields, d.tracker, d.tags, d.seqs, d.last_seq, d.started_at,
+    d.username, d.name, d.timer, d.version,
+    EXISTS (SELECT 1 FROM dialog_inputs i WHERE i.bot_id = d.bot_id AND i.chat_id = d.chat_id AND i.state IN ('pending', 'acting')) AS has_open
   FROM dialogs d
   JOIN unnest(?::uuid[], ?::bigint[]) AS k(bot_id, chat_id) ON d.bot_id = k.bot_id AND d.chat_id = k.chat_id
   ORDER BY d.bot_id, d.chat_id
@@ -81,15 +89,15 @@ async function lockDialogs(trx: Knex.Transaction, keys: Array<{ botId: string; c
 }
 
 async function applyInTransaction(trx: Knex.Transaction, updates: readonly DialogUpdateInput[]): Promise<AppliedDialog[]> {
-  const groups = new Map<string, { botId: string; chatId: number; patches: SequencedPatch[]; journaled: boolean }>();
+  const groups = new Map<string, { botId: string; chatId: number; patches: SequencedPatch[]; inputs: OpenInput[] }>();
   const inputs: NewInput[] = [];
   for (const update of updates) {
     const key = dialogKey(update.botId, update.chatId);
     let group = groups.get(key);
-    if (!group) groups.set(key, (group = { botId: update.botId, chatId: update.chatId, patches: [], journaled: false }));
+    if (!group) groups.set(key, (group = { botId: update.botId, chatId: update.chatId, patches: [], inputs: [] }));
     if (update.patch) group.patches.push({ seq: update.seq, patch: update.patch });
     if (update.input) {
-      group.journaled = true;
+      group.inputs.push({ seq: update.seq, input: update.input, state: 'pending', effects: null, effectsDone: 0, attempts: 0 });
       inputs.push({ botId: update.botId, chatId: update.chatId, seq: update.seq, input: update.input, dedupeKey: update.dedupeKey ?? null });
     }
   }
@@ -109,12 +117,17 @@ async function applyInTransaction(trx: Knex.Transaction, updates: readonly Dialo
     const group = groups.get(dialogKey(row.bot_id, row.chat_id))!;
     group.patches.sort((a, b) => a.seq - b.seq);
     const merged = mergeUpdates(rowState(row), group.patches);
+    const journaled = group.inputs.length > 0;
+    const after: DialogRow = { ...row, ...(merged.changed ? { version: Number(row.version) + 1 } : {}) };
     applied.push({
       botId: row.bot_id,
       chatId: row.chat_id,
       state: merged.state,
       started: row.started_at !== null,
-      journaled: group.journaled,
+      journaled,
+      ...(journaled && !row.has_open
+        ? { snapshot: { dialog: { ...toRecord(after), state: merged.state }, inputs: group.inputs.sort((a, b) => a.seq - b.seq) } }
+        : {}),
     });
     if (merged.changed) {
       const s = merged.state;

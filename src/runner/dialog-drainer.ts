@@ -61,13 +61,19 @@ export class DialogDrainer {
     this.maxAttempts = deps.maxAttempts ?? 8;
   }
 
-  /** Drains the dialog; `busy` when another process holds it (that process will look again). */
-  async drain(ref: DialogRef): Promise<'drained' | 'busy'> {
+  /**
+   * Drains the dialog; `busy` when another process holds it (that process will look again).
+   * `snapshot`: the dialog and its open inputs as the caller just wrote them, read instead of
+   * Postgres the first time (a stale snapshot is caught when its decision is recorded).
+   */
+  async drain(ref: DialogRef, snapshot?: { dialog: DialogRecord; inputs: OpenInput[] }): Promise<'drained' | 'busy'> {
     const hold = await this.deps.lease.acquire(ref.botId, ref.chatId);
     if (!hold) return 'busy';
+    let preloaded = snapshot;
     try {
       for (;;) {
-        const loaded = await loadOpenInputs(this.deps.db, ref, OPEN_INPUTS_PER_READ);
+        const loaded = preloaded ?? (await loadOpenInputs(this.deps.db, ref, OPEN_INPUTS_PER_READ));
+        preloaded = undefined;
         if (!loaded || loaded.inputs.length === 0) {
           if (await hold.releaseIfDone()) return 'drained';
           continue;

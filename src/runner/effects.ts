@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Knex } from 'knex';
-import { blockDialog, finishInput, recordProgress, type DialogRef } from '../db/dialog-inputs.js';
+import { blockDialog, type DialogRef } from '../db/dialog-inputs.js';
+import type { InputProgressWriter } from '../db/input-progress.js';
 import type { DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
 import { DIALOG_RUN_JOB_OPTIONS, TIMER_JOB, timerJobId, type DialogRunJob } from '../jobs/dialog-run-job.js';
 import type { Logger } from '../log.js';
@@ -16,6 +17,7 @@ export interface EffectDeps {
   /** `step-runs`: delays' alarms. */
   timers: Queue<DialogRunJob>;
   deliveries: DeliveryRecorder;
+  progress: InputProgressWriter;
   now: () => Date;
 }
 
@@ -89,14 +91,14 @@ export async function carryOut(
           if (!result.ok) {
             deps.log.info({ ...dialog, reason: result.reason }, 'the user blocked the bot; dialog blocked');
             await blockDialog(deps.db, dialog, seq);
-            await finishInput(deps.db, dialog, seq, effects.length);
+            await deps.progress.finish(dialog, seq, effects.length);
             return 'blocked';
           }
         } catch (error) {
           if (!(error instanceof TelegramSendError) || error.retryable) throw error;
           deps.log.warn({ err: error, ...dialog, stepId: effect.stepId }, 'message refused by Telegram; skipped');
         }
-        if (index + 1 < effects.length) await recordProgress(deps.db, dialog, seq, index + 1);
+        if (index + 1 < effects.length) await deps.progress.advance(dialog, seq, index + 1);
         break;
       }
       case 'send_webhook':
@@ -110,6 +112,6 @@ export async function carryOut(
       }
     }
   }
-  await finishInput(deps.db, dialog, seq, effects.length);
+  await deps.progress.finish(dialog, seq, effects.length);
   return 'done';
 }

@@ -1,8 +1,13 @@
-import type { DialogRef } from '../db/dialog-inputs.js';
+import type { DialogRecord, DialogRef, OpenInput } from '../db/dialog-inputs.js';
+
+export interface DrainSnapshot {
+  dialog: DialogRecord;
+  inputs: OpenInput[];
+}
 import type { Logger } from '../log.js';
 
 export interface InlineDrainsOptions {
-  drain(dialog: DialogRef): Promise<unknown>;
+  drain(dialog: DialogRef, snapshot?: DrainSnapshot): Promise<unknown>;
   /** Queues a drain job instead (durable, retried with backoff, taken by any process). */
   queue(dialog: DialogRef, options: { delayMs: number }): Promise<void>;
   /** Drains run at once in this process; more wait as jobs. */
@@ -21,13 +26,13 @@ export class InlineDrains {
 
   constructor(private readonly options: InlineDrainsOptions) {}
 
-  async wake(dialog: DialogRef): Promise<void> {
+  async wake(dialog: DialogRef, snapshot?: DrainSnapshot): Promise<void> {
     if (this.closed || this.running.size >= this.options.limit) {
       await this.options.queue(dialog, { delayMs: 0 });
       return;
     }
     const run: Promise<void> = this.options
-      .drain(dialog)
+      .drain(dialog, snapshot)
       .then(
         () => undefined,
         async (error: unknown) => {

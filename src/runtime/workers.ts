@@ -3,6 +3,7 @@ import { Queue, type Worker } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
 import { highestSequence } from '../db/dialog-inputs.js';
+import { InputProgressWriter } from '../db/input-progress.js';
 import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, drainJobId, type DialogRunJob } from '../jobs/dialog-run-job.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
 import { journalTimer } from '../jobs/run-dialog.js';
@@ -88,6 +89,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     sender,
     timers: stepRuns,
     deliveries,
+    progress: new InputProgressWriter(db),
     now: () => new Date(),
     ...(options.maxInputAttempts !== undefined ? { maxAttempts: options.maxInputAttempts } : {}),
   });
@@ -95,7 +97,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     await stepRuns.add(DRAIN_JOB, { botId, chatId }, { ...DIALOG_RUN_JOB_OPTIONS, jobId, ...(delayMs > 0 ? { delay: delayMs } : {}) });
   };
   const inlineDrains = new InlineDrains({
-    drain: (dialog) => drainer.drain(dialog),
+    drain: (dialog, snapshot) => drainer.drain(dialog, snapshot),
     queue: (dialog, { delayMs }) => wake(dialog.botId, dialog.chatId, `wake-${dialog.botId}-${dialog.chatId}-${randomUUID()}`, delayMs),
     limit: config.workerConcurrency,
     log,
@@ -110,7 +112,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     sequenceFloor: floor,
     // An update that journaled an input (a move, a Telegram update) wakes its dialog, here and now.
     onApplied: async (applied) => {
-      if (applied.journaled) await inlineDrains.wake({ botId: applied.botId, chatId: applied.chatId });
+      if (applied.journaled) await inlineDrains.wake({ botId: applied.botId, chatId: applied.chatId }, applied.snapshot);
     },
   });
   const workers: Worker[] = [
