@@ -3,6 +3,7 @@ import { applyScriptChanges } from '../domain/dialog-merge.js';
 import type { DialogState } from '../domain/dialog.js';
 import type { Decision, DialogInput, DialogSnapshot, DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
 import { rowState, type DialogStateRow } from './dialog-rows.js';
+import { GroupCommit } from './group-commit.js';
 
 export interface DialogRef {
   botId: string;
@@ -107,94 +108,111 @@ export function stateAfter(current: DialogState, decision: Decision, seq: number
   return state;
 }
 
-/**
- * Records a decision in one statement: the dialog's new state (only if no other write came in
- * since it was read at `version` and the input is still pending: else null, read again and decide
- * again), the input's recorded
- * effects (state `acting`, or `done`/`superseded` when there is nothing to carry out), and what
- * the user wrote when it is kept.
- */
-export async function recordDecision(
-  db: Knex,
-  ref: DialogRef,
-  dialog: DialogRecord,
-  seq: number,
-  decision: Decision,
-  incomingPayload: unknown,
-): Promise<DialogRecord | null> {
-  const state = stateAfter(dialog.state, decision, seq);
+/** A decision to record: the dialog as it was read, the input, what was decided. */
+export interface DecisionWrite extends DialogRef {
+  dialog: DialogRecord;
+  seq: number;
+  decision: Decision;
+  /** What the user sent, kept when the decision keeps it. */
+  incomingPayload: unknown;
+}
+
+// One statement records many decisions (of different dialogs): each dialog's new state, written
+// only if no other write came in since it was read (`version`) and its input is still pending; the
+// input's recorded effects (state `acting`, or `done`/`superseded` when there is nothing to carry
+// out); what the user wrote, when it is kept. Returns the dialogs written.
+const RECORD_DECISIONS = `
+  WITH v AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(?::jsonb) AS v(b uuid, c bigint, s bigint, ver bigint, status text, step_id uuid,
+      fields jsonb, tracker jsonb, tags text[], seqs jsonb, last_seq bigint, st boolean, un text, nm text, fn text, ln text,
+      ts boolean, ta timestamptz, tm jsonb, rs boolean, rr text, istate text, eff jsonb, note text, inc boolean, itext text, ipay jsonb)
+  ), d AS (
+    UPDATE dialogs x SET status = v.status, step_id = v.step_id, fields = v.fields, tracker = v.tracker, tags = v.tags,
+      seqs = v.seqs, last_seq = v.last_seq, version = x.version + 1, updated_at = now(),
+      username = CASE WHEN v.st THEN v.un ELSE x.username END,
+      name = CASE WHEN v.st THEN v.nm ELSE x.name END,
+      first_name = CASE WHEN v.st THEN v.fn ELSE x.first_name END,
+      last_name = CASE WHEN v.st THEN v.ln ELSE x.last_name END,
+      started_at = CASE WHEN v.st THEN coalesce(x.started_at, now()) ELSE x.started_at END,
+      timer_at = CASE WHEN v.ts THEN v.ta ELSE x.timer_at END,
+      timer = CASE WHEN v.ts THEN v.tm ELSE x.timer END,
+      manual_reason = CASE WHEN v.rs THEN v.rr ELSE x.manual_reason END
+    FROM v
+    WHERE x.bot_id = v.b AND x.chat_id = v.c AND x.version = v.ver
+      AND EXISTS (SELECT 1 FROM dialog_inputs p WHERE p.bot_id = v.b AND p.chat_id = v.c AND p.seq = v.s AND p.state = 'pending')
+    RETURNING x.bot_id, x.chat_id, v.s AS input_seq, x.status, x.step_id, x.fields, x.tracker, x.tags, x.seqs, x.last_seq,
+      x.username, x.name, x.started_at, x.timer, x.version
+  ), i AS (
+    UPDATE dialog_inputs p SET state = v.istate, effects = v.eff, note = v.note, updated_at = now()
+    FROM v JOIN d ON d.bot_id = v.b AND d.chat_id = v.c AND d.input_seq = v.s
+    WHERE p.bot_id = v.b AND p.chat_id = v.c AND p.seq = v.s AND p.state = 'pending'
+  ), m AS (
+    INSERT INTO dialog_messages (bot_id, chat_id, direction, text, payload)
+    SELECT v.b, v.c, 'in', v.itext, v.ipay FROM v JOIN d ON d.bot_id = v.b AND d.chat_id = v.c AND d.input_seq = v.s WHERE v.inc
+  )
+  SELECT * FROM d`;
+
+function decisionRow(write: DecisionWrite): object {
+  const { decision, seq } = write;
+  const state = stateAfter(write.dialog.state, decision, seq);
   const acting = decision.effects.length > 0;
   const inputState: InputState = acting ? 'acting' : decision.outcome === 'superseded' ? 'superseded' : 'done';
-  const started = decision.started ?? null;
-  const timerSet = decision.timer !== undefined;
-  const reasonSet = decision.manualReason !== undefined;
-  const result = await db.raw<{ rows: DialogRow[] }>(
-    `WITH d AS (
-       UPDATE dialogs SET status = ?, step_id = ?, fields = ?::jsonb, tracker = ?::jsonb, tags = ?::text[], seqs = ?::jsonb,
-         last_seq = ?, version = version + 1, updated_at = now(),
-         username = CASE WHEN ? THEN ? ELSE username END,
-         name = CASE WHEN ? THEN ? ELSE name END,
-         first_name = CASE WHEN ? THEN ? ELSE first_name END,
-         last_name = CASE WHEN ? THEN ? ELSE last_name END,
-         started_at = CASE WHEN ? THEN coalesce(started_at, now()) ELSE started_at END,
-         timer_at = CASE WHEN ? THEN ?::timestamptz ELSE timer_at END,
-         timer = CASE WHEN ? THEN ?::jsonb ELSE timer END,
-         manual_reason = CASE WHEN ? THEN ? ELSE manual_reason END
-       WHERE bot_id = ? AND chat_id = ? AND version = ?
-         AND EXISTS (SELECT 1 FROM dialog_inputs WHERE bot_id = ? AND chat_id = ? AND seq = ? AND state = 'pending')
-       RETURNING status, step_id, fields, tracker, tags, seqs, last_seq, username, name, started_at, timer, version
-     ), i AS (
-       UPDATE dialog_inputs SET state = ?, effects = ?::jsonb, note = ?, updated_at = now()
-       WHERE bot_id = ? AND chat_id = ? AND seq = ? AND state = 'pending' AND EXISTS (SELECT 1 FROM d)
-     ), m AS (
-       INSERT INTO dialog_messages (bot_id, chat_id, direction, text, payload)
-       SELECT ?, ?, 'in', ?, ?::jsonb WHERE ? AND EXISTS (SELECT 1 FROM d)
-     )
-     SELECT * FROM d`,
-    [
-      state.status,
-      state.stepId,
-      JSON.stringify(state.fields),
-      JSON.stringify(state.tracker),
-      state.tags,
-      JSON.stringify(state.seqs),
-      state.lastSeq,
-      started !== null,
-      started?.username ?? null,
-      started !== null,
-      started?.name ?? null,
-      started !== null,
-      started?.firstName ?? null,
-      started !== null,
-      started?.lastName ?? null,
-      started !== null,
-      timerSet,
-      decision.timer?.at ?? null,
-      timerSet,
-      decision.timer ? JSON.stringify(decision.timer) : null,
-      reasonSet,
-      decision.manualReason ?? null,
-      ref.botId,
-      ref.chatId,
-      dialog.version,
-      ref.botId,
-      ref.chatId,
-      seq,
-      inputState,
-      acting ? JSON.stringify(decision.effects) : null,
-      decision.log.length > 0 ? decision.log.join('; ').slice(0, 2_000) : null,
-      ref.botId,
-      ref.chatId,
-      seq,
-      ref.botId,
-      ref.chatId,
-      decision.incoming?.text ?? null,
-      JSON.stringify(incomingPayload ?? null),
-      decision.incoming !== undefined,
-    ],
-  );
-  const row = result.rows[0];
-  return row ? toRecord(row) : null;
+  const started = decision.started;
+  return {
+    b: write.botId,
+    c: write.chatId,
+    s: seq,
+    ver: write.dialog.version,
+    status: state.status,
+    step_id: state.stepId,
+    fields: state.fields,
+    tracker: state.tracker,
+    tags: state.tags,
+    seqs: state.seqs,
+    last_seq: state.lastSeq,
+    st: started !== undefined,
+    un: started?.username ?? null,
+    nm: started?.name ?? null,
+    fn: started?.firstName ?? null,
+    ln: started?.lastName ?? null,
+    ts: decision.timer !== undefined,
+    ta: decision.timer?.at ?? null,
+    tm: decision.timer ?? null,
+    rs: decision.manualReason !== undefined,
+    rr: decision.manualReason ?? null,
+    istate: inputState,
+    eff: acting ? decision.effects : null,
+    note: decision.log.length > 0 ? decision.log.join('; ').slice(0, 2_000) : null,
+    inc: decision.incoming !== undefined,
+    itext: decision.incoming?.text ?? null,
+    ipay: write.incomingPayload ?? null,
+  };
+}
+
+/**
+ * Records decisions, many dialogs' in one statement: while one statement is in flight the next
+ * decisions gather (group commit). Each resolves to the dialog as written, or null when the
+ * dialog changed since it was read or the input is no longer pending (read again, decide again).
+ */
+export class DecisionRecorder {
+  private readonly group: GroupCommit<DecisionWrite, DialogRecord | null>;
+
+  constructor(private readonly db: Knex) {
+    this.group = new GroupCommit((writes) => this.write(writes), 500);
+  }
+
+  record(write: DecisionWrite): Promise<DialogRecord | null> {
+    return this.group.submit(write);
+  }
+
+  private async write(writes: DecisionWrite[]): Promise<Array<DialogRecord | null>> {
+    const result = await this.db.raw<{ rows: Array<RecordRow & { bot_id: string; chat_id: string | number; input_seq: string | number }> }>(
+      RECORD_DECISIONS,
+      [JSON.stringify(writes.map(decisionRow))],
+    );
+    const written = new Map(result.rows.map((row) => [`${row.bot_id}/${row.chat_id}/${row.input_seq}`, toRecord(row)]));
+    return writes.map((w) => written.get(`${w.botId}/${w.chatId}/${w.seq}`) ?? null);
+  }
 }
 
 /** Every effect of the input was carried out. */

@@ -2,7 +2,7 @@ import type { Context } from 'grammy';
 import type { Update } from 'grammy/types';
 import type { Knex } from 'knex';
 import { isDatabaseUnavailable } from '../db/connection.js';
-import { failInput, finishInput, loadOpenInputs, recordDecision, type DialogRecord, type DialogRef, type OpenInput } from '../db/dialog-inputs.js';
+import { failInput, finishInput, loadOpenInputs, type DecisionRecorder, type DialogRecord, type DialogRef, type OpenInput } from '../db/dialog-inputs.js';
 import { decideInput } from '../domain/inputs/decide.js';
 import type { DialogInput, InputEvent } from '../domain/inputs/types.js';
 import type { Logger } from '../log.js';
@@ -14,6 +14,7 @@ import { feedUpdate } from './telegram-feed.js';
 
 export interface DialogDrainerDeps extends EffectDeps {
   lease: DialogLease;
+  decisions: DecisionRecorder;
   bots: BotCache;
   registry: BotRegistry;
   random?: () => number;
@@ -135,7 +136,13 @@ export class DialogDrainer {
         random: this.random,
       });
       for (const line of decision.log) this.deps.log.info({ ...ref, seq: input.seq, outcome: decision.outcome }, line);
-      const saved = await recordDecision(this.deps.db, ref, current, input.seq, decision, input.input.kind === 'telegram' ? input.input.update : null);
+      const saved = await this.deps.decisions.record({
+        ...ref,
+        dialog: current,
+        seq: input.seq,
+        decision,
+        incomingPayload: input.input.kind === 'telegram' ? input.input.update : null,
+      });
       if (saved) {
         if (decision.effects.length === 0) return saved;
         const outcome = await carryOut(this.deps, ref, bot, input.seq, decision.effects, 0);

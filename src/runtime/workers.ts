@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
-import { highestSequence } from '../db/dialog-inputs.js';
+import { DecisionRecorder, highestSequence } from '../db/dialog-inputs.js';
 import { InputProgressWriter } from '../db/input-progress.js';
 import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, drainJobId, type DialogRunJob } from '../jobs/dialog-run-job.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
@@ -90,6 +90,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     timers: stepRuns,
     deliveries,
     progress: new InputProgressWriter(db),
+    decisions: new DecisionRecorder(db),
     now: () => new Date(),
     ...(options.maxInputAttempts !== undefined ? { maxAttempts: options.maxInputAttempts } : {}),
   });
