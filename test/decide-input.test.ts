@@ -89,6 +89,14 @@ describe('decideInput: Telegram inputs', () => {
     expect(texts(preset)).toEqual(['VIP']);
   });
 
+  it('a first /start older than a move that waited for it runs that move with the move\'s order', () => {
+    const user = { username: null, name: null, firstName: null, lastName: null };
+    const decision = decide({ kind: 'start', user }, 3, dialog({ stepId: idOf('hello'), seqs: { step: 8 } }, { startedAt: null }));
+    expect(texts(decision)).toEqual(['Hello']);
+    expect(decision.order).toBe(8);
+    expect(decision.timer?.scheduledBy).toBe(8);
+  });
+
   it('a reply to an input step is stored; one older than a newer move is kept as a message, not run', () => {
     const reply = decide({ kind: 'text', text: 'a@b.example' }, 8, dialog({ stepId: idOf('ask'), seqs: { step: 5 } }));
     expect(reply.changes.fields).toEqual({ email: 'a@b.example' });

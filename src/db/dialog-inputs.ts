@@ -57,16 +57,23 @@ export function toRecord(row: RecordRow): DialogRecord {
   };
 }
 
-/** Journals inputs (a repeat, same seq or same dedupe key, is ignored). Runs inside the batch's transaction. */
+/**
+ * Journals inputs. A repeat (same dedupe key) is ignored, except that a repeat drawn a later order
+ * while the first is still pending takes that order: after Redis lost its counter, an input queued
+ * again above the restored floor is not handled at the low order it was first drawn.
+ */
 export async function journalInputs(trx: Knex.Transaction | Knex, inputs: readonly NewInput[]): Promise<void> {
   if (inputs.length === 0) return;
-  const rows = inputs.map((i) => ({ b: i.botId, c: i.chatId, s: i.seq, k: i.input.kind, p: i.input, d: i.dedupeKey }));
+  // Every input has a dedupe key (a move's is its order), so that one arbiter takes every repeat.
+  const rows = inputs.map((i) => ({ b: i.botId, c: i.chatId, s: i.seq, k: i.input.kind, p: i.input, d: i.dedupeKey ?? `seq:${i.seq}` }));
   await trx.raw(
     `INSERT INTO dialog_inputs (bot_id, chat_id, seq, kind, payload, dedupe_key)
      SELECT v.b, v.c, v.s, v.k, v.p, v.d FROM jsonb_to_recordset(?::jsonb) AS v(b uuid, c bigint, s bigint, k text, p jsonb, d text)
      JOIN dialogs x ON x.bot_id = v.b AND x.chat_id = v.c
      ORDER BY v.s
-     ON CONFLICT DO NOTHING`,
+     ON CONFLICT (bot_id, dedupe_key) WHERE dedupe_key IS NOT NULL
+     DO UPDATE SET seq = excluded.seq, updated_at = now()
+       WHERE dialog_inputs.state = 'pending' AND dialog_inputs.chat_id = excluded.chat_id AND dialog_inputs.seq < excluded.seq`,
     [JSON.stringify(rows)],
   );
 }
@@ -154,7 +161,7 @@ const RECORD_DECISIONS = `
 
 function decisionRow(write: DecisionWrite): object {
   const { decision, seq } = write;
-  const state = stateAfter(write.dialog.state, decision, seq);
+  const state = stateAfter(write.dialog.state, decision, decision.order ?? seq);
   const acting = decision.effects.length > 0;
   const inputState: InputState = acting ? 'acting' : decision.outcome === 'superseded' ? 'superseded' : 'done';
   const started = decision.started;

@@ -178,7 +178,13 @@ function decideStart(input: DecideInput, event: Extract<InputEvent, { kind: 'sta
   }
   const base = recorded(changes, { started: event.user });
   if (!input.script) return base;
-  if (!dialog.startedAt) return run({ ...input, script: input.script }, { kind: 'start' }, { status }, base);
+  if (!dialog.startedAt) {
+    // The first /start runs the step a move set while the user had not started: if that move was
+    // accepted after this /start, the run carries the move's order (the move runs now, once).
+    const order = Math.max(seq, stepSeq(dialog));
+    const decision = run({ ...input, seq: order, script: input.script }, { kind: 'start' }, { status }, base);
+    return order === seq ? decision : { ...decision, order };
+  }
   if (seq < stepSeq(dialog)) return { ...base, log: ['/start superseded by a newer move'] };
   const script = input.script;
   const start = script.steps.find((s) => s.step.key === script.startKey);

@@ -71,4 +71,9 @@ export interface Decision {
   manualReason?: string | null;
   effects: RecordedEffect[];
   log: string[];
+  /**
+   * The order the decision's writes take when it is not the input's own: a /start that runs a move
+   * accepted after it (the move waited for the user to start) writes with that move's order.
+   */
+  order?: number;
 }
