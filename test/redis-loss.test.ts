@@ -203,12 +203,13 @@ describe('Redis loses its data', () => {
     await redis.flushAll();
     expect(await counterValue()).toBe(0);
 
-    // The web tier draws an id at or below what it has seen: it puts the counter back and queues again.
-    const id = await postback(bot, { chatId: String(chatId), 'fields.a': 'a6' });
-    expect(id).toBeGreaterThan(highestBefore);
+    // The web tier draws an id at or below what it has seen: it puts the counter back and queues
+    // the update again above it (or, when a worker took the low job first, that worker does).
+    await postback(bot, { chatId: String(chatId), 'fields.a': 'a6' });
     await waitFor(async () => (await fieldsOf(bot, chatId))?.a === 'a6', 10_000, 'the value accepted after the loss applied');
     const dialog = await h.db('dialogs').where({ bot_id: bot.botId, chat_id: chatId }).first();
-    expect(Number(dialog.seqs['f:a'])).toBe(id);
+    const id = Number(dialog.seqs['f:a']);
+    expect(id).toBeGreaterThan(highestBefore);
     expect(await counterValue()).toBeGreaterThanOrEqual(id);
 
     // A move accepted next is ordered after it too, and runs once the user starts.
@@ -248,7 +249,9 @@ describe('Redis loses its data', () => {
       'the reply journaled',
     );
     await waitFor(async () => (await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId }).whereIn('state', ['pending', 'acting']).first()) === undefined, 10_000, 'inputs handled');
-    const handled = await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId, seq: row.seq }).first();
+    // Found again by its update: a repeat queued above the restored floor moves a pending input to its later order.
+    const handled = await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId, kind: 'telegram' }).whereRaw(`payload->'update'->>'update_id' = ?`, [String(reply.update_id)]).first();
+    expect(handled, `the reply first journaled with order ${row.seq}`).toBeDefined();
     expect(
       { orderedAfterTheMove: Number(handled.seq) > highestBefore, state: handled.state },
       `the reply accepted after the loss was journaled with order ${handled.seq} (${handled.state}: ${handled.note}); ` +

@@ -57,25 +57,33 @@ export function toRecord(row: RecordRow): DialogRecord {
   };
 }
 
-/**
- * Journals inputs. A repeat (same dedupe key) is ignored, except that a repeat drawn a later order
- * while the first is still pending takes that order: after Redis lost its counter, an input queued
- * again above the restored floor is not handled at the low order it was first drawn.
- */
-export async function journalInputs(trx: Knex.Transaction | Knex, inputs: readonly NewInput[]): Promise<void> {
-  if (inputs.length === 0) return;
-  // Every input has a dedupe key (a move's is its order), so that one arbiter takes every repeat.
-  const rows = inputs.map((i) => ({ b: i.botId, c: i.chatId, s: i.seq, k: i.input.kind, p: i.input, d: i.dedupeKey ?? `seq:${i.seq}` }));
-  await trx.raw(
-    `INSERT INTO dialog_inputs (bot_id, chat_id, seq, kind, payload, dedupe_key)
-     SELECT v.b, v.c, v.s, v.k, v.p, v.d FROM jsonb_to_recordset(?::jsonb) AS v(b uuid, c bigint, s bigint, k text, p jsonb, d text)
-     JOIN dialogs x ON x.bot_id = v.b AND x.chat_id = v.c
-     ORDER BY v.s
-     ON CONFLICT (bot_id, dedupe_key) WHERE dedupe_key IS NOT NULL
-     DO UPDATE SET seq = excluded.seq, updated_at = now()
-       WHERE dialog_inputs.state = 'pending' AND dialog_inputs.chat_id = excluded.chat_id AND dialog_inputs.seq < excluded.seq`,
-    [JSON.stringify(rows)],
+// Inserts journal rows given as JSON (see `journalRows`), for dialogs that exist. A repeat (same
+// dedupe key) is ignored, except that a repeat drawn a later order while the first is still pending
+// takes that order: after Redis lost its counter, an input queued again above the restored floor is
+// not handled at the low order it was first drawn.
+export const JOURNAL_ON_CONFLICT = `
+  ON CONFLICT (bot_id, dedupe_key) WHERE dedupe_key IS NOT NULL
+  DO UPDATE SET seq = excluded.seq, updated_at = now()
+    WHERE dialog_inputs.state = 'pending' AND dialog_inputs.chat_id = excluded.chat_id AND dialog_inputs.seq < excluded.seq`;
+
+export const JOURNAL_INSERT = `
+  INSERT INTO dialog_inputs (bot_id, chat_id, seq, kind, payload, dedupe_key)
+  SELECT v.b, v.c, v.s, v.k, v.p, v.d FROM jsonb_to_recordset(?::jsonb) AS v(b uuid, c bigint, s bigint, k text, p jsonb, d text)
+  JOIN dialogs x ON x.bot_id = v.b AND x.chat_id = v.c
+  ORDER BY v.s
+  ${JOURNAL_ON_CONFLICT}`;
+
+/** The JSON rows of JOURNAL_INSERT. Every input has a dedupe key (a move's is its order), so one arbiter takes every repeat. */
+export function journalRows(inputs: readonly NewInput[]): string {
+  return JSON.stringify(
+    inputs.map((i) => ({ b: i.botId, c: i.chatId, s: i.seq, k: i.input.kind, p: i.input, d: i.dedupeKey ?? `seq:${i.seq}` })),
   );
+}
+
+/** Journals inputs (see JOURNAL_INSERT). */
+export async function journalInputs(db: Knex.Transaction | Knex, inputs: readonly NewInput[]): Promise<void> {
+  if (inputs.length === 0) return;
+  await db.raw(JOURNAL_INSERT, [journalRows(inputs)]);
 }
 
 interface LoadedRow extends DialogRow {

@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
-import type { DialogPatch, DialogState } from '../domain/dialog.js';
+import { emptyDialogState, type DialogPatch, type DialogState } from '../domain/dialog.js';
 import { mergeUpdates, type SequencedPatch } from '../domain/dialog-merge.js';
 import type { DialogInput } from '../domain/inputs/types.js';
-import { journalInputs, toRecord, type DialogRecord, type NewInput, type OpenInput, type RecordRow } from './dialog-inputs.js';
+import { JOURNAL_ON_CONFLICT, journalRows, toRecord, type DialogRecord, type NewInput, type OpenInput, type RecordRow } from './dialog-inputs.js';
 import { rowState, type DialogStateRow } from './dialog-rows.js';
 
 /** An accepted update: a postback's patch and/or an input for the dialog's journal. */
@@ -32,16 +32,16 @@ export interface AppliedDialog {
 }
 
 /**
- * Splits a postback's patch: values merged at once (fields, tracker, tags) and the move (step,
- * status) that goes through the dialog's order with every other input.
+ * Splits a postback's patch: values merged at once, newest per key (fields, tracker, tags, the
+ * status: `manual` stops automation at once), and the step move, which goes through the dialog's
+ * one order with every other input (it carries the status, so its run sees the status it came with).
  */
 export function splitPostback(patch: DialogPatch): { values: DialogPatch; move: DialogInput | undefined } {
-  const { stepId, stepKey, status, ...values } = patch;
-  if (stepId === undefined && status === undefined) return { values, move: undefined };
-  const move: DialogInput = { kind: 'move' };
-  if (stepId !== undefined && stepId !== null) move.stepId = stepId;
+  const { stepId, stepKey, ...values } = patch;
+  if (stepId === undefined || stepId === null) return { values, move: undefined };
+  const move: DialogInput = { kind: 'move', stepId };
   if (stepKey !== undefined) move.stepKey = stepKey;
-  if (status !== undefined) move.status = status;
+  if (patch.status !== undefined) move.status = patch.status;
   return { values, move };
 }
 
@@ -52,44 +52,67 @@ interface DialogRow extends DialogStateRow, RecordRow {
   has_open: boolean;
 }
 
-const SELECT_FOR_UPDATE = `
-  SELECT d.bot_id, d.chat_id, d.status, d.step_id, d.fields, d.tracker, d.tags, d.seqs, d.last_seq, d.started_at,
-    d.username, d.name, d.timer, d.version,
+const ROW_COLUMNS = 'bot_id, chat_id, status, step_id, fields, tracker, tags, seqs, last_seq, started_at, username, name, timer, version';
+
+// Reads the batch's dialogs that exist, and whether each has inputs still open.
+const READ = `
+  SELECT ${ROW_COLUMNS.split(', ').map((c) => `d.${c}`).join(', ')},
     EXISTS (SELECT 1 FROM dialog_inputs i WHERE i.bot_id = d.bot_id AND i.chat_id = d.chat_id AND i.state IN ('pending', 'acting')) AS has_open
-  FROM dialogs d
-  JOIN unnest(?::uuid[], ?::bigint[]) AS k(bot_id, chat_id) ON d.bot_id = k.bot_id AND d.chat_id = k.chat_id
-  ORDER BY d.bot_id, d.chat_id
-  FOR UPDATE OF d`;
+  FROM dialogs d JOIN unnest(?::uuid[], ?::bigint[]) AS k(bot_id, chat_id) ON d.bot_id = k.bot_id AND d.chat_id = k.chat_id`;
 
-// Creates absent dialogs (values can be set before the user starts the bot); skips bots deleted meanwhile.
-const INSERT_ABSENT = `
-  INSERT INTO dialogs (bot_id, chat_id)
-  SELECT k.bot_id, k.chat_id FROM unnest(?::uuid[], ?::bigint[]) AS k(bot_id, chat_id)
-  JOIN bots b ON b.id = k.bot_id
-  ORDER BY k.bot_id, k.chat_id
-  ON CONFLICT DO NOTHING`;
-
-const UPDATE_FROM_JSON = `
-  UPDATE dialogs d SET status = v.status, step_id = v.step_id, fields = v.fields, tracker = v.tracker,
-    tags = v.tags, seqs = v.seqs, last_seq = v.last_seq, version = d.version + 1, updated_at = now()
-  FROM jsonb_to_recordset(?::jsonb) AS v(bot_id uuid, chat_id bigint, status text, step_id uuid,
-    fields jsonb, tracker jsonb, tags text[], seqs jsonb, last_seq bigint)
-  WHERE d.bot_id = v.bot_id AND d.chat_id = v.chat_id`;
+// Writes the merged dialogs, each only if no other write came in since it was read (`version`);
+// creates the absent ones with their values (not for a bot deleted meanwhile; one another writer
+// creates at the same moment is left to a second look); journals the batch's inputs. Returns the
+// dialogs written and created.
+const WRITE = `
+  WITH v AS (
+    SELECT * FROM jsonb_to_recordset(?::jsonb) AS v(bot_id uuid, chat_id bigint, version bigint, status text, step_id uuid,
+      fields jsonb, tracker jsonb, tags text[], seqs jsonb, last_seq bigint, clear_reason boolean)
+  ), n AS (
+    SELECT * FROM jsonb_to_recordset(?::jsonb) AS n(bot_id uuid, chat_id bigint, status text, step_id uuid,
+      fields jsonb, tracker jsonb, tags text[], seqs jsonb, last_seq bigint)
+  ), written AS (
+    UPDATE dialogs d SET status = v.status, step_id = v.step_id, fields = v.fields, tracker = v.tracker,
+      tags = v.tags, seqs = v.seqs, last_seq = v.last_seq, version = d.version + 1, updated_at = now(),
+      manual_reason = CASE WHEN v.clear_reason THEN NULL ELSE d.manual_reason END
+    FROM v
+    WHERE d.bot_id = v.bot_id AND d.chat_id = v.chat_id AND d.version = v.version
+    RETURNING d.bot_id, d.chat_id
+  ), created AS (
+    INSERT INTO dialogs (bot_id, chat_id, status, step_id, fields, tracker, tags, seqs, last_seq)
+    SELECT n.bot_id, n.chat_id, n.status, n.step_id, n.fields, n.tracker, n.tags, n.seqs, n.last_seq
+    FROM n JOIN bots b ON b.id = n.bot_id
+    ORDER BY n.bot_id, n.chat_id
+    ON CONFLICT DO NOTHING
+    RETURNING bot_id, chat_id
+  ), j AS (
+    SELECT * FROM jsonb_to_recordset(?::jsonb) AS j(b uuid, c bigint, s bigint, k text, p jsonb, d text)
+  ), journaled AS (
+    INSERT INTO dialog_inputs (bot_id, chat_id, seq, kind, payload, dedupe_key)
+    SELECT j.b, j.c, j.s, j.k, j.p, j.d FROM j
+    JOIN (SELECT bot_id, chat_id FROM dialogs UNION ALL SELECT bot_id, chat_id FROM created) x ON x.bot_id = j.b AND x.chat_id = j.c
+    ORDER BY j.s
+    ${JOURNAL_ON_CONFLICT}
+  )
+  SELECT bot_id, chat_id FROM written UNION ALL SELECT bot_id, chat_id FROM created`;
 
 const DEADLOCK = '40P01';
 const SERIALIZATION = '40001';
+const MAX_ROUNDS = 20;
 
 function dialogKey(botId: string, chatId: number): string {
   return `${botId}/${chatId}`;
 }
 
-async function lockDialogs(trx: Knex.Transaction, keys: Array<{ botId: string; chatId: number }>): Promise<DialogRow[]> {
-  const result = await trx.raw<{ rows: DialogRow[] }>(SELECT_FOR_UPDATE, [keys.map((k) => k.botId), keys.map((k) => k.chatId)]);
-  return result.rows;
+interface Group {
+  botId: string;
+  chatId: number;
+  patches: SequencedPatch[];
+  inputs: OpenInput[];
 }
 
-async function applyInTransaction(trx: Knex.Transaction, updates: readonly DialogUpdateInput[]): Promise<AppliedDialog[]> {
-  const groups = new Map<string, { botId: string; chatId: number; patches: SequencedPatch[]; inputs: OpenInput[] }>();
+function groupUpdates(updates: readonly DialogUpdateInput[]): { groups: Map<string, Group>; inputs: NewInput[] } {
+  const groups = new Map<string, Group>();
   const inputs: NewInput[] = [];
   for (const update of updates) {
     const key = dialogKey(update.botId, update.chatId);
@@ -101,63 +124,113 @@ async function applyInTransaction(trx: Knex.Transaction, updates: readonly Dialo
       inputs.push({ botId: update.botId, chatId: update.chatId, seq: update.seq, input: update.input, dedupeKey: update.dedupeKey ?? null });
     }
   }
-  const keys = [...groups.values()].sort((a, b) => (a.botId === b.botId ? a.chatId - b.chatId : a.botId < b.botId ? -1 : 1));
-
-  const rows = await lockDialogs(trx, keys);
-  if (rows.length < keys.length) {
-    const found = new Set(rows.map((row) => dialogKey(row.bot_id, row.chat_id)));
-    const missing = keys.filter((k) => !found.has(dialogKey(k.botId, k.chatId)));
-    await trx.raw(INSERT_ABSENT, [missing.map((k) => k.botId), missing.map((k) => k.chatId)]);
-    rows.push(...(await lockDialogs(trx, missing)));
-  }
-
-  const applied: AppliedDialog[] = [];
-  const changedRows: object[] = [];
-  for (const row of rows) {
-    const group = groups.get(dialogKey(row.bot_id, row.chat_id))!;
+  for (const group of groups.values()) {
     group.patches.sort((a, b) => a.seq - b.seq);
-    const merged = mergeUpdates(rowState(row), group.patches);
-    const journaled = group.inputs.length > 0;
-    const after: DialogRow = { ...row, ...(merged.changed ? { version: Number(row.version) + 1 } : {}) };
-    applied.push({
-      botId: row.bot_id,
-      chatId: row.chat_id,
-      state: merged.state,
-      started: row.started_at !== null,
-      journaled,
-      ...(journaled && !row.has_open
-        ? { snapshot: { dialog: { ...toRecord(after), state: merged.state }, inputs: group.inputs.sort((a, b) => a.seq - b.seq) } }
-        : {}),
-    });
-    if (merged.changed) {
-      const s = merged.state;
-      changedRows.push({
-        bot_id: row.bot_id,
-        chat_id: row.chat_id,
-        status: s.status,
-        step_id: s.stepId,
-        fields: s.fields,
-        tracker: s.tracker,
-        tags: s.tags,
-        seqs: s.seqs,
-        last_seq: s.lastSeq,
-      });
-    }
+    group.inputs.sort((a, b) => a.seq - b.seq);
   }
-  if (changedRows.length > 0) await trx.raw(UPDATE_FROM_JSON, [JSON.stringify(changedRows)]);
-  await journalInputs(trx, inputs);
-  return applied;
+  return { groups, inputs };
+}
+
+async function readExisting(db: Knex, groups: Group[]): Promise<DialogRow[]> {
+  const result = await db.raw<{ rows: DialogRow[] }>(READ, [groups.map((g) => g.botId), groups.map((g) => g.chatId)]);
+  return result.rows;
+}
+
+/** A dialog as it will be once created by this batch. */
+function newRow(group: Group): DialogRow {
+  return {
+    bot_id: group.botId,
+    chat_id: group.chatId,
+    status: 'auto',
+    step_id: null,
+    fields: {},
+    tracker: {},
+    tags: [],
+    seqs: {},
+    last_seq: 0,
+    started_at: null,
+    username: null,
+    name: null,
+    timer: null,
+    version: 0,
+    has_open: false,
+  };
 }
 
 /**
- * Applies a batch of accepted updates in one transaction: absent dialogs are created, each dialog is
- * locked, merged (newest write per key wins) and written back in one statement; inputs that move the
- * script are journaled in the same transaction. Updates of a bot deleted meanwhile are dropped. Idempotent: an update applied twice changes nothing the second time.
+ * Applies a batch of accepted updates: reads the dialogs, merges each (newest write per key wins),
+ * and in one statement writes them back, creates the absent ones and journals the inputs that move
+ * the script. A dialog written by someone else between the read and the write is read and merged
+ * again (no lock is held, so a script run writing the same dialog never waits for a batch, nor a
+ * batch for it). Updates of a bot deleted meanwhile are dropped. Idempotent: an update applied twice
+ * changes nothing the second time.
  */
 export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdateInput[]): Promise<AppliedDialog[]> {
+  const { groups, inputs } = groupUpdates(updates);
+  const applied: AppliedDialog[] = [];
+  let todo = [...groups.values()];
+  const missedBefore = new Set<string>();
+  for (let round = 1; todo.length > 0; round++) {
+    if (round > MAX_ROUNDS) throw new Error(`dialog updates still contended after ${MAX_ROUNDS} rounds`);
+    const existing = await readExisting(db, todo);
+    const found = new Set(existing.map((row) => dialogKey(row.bot_id, row.chat_id)));
+    const absent = todo.filter((g) => !found.has(dialogKey(g.botId, g.chatId)));
+    const merges = [...existing, ...absent.map(newRow)].map((row) => {
+      const group = groups.get(dialogKey(row.bot_id, row.chat_id))!;
+      return { row, group, isNew: !found.has(dialogKey(row.bot_id, row.chat_id)), merged: mergeUpdates(rowState(row), group.patches) };
+    });
+    const values = (m: (typeof merges)[number]) => ({
+      bot_id: m.row.bot_id,
+      chat_id: m.row.chat_id,
+      status: m.merged.state.status,
+      step_id: m.merged.state.stepId,
+      fields: m.merged.state.fields,
+      tracker: m.merged.state.tracker,
+      tags: m.merged.state.tags,
+      seqs: m.merged.state.seqs,
+      last_seq: m.merged.state.lastSeq,
+    });
+    const updated = merges
+      .filter((m) => !m.isNew && m.merged.changed)
+      .map((m) => ({ ...values(m), version: m.row.version, clear_reason: m.merged.statusChanged && m.merged.state.status !== 'manual' }));
+    const created = merges.filter((m) => m.isNew).map(values);
+    const todoKeys = new Set(todo.map((g) => dialogKey(g.botId, g.chatId)));
+    const journal = inputs.filter((i) => todoKeys.has(dialogKey(i.botId, i.chatId)));
+    const done = await writeRetryingDeadlocks(db, [JSON.stringify(updated), JSON.stringify(created), journalRows(journal)]);
+    const doneKeys = new Set(done.map((r) => dialogKey(r.bot_id, r.chat_id)));
+
+    const retry: Group[] = [];
+    for (const { row, group, isNew, merged } of merges) {
+      const key = dialogKey(row.bot_id, row.chat_id);
+      if ((isNew || merged.changed) && !doneKeys.has(key)) {
+        // Written by someone else since it was read, or created by another writer at this very
+        // moment: read it again. A dialog not created twice belongs to a bot that is gone.
+        if (isNew && missedBefore.has(key)) continue;
+        if (isNew) missedBefore.add(key);
+        retry.push(group);
+        continue;
+      }
+      const journaled = group.inputs.length > 0;
+      const after: DialogRow = { ...row, ...(merged.changed && !isNew ? { version: Number(row.version) + 1 } : {}) };
+      applied.push({
+        botId: row.bot_id,
+        chatId: row.chat_id,
+        state: merged.state,
+        started: row.started_at !== null,
+        journaled,
+        ...(journaled && !row.has_open ? { snapshot: { dialog: { ...toRecord(after), state: merged.state }, inputs: group.inputs } } : {}),
+      });
+    }
+    todo = retry;
+  }
+  return applied;
+}
+
+async function writeRetryingDeadlocks(db: Knex, bindings: string[]): Promise<Array<{ bot_id: string; chat_id: number }>> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await db.transaction((trx) => applyInTransaction(trx, updates));
+      const result = await db.raw<{ rows: Array<{ bot_id: string; chat_id: number }> }>(WRITE, bindings);
+      return result.rows;
     } catch (error) {
       const code = (error as { code?: string }).code;
       if ((code === DEADLOCK || code === SERIALIZATION) && attempt < 5) continue;

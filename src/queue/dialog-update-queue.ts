@@ -6,8 +6,9 @@ import type { SequenceFloor } from './sequence-floor.js';
 /**
  * Queues accepted dialog inputs (postbacks, Telegram updates) on `dialog-updates`, where each gets
  * its acceptance order. An id at or below the floor means Redis lost its counter (FLUSHALL, a
- * failover without the data): the counter is put back above Postgres' highest order, the job drawn
- * too low is withdrawn, and the input is queued again with an order above everything applied.
+ * failover without the data): the counter is put back above Postgres' highest order and the input
+ * queued again above it. The job drawn too low is withdrawn if no worker has taken it yet; one a
+ * worker took is queued again by that worker (see SequenceFloor.drawnTooLow).
  */
 export class DialogUpdateQueue {
   constructor(
@@ -25,7 +26,11 @@ export class DialogUpdateQueue {
         return id;
       }
       await this.floor.restore(this.redis);
-      await added.remove().catch(() => undefined);
+      // Only a job no worker has taken is withdrawn (a taken one cannot be removed while locked,
+      // and a finished one was queued again by its worker).
+      const waiting = (await added.getState().catch(() => 'unknown')) === 'waiting';
+      const withdrawn = waiting && (await added.remove().then(() => true, () => false));
+      if (!withdrawn) return id;
     }
   }
 }

@@ -1,13 +1,18 @@
 import type { Redis } from 'ioredis';
 
-// Raises a BullMQ id counter to at least ARGV[1]; never lowers it.
+// KEYS[1] the id counter, KEYS[2] the reset mark; ARGV[1] the floor.
+// Raises the counter to at least the floor (never lowers it). When it was below, Redis lost it:
+// every id at or below the floor still in the queue was drawn after the loss and before this
+// raise, and the mark says so. Returns { raised (1|0), mark }.
 const RAISE_COUNTER = `
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local raised = 0
 if current < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1])
-  return 1
+  redis.call('SET', KEYS[2], ARGV[1])
+  raised = 1
 end
-return 0`;
+return { raised, tonumber(redis.call('GET', KEYS[2]) or '0') }`;
 
 /**
  * Every input of a dialog is ordered by one Redis counter: the `dialog-updates` queue's job id
@@ -29,6 +34,10 @@ export class SequenceFloor {
 
   static forQueue(prefix: string, queueName: string, fromDatabase?: () => Promise<number>): SequenceFloor {
     return new SequenceFloor(`${prefix}:${queueName}:id`, fromDatabase);
+  }
+
+  private get markKey(): string {
+    return `${this.counterKey}:reset-below`;
   }
 
   get floor(): number {
@@ -56,8 +65,23 @@ export class SequenceFloor {
   /** Puts the counter back above the floor (and above Postgres' highest order). Returns whether it was raised. */
   async restore(redis: Redis): Promise<boolean> {
     if (this.fromDatabase) this.observe(await this.fromDatabase());
-    if (this.highest === 0) return false;
-    return (await redis.eval(RAISE_COUNTER, 1, this.counterKey, String(this.highest))) === 1;
+    return (await this.raise(redis)).raised;
+  }
+
+  private async raise(redis: Redis): Promise<{ raised: boolean; mark: number }> {
+    const [raised, mark] = (await redis.eval(RAISE_COUNTER, 2, this.counterKey, this.markKey, String(this.highest))) as [number, number];
+    return { raised: raised === 1, mark: Number(mark) };
+  }
+
+  /**
+   * Whether a job's order was drawn after Redis lost the counter and before it was raised again
+   * (it must be queued again, above the floor). Asks Redis only for an order at or below this
+   * process's floor; an order above it is always sound.
+   */
+  async drawnTooLow(redis: Redis, id: number): Promise<boolean> {
+    if (id > this.highest) return false;
+    const { mark } = await this.raise(redis);
+    return id <= mark;
   }
 
   /** Draws the next order directly (a delay firing), never one at or below the floor. */

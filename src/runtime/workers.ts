@@ -111,6 +111,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     log: log.child({ queue: QUEUES.dialogUpdates }),
     concurrency: config.dialogUpdatesConcurrency,
     sequenceFloor: floor,
+    requeue: (job) => updates.add(job),
     // An update that journaled an input (a move, a Telegram update) wakes its dialog, here and now.
     onApplied: async (applied) => {
       if (applied.journaled) await inlineDrains.wake({ botId: applied.botId, chatId: applied.chatId }, applied.snapshot);

@@ -18,6 +18,8 @@ export interface DialogUpdatesConsumerOptions {
   concurrency: number;
   /** The order counter's floor (raised by every applied id). */
   sequenceFloor: SequenceFloor;
+  /** Queues an input again (one drawn too low after Redis lost its counter). */
+  requeue(job: DialogUpdateJob): Promise<unknown>;
   /** Called after an update is durably applied (the dialog's inputs are drained from here). */
   onApplied?(applied: AppliedDialog, seq: number): Promise<void>;
   /** How long to stop taking jobs while Postgres is unreachable. */
@@ -84,6 +86,11 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
     async (job) => {
       const { botId, chatId } = job.data;
       const seq = sequenceOf(job.id);
+      if (await sequenceFloor.drawnTooLow(options.connection, seq)) {
+        log.warn({ botId, chatId, jobId: job.id }, 'update drawn below the restored order counter; queued again above it');
+        await options.requeue(job.data);
+        return;
+      }
       let applied: AppliedDialog | undefined;
       try {
         const outcome = await batcher.submit(toUpdateInput(job.data, seq));
