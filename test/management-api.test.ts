@@ -411,7 +411,7 @@ describe('dialogs', () => {
       return found.status === 200 ? found.body : null;
     }, 10_000, 'the dialog');
     expect(Object.keys(dialog).sort()).toEqual(
-      ['chatId', 'username', 'name', 'status', 'stepId', 'stepKey', 'fields', 'tracker', 'tags', 'createdAt', 'startedAt'].sort(),
+      ['chatId', 'username', 'name', 'status', 'stepId', 'stepKey', 'manualReason', 'fields', 'tracker', 'tags', 'createdAt', 'startedAt'].sort(),
     );
     expect(dialog).toMatchObject({
       chatId,

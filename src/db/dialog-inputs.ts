@@ -141,6 +141,12 @@ const RECORD_DECISIONS = `
     SELECT * FROM jsonb_to_recordset(?::jsonb) AS v(b uuid, c bigint, s bigint, ver bigint, status text, step_id uuid,
       fields jsonb, tracker jsonb, tags text[], seqs jsonb, last_seq bigint, st boolean, un text, nm text, fn text, ln text,
       ts boolean, ta timestamptz, tm jsonb, rs boolean, rr text, istate text, eff jsonb, note text, inc boolean, itext text, ipay jsonb)
+  ), lk AS (
+    -- The inputs still pending, locked until this statement commits: a repeat journaled meanwhile
+    -- cannot move an input's order under its decision.
+    SELECT p.bot_id, p.chat_id, p.seq FROM dialog_inputs p JOIN v ON p.bot_id = v.b AND p.chat_id = v.c AND p.seq = v.s
+    WHERE p.state = 'pending'
+    FOR UPDATE OF p
   ), d AS (
     UPDATE dialogs x SET status = v.status, step_id = v.step_id, fields = v.fields, tracker = v.tracker, tags = v.tags,
       seqs = v.seqs, last_seq = v.last_seq, version = x.version + 1, updated_at = now(),
@@ -152,9 +158,8 @@ const RECORD_DECISIONS = `
       timer_at = CASE WHEN v.ts THEN v.ta ELSE x.timer_at END,
       timer = CASE WHEN v.ts THEN v.tm ELSE x.timer END,
       manual_reason = CASE WHEN v.rs THEN v.rr ELSE x.manual_reason END
-    FROM v
+    FROM v JOIN lk ON lk.bot_id = v.b AND lk.chat_id = v.c AND lk.seq = v.s
     WHERE x.bot_id = v.b AND x.chat_id = v.c AND x.version = v.ver
-      AND EXISTS (SELECT 1 FROM dialog_inputs p WHERE p.bot_id = v.b AND p.chat_id = v.c AND p.seq = v.s AND p.state = 'pending')
     RETURNING x.bot_id, x.chat_id, v.s AS input_seq, x.status, x.step_id, x.fields, x.tracker, x.tags, x.seqs, x.last_seq,
       x.username, x.name, x.started_at, x.timer, x.version
   ), i AS (
@@ -221,10 +226,19 @@ export class DecisionRecorder {
   }
 
   private async write(writes: DecisionWrite[]): Promise<Array<DialogRecord | null>> {
-    const result = await this.db.raw<{ rows: Array<RecordRow & { bot_id: string; chat_id: string | number; input_seq: string | number }> }>(
-      RECORD_DECISIONS,
-      [JSON.stringify(writes.map(decisionRow))],
-    );
+    type Row = RecordRow & { bot_id: string; chat_id: string | number; input_seq: string | number };
+    const bindings = [JSON.stringify(writes.map(decisionRow))];
+    let result: { rows: Row[] };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        result = await this.db.raw<{ rows: Row[] }>(RECORD_DECISIONS, bindings);
+        break;
+      } catch (error) {
+        // A batch journaling a repeat of one of these inputs at the same moment: try again.
+        if ((error as { code?: string }).code === '40P01' && attempt < 5) continue;
+        throw error;
+      }
+    }
     const written = new Map(result.rows.map((row) => [`${row.bot_id}/${row.chat_id}/${row.input_seq}`, toRecord(row)]));
     return writes.map((w) => written.get(`${w.botId}/${w.chatId}/${w.seq}`) ?? null);
   }

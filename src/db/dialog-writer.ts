@@ -124,11 +124,19 @@ function groupUpdates(updates: readonly DialogUpdateInput[]): { groups: Map<stri
       inputs.push({ botId: update.botId, chatId: update.chatId, seq: update.seq, input: update.input, dedupeKey: update.dedupeKey ?? null });
     }
   }
+  // A repeat within the batch (the same Telegram update delivered twice) is one input, at its later order.
+  const byKey = new Map<string, NewInput>();
+  for (const input of inputs) {
+    const key = `${input.botId}/${input.dedupeKey ?? `seq:${input.seq}`}`;
+    const known = byKey.get(key);
+    if (!known || known.seq < input.seq) byKey.set(key, input);
+  }
+  const kept = new Set(byKey.values());
   for (const group of groups.values()) {
     group.patches.sort((a, b) => a.seq - b.seq);
-    group.inputs.sort((a, b) => a.seq - b.seq);
+    group.inputs = group.inputs.filter((i) => inputs.some((n) => n.seq === i.seq && kept.has(n))).sort((a, b) => a.seq - b.seq);
   }
-  return { groups, inputs };
+  return { groups, inputs: [...kept] };
 }
 
 async function readExisting(db: Knex, groups: Group[]): Promise<DialogRow[]> {
