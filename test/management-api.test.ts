@@ -406,9 +406,10 @@ describe('dialogs', () => {
     );
     expect(res.status).toBe(202);
 
+    // The step move is handled in the dialog's order of inputs, right after the values are merged.
     const dialog = await waitFor(async () => {
       const found = await h.api('GET', `/api/v1/bots/${botId}/dialogs/${chatId}`);
-      return found.status === 200 ? found.body : null;
+      return found.status === 200 && found.body.stepId ? found.body : null;
     }, 10_000, 'the dialog');
     expect(Object.keys(dialog).sort()).toEqual(
       ['chatId', 'username', 'name', 'status', 'stepId', 'stepKey', 'manualReason', 'fields', 'tracker', 'tags', 'createdAt', 'startedAt'].sort(),
