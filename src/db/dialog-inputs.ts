@@ -4,6 +4,7 @@ import type { DialogState } from '../domain/dialog.js';
 import type { Decision, DialogInput, DialogSnapshot, DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
 import { rowState, type DialogStateRow } from './dialog-rows.js';
 import { GroupCommit } from './group-commit.js';
+import { runNamed, type NamedStatement } from './named-statement.js';
 
 export interface DialogRef {
   botId: string;
@@ -90,18 +91,21 @@ interface LoadedRow extends DialogRow {
   inputs: Array<{ seq: string | number; payload: DialogInput; state: 'pending' | 'acting'; effects: RecordedEffect[] | null; effects_done: number; attempts: number }> | null;
 }
 
+const LOAD_OPEN_INPUTS: NamedStatement = {
+  name: 'flowpost_load_open_inputs_v1',
+  text: `
+  SELECT ${DIALOG_COLUMNS},
+    (SELECT json_agg(i ORDER BY i.seq) FROM (
+       SELECT seq, payload, state, effects, effects_done, attempts FROM dialog_inputs
+       WHERE bot_id = d.bot_id AND chat_id = d.chat_id AND state IN ('pending', 'acting')
+       ORDER BY seq LIMIT $1) i) AS inputs
+  FROM dialogs d WHERE d.bot_id = $2 AND d.chat_id = $3`,
+};
+
 /** The dialog and its open inputs, oldest first (at most `limit`); null when the dialog is gone. */
 export async function loadOpenInputs(db: Knex, ref: DialogRef, limit = 20): Promise<{ dialog: DialogRecord; inputs: OpenInput[] } | null> {
-  const result = await db.raw<{ rows: LoadedRow[] }>(
-    `SELECT ${DIALOG_COLUMNS},
-       (SELECT json_agg(i ORDER BY i.seq) FROM (
-          SELECT seq, payload, state, effects, effects_done, attempts FROM dialog_inputs
-          WHERE bot_id = d.bot_id AND chat_id = d.chat_id AND state IN ('pending', 'acting')
-          ORDER BY seq LIMIT ?) i) AS inputs
-     FROM dialogs d WHERE d.bot_id = ? AND d.chat_id = ?`,
-    [limit, ref.botId, ref.chatId],
-  );
-  const row = result.rows[0];
+  const rows = await runNamed<LoadedRow>(db, LOAD_OPEN_INPUTS, [limit, ref.botId, ref.chatId]);
+  const row = rows[0];
   if (!row) return null;
   return {
     dialog: toRecord(row),
@@ -136,9 +140,11 @@ export interface DecisionWrite extends DialogRef {
 // only if no other write came in since it was read (`version`) and its input is still pending; the
 // input's recorded effects (state `acting`, or `done`/`superseded` when there is nothing to carry
 // out); what the user wrote, when it is kept. Returns the dialogs written.
-const RECORD_DECISIONS = `
+const RECORD_DECISIONS: NamedStatement = {
+  name: 'flowpost_record_decisions_v1',
+  text: `
   WITH v AS MATERIALIZED (
-    SELECT * FROM jsonb_to_recordset(?::jsonb) AS v(b uuid, c bigint, s bigint, ver bigint, status text, step_id uuid,
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(b uuid, c bigint, s bigint, ver bigint, status text, step_id uuid,
       fields jsonb, tracker jsonb, tags text[], seqs jsonb, last_seq bigint, st boolean, un text, nm text, fn text, ln text,
       ts boolean, ta timestamptz, tm jsonb, rs boolean, rr text, istate text, eff jsonb, note text, inc boolean, itext text, ipay jsonb)
   ), lk AS (
@@ -170,7 +176,8 @@ const RECORD_DECISIONS = `
     INSERT INTO dialog_messages (bot_id, chat_id, direction, text, payload)
     SELECT v.b, v.c, 'in', v.itext, v.ipay FROM v JOIN d ON d.bot_id = v.b AND d.chat_id = v.c AND d.input_seq = v.s WHERE v.inc
   )
-  SELECT * FROM d`;
+  SELECT * FROM d`,
+};
 
 function decisionRow(write: DecisionWrite): object {
   const { decision, seq } = write;
@@ -231,7 +238,7 @@ export class DecisionRecorder {
     let result: { rows: Row[] };
     for (let attempt = 1; ; attempt++) {
       try {
-        result = await this.db.raw<{ rows: Row[] }>(RECORD_DECISIONS, bindings);
+        result = { rows: await runNamed<Row>(this.db, RECORD_DECISIONS, bindings) };
         break;
       } catch (error) {
         // A batch journaling a repeat of one of these inputs at the same moment: try again.

@@ -4,6 +4,7 @@ import { mergeUpdates, type SequencedPatch } from '../domain/dialog-merge.js';
 import type { DialogInput } from '../domain/inputs/types.js';
 import { JOURNAL_ON_CONFLICT, journalRows, toRecord, type DialogRecord, type NewInput, type OpenInput, type RecordRow } from './dialog-inputs.js';
 import { rowState, type DialogStateRow } from './dialog-rows.js';
+import { runNamed, type NamedStatement } from './named-statement.js';
 
 /** An accepted update: a postback's patch and/or an input for the dialog's journal. */
 export interface DialogUpdateInput {
@@ -55,21 +56,26 @@ interface DialogRow extends DialogStateRow, RecordRow {
 const ROW_COLUMNS = 'bot_id, chat_id, status, step_id, fields, tracker, tags, seqs, last_seq, started_at, username, name, timer, version';
 
 // Reads the batch's dialogs that exist, and whether each has inputs still open.
-const READ = `
+const READ: NamedStatement = {
+  name: 'flowpost_read_dialogs_v1',
+  text: `
   SELECT ${ROW_COLUMNS.split(', ').map((c) => `d.${c}`).join(', ')},
     EXISTS (SELECT 1 FROM dialog_inputs i WHERE i.bot_id = d.bot_id AND i.chat_id = d.chat_id AND i.state IN ('pending', 'acting')) AS has_open
-  FROM dialogs d JOIN unnest(?::uuid[], ?::bigint[]) AS k(bot_id, chat_id) ON d.bot_id = k.bot_id AND d.chat_id = k.chat_id`;
+  FROM dialogs d JOIN unnest($1::uuid[], $2::bigint[]) AS k(bot_id, chat_id) ON d.bot_id = k.bot_id AND d.chat_id = k.chat_id`,
+};
 
 // Writes the merged dialogs, each only if no other write came in since it was read (`version`);
 // creates the absent ones with their values (not for a bot deleted meanwhile; one another writer
 // creates at the same moment is left to a second look); journals the batch's inputs. Returns the
 // dialogs written and created.
-const WRITE = `
+const WRITE: NamedStatement = {
+  name: 'flowpost_write_dialogs_v1',
+  text: `
   WITH v AS (
-    SELECT * FROM jsonb_to_recordset(?::jsonb) AS v(bot_id uuid, chat_id bigint, version bigint, status text, step_id uuid,
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(bot_id uuid, chat_id bigint, version bigint, status text, step_id uuid,
       fields jsonb, tracker jsonb, tags text[], seqs jsonb, last_seq bigint, clear_reason boolean)
   ), n AS (
-    SELECT * FROM jsonb_to_recordset(?::jsonb) AS n(bot_id uuid, chat_id bigint, status text, step_id uuid,
+    SELECT * FROM jsonb_to_recordset($2::jsonb) AS n(bot_id uuid, chat_id bigint, status text, step_id uuid,
       fields jsonb, tracker jsonb, tags text[], seqs jsonb, last_seq bigint)
   ), written AS (
     UPDATE dialogs d SET status = v.status, step_id = v.step_id, fields = v.fields, tracker = v.tracker,
@@ -86,7 +92,7 @@ const WRITE = `
     ON CONFLICT DO NOTHING
     RETURNING bot_id, chat_id
   ), j AS (
-    SELECT * FROM jsonb_to_recordset(?::jsonb) AS j(b uuid, c bigint, s bigint, k text, p jsonb, d text)
+    SELECT * FROM jsonb_to_recordset($3::jsonb) AS j(b uuid, c bigint, s bigint, k text, p jsonb, d text)
   ), journaled AS (
     INSERT INTO dialog_inputs (bot_id, chat_id, seq, kind, payload, dedupe_key)
     SELECT j.b, j.c, j.s, j.k, j.p, j.d FROM j
@@ -94,7 +100,8 @@ const WRITE = `
     ORDER BY j.s
     ${JOURNAL_ON_CONFLICT}
   )
-  SELECT bot_id, chat_id FROM written UNION ALL SELECT bot_id, chat_id FROM created`;
+  SELECT bot_id, chat_id FROM written UNION ALL SELECT bot_id, chat_id FROM created`,
+};
 
 const DEADLOCK = '40P01';
 const SERIALIZATION = '40001';
@@ -140,8 +147,7 @@ function groupUpdates(updates: readonly DialogUpdateInput[]): { groups: Map<stri
 }
 
 async function readExisting(db: Knex, groups: Group[]): Promise<DialogRow[]> {
-  const result = await db.raw<{ rows: DialogRow[] }>(READ, [groups.map((g) => g.botId), groups.map((g) => g.chatId)]);
-  return result.rows;
+  return runNamed<DialogRow>(db, READ, [groups.map((g) => g.botId), groups.map((g) => g.chatId)]);
 }
 
 /** A dialog as it will be once created by this batch. */
@@ -237,8 +243,7 @@ export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdat
 async function writeRetryingDeadlocks(db: Knex, bindings: string[]): Promise<Array<{ bot_id: string; chat_id: number }>> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await db.raw<{ rows: Array<{ bot_id: string; chat_id: number }> }>(WRITE, bindings);
-      return result.rows;
+      return await runNamed<{ bot_id: string; chat_id: number }>(db, WRITE, bindings);
     } catch (error) {
       const code = (error as { code?: string }).code;
       if ((code === DEADLOCK || code === SERIALIZATION) && attempt < 5) continue;

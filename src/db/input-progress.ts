@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { DialogRef } from './dialog-inputs.js';
 import { GroupCommit } from './group-commit.js';
+import { runNamed, type NamedStatement } from './named-statement.js';
 
 interface ProgressWrite extends DialogRef {
   seq: number;
@@ -8,11 +9,14 @@ interface ProgressWrite extends DialogRef {
   finish: boolean;
 }
 
-const WRITE_PROGRESS = `
+const WRITE_PROGRESS: NamedStatement = {
+  name: 'flowpost_input_progress_v1',
+  text: `
   UPDATE dialog_inputs i SET effects_done = greatest(i.effects_done, v.n), updated_at = now(),
     state = CASE WHEN v.f AND i.state IN ('pending', 'acting') THEN 'done' ELSE i.state END
-  FROM jsonb_to_recordset(?::jsonb) AS v(b uuid, c bigint, s bigint, n int, f boolean)
-  WHERE i.bot_id = v.b AND i.chat_id = v.c AND i.seq = v.s`;
+  FROM jsonb_to_recordset($1::jsonb) AS v(b uuid, c bigint, s bigint, n int, f boolean)
+  WHERE i.bot_id = v.b AND i.chat_id = v.c AND i.seq = v.s`,
+};
 
 /**
  * How far acting inputs got, written for many dialogs at once: while one statement is in flight
@@ -37,7 +41,7 @@ export class InputProgressWriter {
 
   private async write(writes: ProgressWrite[]): Promise<null[]> {
     const rows = writes.map((w) => ({ b: w.botId, c: w.chatId, s: w.seq, n: w.done, f: w.finish }));
-    await this.db.raw(WRITE_PROGRESS, [JSON.stringify(rows)]);
+    await runNamed(this.db, WRITE_PROGRESS, [JSON.stringify(rows)]);
     return writes.map(() => null);
   }
 }
