@@ -14,14 +14,10 @@ export function createProducerConnection(redisUrl: string, connectionName?: stri
   } satisfies RedisOptions);
 }
 
-/**
- * A connection for workers and subscribers: blocking commands, retried for as long as it takes.
- * `autoPipelining`: commands issued in the same tick go out in one write (many concurrent jobs).
- */
-export function createWorkerConnection(redisUrl: string, connectionName?: string, options: { autoPipelining?: boolean } = {}): Redis {
+/** A connection for workers and subscribers: blocking commands, retried for as long as it takes. */
+export function createWorkerConnection(redisUrl: string, connectionName?: string): Redis {
   return new Redis(redisUrl, {
     connectionName,
-    enableAutoPipelining: options.autoPipelining ?? false,
     maxRetriesPerRequest: null,
     retryStrategy: (attempt) => Math.min(attempt * 200, 5_000),
   } satisfies RedisOptions);

@@ -49,7 +49,7 @@ export interface WorkerTierOptions {
 
 /** Starts every queue consumer of a worker process, and the Telegram pollers when bots are polled. */
 export async function startWorkerTier(config: Config, db: Knex, log: Logger, options: WorkerTierOptions = {}): Promise<WorkerTier> {
-  const connection = createWorkerConnection(config.redisUrl, `${config.queuePrefix}:worker`, { autoPipelining: true });
+  const connection = createWorkerConnection(config.redisUrl, `${config.queuePrefix}:worker`);
   connection.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   const prefix = config.queuePrefix;
 
