@@ -23,7 +23,7 @@ import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, drainJobId } from '../src/jobs/dialo
 import type { DialogUpdateJob } from '../src/jobs/dialog-update-job.js';
 import { QUEUES } from '../src/jobs/queue-names.js';
 import { tokenKey } from '../src/telegram/token-key.js';
-import { toUpdateInput } from '../src/workers/dialog-updates-consumer.js';
+import { toUpdateInput } from '../src/jobs/apply-dialog-update.js';
 import { createLogger } from '../src/log.js';
 import { startWorkerTier, type WorkerTier } from '../src/runtime/workers.js';
 import { createScriptedBot, dialogOf, messagesTo, sendUpdate, type TestBot } from './support/bot-scripts.js';

@@ -2,13 +2,13 @@ import { Worker } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import { isDatabaseUnavailable } from '../db/connection.js';
-import { applyDialogUpdates, splitPostback, type AppliedDialog, type DialogUpdateInput } from '../db/dialog-writer.js';
-import { sequenceOf, type DialogUpdateJob } from '../jobs/dialog-update-job.js';
+import { applyDialogUpdates, type AppliedDialog, type DialogUpdateInput } from '../db/dialog-writer.js';
+import { applyDialogUpdate } from '../jobs/apply-dialog-update.js';
+import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../log.js';
 import type { SequenceFloor } from '../queue/sequence-floor.js';
 import { GroupCommit } from '../db/group-commit.js';
-import { telegramDedupeKey } from '../telegram/token-key.js';
 
 export interface DialogUpdatesConsumerOptions {
   db: Knex;
@@ -30,24 +30,6 @@ type Outcome = { applied: AppliedDialog | undefined } | { error: unknown };
 
 function dialogKey(botId: string, chatId: number): string {
   return `${botId}/${chatId}`;
-}
-
-/** An accepted job as the writer takes it: a postback's values to merge, and what to journal. */
-export function toUpdateInput(data: DialogUpdateJob, seq: number): DialogUpdateInput {
-  const { botId, chatId } = data;
-  if (data.telegram) {
-    const { update, tokenKey } = data.telegram;
-    const updateId = (update as { update_id?: unknown }).update_id;
-    return {
-      botId,
-      chatId,
-      seq,
-      input: { kind: 'telegram', update, tokenKey },
-      dedupeKey: typeof updateId === 'number' ? telegramDedupeKey(tokenKey, updateId) : null,
-    };
-  }
-  const { values, move } = splitPostback(data.patch);
-  return { botId, chatId, seq, patch: values, ...(move ? { input: move } : {}) };
 }
 
 /**
@@ -84,29 +66,25 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
   const worker: Worker<DialogUpdateJob> = new Worker<DialogUpdateJob>(
     QUEUES.dialogUpdates,
     async (job) => {
-      const { botId, chatId } = job.data;
-      const seq = sequenceOf(job.id);
-      if (await sequenceFloor.drawnTooLow(options.connection, seq)) {
-        log.warn({ botId, chatId, jobId: job.id }, 'update drawn below the restored order counter; queued again above it');
-        await options.requeue(job.data);
-        return;
-      }
-      let applied: AppliedDialog | undefined;
       try {
-        const outcome = await batcher.submit(toUpdateInput(job.data, seq));
-        if ('error' in outcome) throw outcome.error;
-        applied = outcome.applied;
+        await applyDialogUpdate(job, {
+          redis: options.connection,
+          floor: sequenceFloor,
+          log,
+          requeue: options.requeue,
+          ...(options.onApplied ? { onApplied: options.onApplied } : {}),
+          apply: async (update) => {
+            const outcome = await batcher.submit(update);
+            if ('error' in outcome) throw outcome.error;
+            return outcome.applied;
+          },
+        });
       } catch (error) {
         if (!isDatabaseUnavailable(error)) throw error;
         log.warn({ err: error }, 'postgres unreachable; dialog updates wait');
         await worker.rateLimit(retryMs);
         throw Worker.RateLimitError();
       }
-      if (!applied) {
-        log.warn({ botId, chatId, jobId: job.id }, 'dialog update dropped: the bot no longer exists');
-        return;
-      }
-      await options.onApplied?.(applied, seq);
     },
     {
       connection: options.connection,
