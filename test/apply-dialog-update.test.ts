@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 function applied(update: DialogUpdateInput): AppliedDialog {
-  return { botId: update.botId, chatId: update.chatId, state: { status: 'auto', stepId: null, fields: {}, tracker: {}, tags: [], seqs: {}, lastSeq: update.seq }, started: true, journaled: Boolean(update.input) };
+  return { botId: update.botId, chatId: update.chatId, journaled: Boolean(update.input) };
 }
 
 describe('toUpdateInput', () => {

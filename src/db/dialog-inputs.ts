@@ -4,7 +4,7 @@ import type { DialogState } from '../domain/dialog.js';
 import type { Decision, DialogInput, DialogSnapshot, DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
 import { rowState, type DialogStateRow } from './dialog-rows.js';
 import { GroupCommit } from './group-commit.js';
-import { runNamed, type NamedStatement } from './named-statement.js';
+import { retryingDeadlocks, runNamed, type NamedStatement } from './named-statement.js';
 
 export interface DialogRef {
   botId: string;
@@ -43,9 +43,13 @@ export interface RecordRow extends DialogStateRow {
   timer: DialogTimer | null;
   version: string | number;
 }
-type DialogRow = RecordRow;
 
-const DIALOG_COLUMNS = 'd.status, d.step_id, d.fields, d.tracker, d.tags, d.seqs, d.last_seq, d.username, d.name, d.started_at, d.timer, d.version';
+/** The columns of RecordRow, each prefixed with `alias.`. */
+export function recordColumns(alias: string): string {
+  return ['status', 'step_id', 'fields', 'tracker', 'tags', 'seqs', 'last_seq', 'username', 'name', 'started_at', 'timer', 'version']
+    .map((column) => `${alias}.${column}`)
+    .join(', ');
+}
 
 export function toRecord(row: RecordRow): DialogRecord {
   return {
@@ -82,19 +86,19 @@ export function journalRows(inputs: readonly NewInput[]): string {
 }
 
 /** Journals inputs (see JOURNAL_INSERT). */
-export async function journalInputs(db: Knex.Transaction | Knex, inputs: readonly NewInput[]): Promise<void> {
+export async function journalInputs(db: Knex, inputs: readonly NewInput[]): Promise<void> {
   if (inputs.length === 0) return;
   await db.raw(JOURNAL_INSERT, [journalRows(inputs)]);
 }
 
-interface LoadedRow extends DialogRow {
+interface LoadedRow extends RecordRow {
   inputs: Array<{ seq: string | number; payload: DialogInput; state: 'pending' | 'acting'; effects: RecordedEffect[] | null; effects_done: number; attempts: number }> | null;
 }
 
 const LOAD_OPEN_INPUTS: NamedStatement = {
   name: 'flowpost_load_open_inputs_v1',
   text: `
-  SELECT ${DIALOG_COLUMNS},
+  SELECT ${recordColumns('d')},
     (SELECT json_agg(i ORDER BY i.seq) FROM (
        SELECT seq, payload, state, effects, effects_done, attempts FROM dialog_inputs
        WHERE bot_id = d.bot_id AND chat_id = d.chat_id AND state IN ('pending', 'acting')
@@ -121,7 +125,7 @@ export async function loadOpenInputs(db: Knex, ref: DialogRef, limit = 20): Prom
 }
 
 /** The dialog's state once a decision is written with the order of its input. */
-export function stateAfter(current: DialogState, decision: Decision, seq: number): DialogState {
+function stateAfter(current: DialogState, decision: Decision, seq: number): DialogState {
   const state = applyScriptChanges(current, decision.changes, seq);
   if (seq > state.lastSeq) state.lastSeq = seq;
   return state;
@@ -234,30 +238,11 @@ export class DecisionRecorder {
 
   private async write(writes: DecisionWrite[]): Promise<Array<DialogRecord | null>> {
     type Row = RecordRow & { bot_id: string; chat_id: string | number; input_seq: string | number };
-    const bindings = [JSON.stringify(writes.map(decisionRow))];
-    let result: { rows: Row[] };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        result = { rows: await runNamed<Row>(this.db, RECORD_DECISIONS, bindings) };
-        break;
-      } catch (error) {
-        // A batch journaling a repeat of one of these inputs at the same moment: try again.
-        if ((error as { code?: string }).code === '40P01' && attempt < 5) continue;
-        throw error;
-      }
-    }
-    const written = new Map(result.rows.map((row) => [`${row.bot_id}/${row.chat_id}/${row.input_seq}`, toRecord(row)]));
+    // A deadlock: a batch journaling a repeat of one of these inputs at the same moment.
+    const rows = await retryingDeadlocks(() => runNamed<Row>(this.db, RECORD_DECISIONS, [JSON.stringify(writes.map(decisionRow))]));
+    const written = new Map(rows.map((row) => [`${row.bot_id}/${row.chat_id}/${row.input_seq}`, toRecord(row)]));
     return writes.map((w) => written.get(`${w.botId}/${w.chatId}/${w.seq}`) ?? null);
   }
-}
-
-/** Every effect of the input was carried out. */
-export async function finishInput(db: Knex, ref: DialogRef, seq: number, done: number): Promise<void> {
-  await db.raw(
-    `UPDATE dialog_inputs SET state = 'done', effects_done = greatest(effects_done, ?), updated_at = now()
-     WHERE bot_id = ? AND chat_id = ? AND seq = ? AND state IN ('pending', 'acting')`,
-    [done, ref.botId, ref.chatId, seq],
-  );
 }
 
 /** Telegram says the user blocked the bot while the input's run was sending: the dialog is blocked, the rest is not sent. */

@@ -1,10 +1,10 @@
 import type { Knex } from 'knex';
-import { emptyDialogState, type DialogPatch, type DialogState } from '../domain/dialog.js';
+import type { DialogPatch } from '../domain/dialog.js';
 import { mergeUpdates, type SequencedPatch } from '../domain/dialog-merge.js';
 import type { DialogInput } from '../domain/inputs/types.js';
-import { JOURNAL_ON_CONFLICT, journalRows, toRecord, type DialogRecord, type NewInput, type OpenInput, type RecordRow } from './dialog-inputs.js';
-import { rowState, type DialogStateRow } from './dialog-rows.js';
-import { runNamed, type NamedStatement } from './named-statement.js';
+import { JOURNAL_ON_CONFLICT, journalRows, recordColumns, toRecord, type DialogRecord, type NewInput, type OpenInput, type RecordRow } from './dialog-inputs.js';
+import { rowState } from './dialog-rows.js';
+import { retryingDeadlocks, runNamed, type NamedStatement } from './named-statement.js';
 
 /** An accepted update: a postback's patch and/or an input for the dialog's journal. */
 export interface DialogUpdateInput {
@@ -21,9 +21,7 @@ export interface DialogUpdateInput {
 export interface AppliedDialog {
   botId: string;
   chatId: number;
-  state: DialogState;
-  started: boolean;
-  /** Inputs were journaled for this dialog: its inbox must be drained. */
+  /** Inputs were journaled for this dialog: it must be drained. */
   journaled: boolean;
   /**
    * The dialog as this batch left it and the inputs it journaled, when no other input was open:
@@ -46,20 +44,17 @@ export function splitPostback(patch: DialogPatch): { values: DialogPatch; move: 
   return { values, move };
 }
 
-interface DialogRow extends DialogStateRow, RecordRow {
+interface DialogRow extends RecordRow {
   bot_id: string;
   chat_id: number;
-  started_at: Date | null;
   has_open: boolean;
 }
-
-const ROW_COLUMNS = 'bot_id, chat_id, status, step_id, fields, tracker, tags, seqs, last_seq, started_at, username, name, timer, version';
 
 // Reads the batch's dialogs that exist, and whether each has inputs still open.
 const READ: NamedStatement = {
   name: 'flowpost_read_dialogs_v1',
   text: `
-  SELECT ${ROW_COLUMNS.split(', ').map((c) => `d.${c}`).join(', ')},
+  SELECT d.bot_id, d.chat_id, ${recordColumns('d')},
     EXISTS (SELECT 1 FROM dialog_inputs i WHERE i.bot_id = d.bot_id AND i.chat_id = d.chat_id AND i.state IN ('pending', 'acting')) AS has_open
   FROM dialogs d JOIN unnest($1::uuid[], $2::bigint[]) AS k(bot_id, chat_id) ON d.bot_id = k.bot_id AND d.chat_id = k.chat_id`,
 };
@@ -103,8 +98,6 @@ const WRITE: NamedStatement = {
   SELECT bot_id, chat_id FROM written UNION ALL SELECT bot_id, chat_id FROM created`,
 };
 
-const DEADLOCK = '40P01';
-const SERIALIZATION = '40001';
 const MAX_ROUNDS = 20;
 
 function dialogKey(botId: string, chatId: number): string {
@@ -138,12 +131,13 @@ function groupUpdates(updates: readonly DialogUpdateInput[]): { groups: Map<stri
     const known = byKey.get(key);
     if (!known || known.seq < input.seq) byKey.set(key, input);
   }
-  const kept = new Set(byKey.values());
+  const kept = [...byKey.values()];
+  const keptSeqs = new Set(kept.map((input) => input.seq));
   for (const group of groups.values()) {
     group.patches.sort((a, b) => a.seq - b.seq);
-    group.inputs = group.inputs.filter((i) => inputs.some((n) => n.seq === i.seq && kept.has(n))).sort((a, b) => a.seq - b.seq);
+    group.inputs = group.inputs.filter((input) => keptSeqs.has(input.seq)).sort((a, b) => a.seq - b.seq);
   }
-  return { groups, inputs: [...kept] };
+  return { groups, inputs: kept };
 }
 
 async function readExisting(db: Knex, groups: Group[]): Promise<DialogRow[]> {
@@ -210,7 +204,8 @@ export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdat
     const created = merges.filter((m) => m.isNew).map(values);
     const todoKeys = new Set(todo.map((g) => dialogKey(g.botId, g.chatId)));
     const journal = inputs.filter((i) => todoKeys.has(dialogKey(i.botId, i.chatId)));
-    const done = await writeRetryingDeadlocks(db, [JSON.stringify(updated), JSON.stringify(created), journalRows(journal)]);
+    const bindings = [JSON.stringify(updated), JSON.stringify(created), journalRows(journal)];
+    const done = await retryingDeadlocks(() => runNamed<{ bot_id: string; chat_id: number }>(db, WRITE, bindings));
     const doneKeys = new Set(done.map((r) => dialogKey(r.bot_id, r.chat_id)));
 
     const retry: Group[] = [];
@@ -229,8 +224,6 @@ export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdat
       applied.push({
         botId: row.bot_id,
         chatId: row.chat_id,
-        state: merged.state,
-        started: row.started_at !== null,
         journaled,
         ...(journaled && !row.has_open ? { snapshot: { dialog: { ...toRecord(after), state: merged.state }, inputs: group.inputs } } : {}),
       });
@@ -238,16 +231,4 @@ export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdat
     todo = retry;
   }
   return applied;
-}
-
-async function writeRetryingDeadlocks(db: Knex, bindings: string[]): Promise<Array<{ bot_id: string; chat_id: number }>> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await runNamed<{ bot_id: string; chat_id: number }>(db, WRITE, bindings);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if ((code === DEADLOCK || code === SERIALIZATION) && attempt < 5) continue;
-      throw error;
-    }
-  }
 }

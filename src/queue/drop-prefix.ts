@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 
-/** Deletes every Redis key under a prefix (queues, inboxes, locks): for tests and benchmarks. */
+/** Deletes every Redis key under a prefix (queues, counters, leases): for tests and benchmarks. */
 export async function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
   const redis = new Redis(redisUrl);
   try {

@@ -1,11 +1,9 @@
 import type { Context } from 'grammy';
 import type { Update } from 'grammy/types';
-import type { Knex } from 'knex';
 import { isDatabaseUnavailable } from '../db/connection.js';
-import { failInput, finishInput, loadOpenInputs, type DecisionRecorder, type DialogRecord, type DialogRef, type OpenInput } from '../db/dialog-inputs.js';
+import { failInput, loadOpenInputs, type DecisionRecorder, type DialogRecord, type DialogRef, type OpenInput } from '../db/dialog-inputs.js';
 import { decideInput } from '../domain/inputs/decide.js';
 import type { DialogInput, InputEvent } from '../domain/inputs/types.js';
-import type { Logger } from '../log.js';
 import type { DialogLease } from '../queue/dialog-lease.js';
 import type { BotRegistry, TelegramEvent } from '../telegram/index.js';
 import type { BotCache, BotForRun } from './bot-cache.js';
@@ -111,7 +109,7 @@ export class DialogDrainer {
   private async handle(ref: DialogRef, dialog: DialogRecord, input: OpenInput): Promise<DialogRecord | null> {
     const bot = await this.deps.bots.get(ref.botId);
     if (!bot) {
-      await finishInput(this.deps.db, ref, input.seq, 0);
+      await this.deps.progress.finish(ref, input.seq, 0);
       return dialog;
     }
     if (input.state === 'acting') {
@@ -120,7 +118,7 @@ export class DialogDrainer {
     }
     const event = await this.readInput(ref, bot, input.input);
     if (!event) {
-      await finishInput(this.deps.db, ref, input.seq, 0);
+      await this.deps.progress.finish(ref, input.seq, 0);
       return dialog;
     }
     let current = dialog;

@@ -104,12 +104,9 @@ export async function carryOut(
       case 'send_webhook':
         await recordDelivery(deps, dialog, effect, `input-${seq}/effect-${index}`);
         break;
-      case 'schedule': {
-        if (effect.nextStepId === null) break;
-        const stepKey = bot.script?.steps.find((s) => s.id === effect.nextStepId)?.step.key ?? null;
-        await armTimer(deps.timers, dialog, { at: effect.runAt, scheduledBy: seq, stepId: effect.nextStepId, stepKey }, deps.now());
+      case 'schedule':
+        if (effect.timer.stepId !== null) await armTimer(deps.timers, dialog, effect.timer, deps.now());
         break;
-      }
     }
   }
   await deps.progress.finish(dialog, seq, effects.length);

@@ -25,8 +25,8 @@ import { BotCache } from '../runner/bot-cache.js';
 import { DialogDrainer } from '../runner/dialog-drainer.js';
 import { InlineDrains } from '../runner/inline-drains.js';
 import { startDialogSweeper } from '../runner/dialog-sweeper.js';
-import { BotRegistry, classifyUpdate, parseBotInfo, SendLimiter, startPollers, TelegramSender, usesWebhook, type Pollers } from '../telegram/index.js';
-import { tokenKey } from '../telegram/token-key.js';
+import { BotRegistry, parseBotInfo, SendLimiter, startPollers, TelegramSender, usesWebhook, type Pollers } from '../telegram/index.js';
+import { telegramUpdateJob } from '../telegram/update-job.js';
 import { startDialogRunsConsumer } from '../workers/dialog-runs-consumer.js';
 import { startDialogUpdatesConsumer } from '../workers/dialog-updates-consumer.js';
 
@@ -124,7 +124,6 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
       redis: connection,
       floor,
       drainer,
-      connection,
       prefix,
       log: log.child({ queue: QUEUES.stepRuns }),
       concurrency: config.workerConcurrency,
@@ -177,9 +176,8 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
         });
       },
       onUpdate: async (botId, update, bot) => {
-        const event = classifyUpdate(update);
-        if (!event) return;
-        await updates.add({ botId, chatId: event.chatId, telegram: { update, tokenKey: tokenKey(bot.token) } });
+        const job = telegramUpdateJob(botId, bot.token, update);
+        if (job) await updates.add(job);
       },
     });
   }

@@ -1,5 +1,4 @@
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { isDatabaseUnavailable } from '../db/connection.js';
 import type { DialogRunJob } from '../jobs/dialog-run-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
@@ -7,7 +6,6 @@ import { runDialog, type RunDialogDeps } from '../jobs/run-dialog.js';
 import type { Logger } from '../log.js';
 
 export interface DialogRunsConsumerOptions extends RunDialogDeps {
-  connection: Redis;
   prefix: string;
   log: Logger;
   concurrency: number;
@@ -30,7 +28,7 @@ export function startDialogRunsConsumer(options: DialogRunsConsumerOptions): Wor
         throw Worker.RateLimitError();
       }
     },
-    { connection: options.connection, prefix: options.prefix, concurrency: options.concurrency, maxStalledCount: 10 },
+    { connection: options.redis, prefix: options.prefix, concurrency: options.concurrency, maxStalledCount: 10 },
   );
   worker.on('failed', (job, error) => log.warn({ err: error, jobId: job?.id, attempts: job?.attemptsMade }, 'dialog run failed'));
   worker.on('error', (error) => log.warn({ err: error }, 'step-runs worker error'));

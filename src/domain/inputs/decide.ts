@@ -10,6 +10,7 @@
 import type { DialogPatch, DialogStatus } from '../dialog.js';
 import { parseButtonCallbackData } from '../engine/callback-data.js';
 import { runEngine } from '../engine/run-engine.js';
+import { ScriptIndex } from '../engine/script-index.js';
 import type { EngineResult, EngineScript, EngineStep, Trigger } from '../engine/types.js';
 import type { Decision, DialogSnapshot, DialogTimer, InputEvent, RecordedEffect } from './types.js';
 
@@ -33,13 +34,10 @@ function statusSeq(dialog: DialogSnapshot): number {
   return dialog.state.seqs.status ?? 0;
 }
 
+/** The step with this id, or else the step now keyed `key` (a script upload gave it a new id). */
 function findStep(script: EngineScript, id: string | null | undefined, key: string | null | undefined): EngineStep | undefined {
-  if (id) {
-    const byId = script.steps.find((s) => s.id === id);
-    if (byId) return byId;
-  }
-  if (key) return script.steps.find((s) => s.step.key === key);
-  return undefined;
+  const index = new ScriptIndex(script);
+  return (id ? index.byId(id) : undefined) ?? (key ? index.byKey(key) : undefined);
 }
 
 function recorded(changes: DialogPatch = {}, extra: Partial<Decision> = {}): Decision {
@@ -50,12 +48,14 @@ function superseded(why: string, extra: Partial<Decision> = {}): Decision {
   return { outcome: 'superseded', changes: {}, effects: [], log: [why], ...extra };
 }
 
-function recordEffects(result: EngineResult): RecordedEffect[] {
-  return result.effects.map((effect) =>
-    effect.type === 'schedule'
-      ? { type: 'schedule', stepId: effect.stepId, nextStepId: effect.nextStepId, runAt: effect.runAt.toISOString() }
-      : effect,
-  );
+/** The engine's effects as recorded; a delay becomes the timer this input sets on the dialog. */
+function recordEffects(input: RunContext, result: EngineResult): RecordedEffect[] {
+  return result.effects.map((effect) => {
+    if (effect.type !== 'schedule') return effect;
+    const stepKey = effect.nextStepId ? (findStep(input.script, effect.nextStepId, null)?.step.key ?? null) : null;
+    const timer: DialogTimer = { at: effect.runAt.toISOString(), scheduledBy: input.seq, stepId: effect.nextStepId, stepKey };
+    return { type: 'schedule', stepId: effect.stepId, timer };
+  });
 }
 
 interface RunContext extends DecideInput {
@@ -84,7 +84,7 @@ function run(input: RunContext, trigger: Trigger, overrides: { status?: DialogSt
     timezone: input.timezone,
     random: input.random,
   });
-  const effects = recordEffects(result);
+  const effects = recordEffects(input, result);
   const changes: DialogPatch = { ...base.changes, ...result.changes };
   const decision: Decision = { ...base, changes, effects, log: [...base.log, ...result.log] };
   if (result.stop === 'ignored' && result.effects.length === 0) return { ...decision, outcome: base.outcome };
@@ -93,18 +93,10 @@ function run(input: RunContext, trigger: Trigger, overrides: { status?: DialogSt
   // delay): the delay it set belongs to this input, and only a newer move supersedes it.
   if (changes.stepId === undefined) changes.stepId = startStepId;
   // The pending delay follows the run: the one it set, or none once the run moved on.
-  let schedule: Extract<EngineResult['effects'][number], { type: 'schedule' }> | undefined;
-  for (const effect of result.effects) if (effect.type === 'schedule') schedule = effect;
-  if (schedule) {
-    decision.timer = {
-      at: schedule.runAt.toISOString(),
-      scheduledBy: input.seq,
-      stepId: schedule.nextStepId,
-      stepKey: schedule.nextStepId ? (findStep(input.script, schedule.nextStepId, null)?.step.key ?? null) : null,
-    };
-  } else if (input.dialog.timer) {
-    decision.timer = null;
-  }
+  let timer: DialogTimer | undefined;
+  for (const effect of effects) if (effect.type === 'schedule') timer = effect.timer;
+  if (timer) decision.timer = timer;
+  else if (input.dialog.timer) decision.timer = null;
   if (decision.manualReason === undefined && input.dialog.state.status !== 'auto') decision.manualReason = null;
   return decision;
 }
@@ -187,7 +179,7 @@ function decideStart(input: DecideInput, event: Extract<InputEvent, { kind: 'sta
   }
   if (seq < stepSeq(dialog)) return { ...base, log: ['/start superseded by a newer move'] };
   const script = input.script;
-  const start = script.steps.find((s) => s.step.key === script.startKey);
+  const start = new ScriptIndex(script).start();
   if (!start) return base;
   return run({ ...input, script }, { kind: 'step', stepId: start.id }, { status }, base);
 }

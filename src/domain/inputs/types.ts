@@ -54,7 +54,8 @@ export interface DialogSnapshot {
 export type RecordedEffect =
   | Extract<Effect, { type: 'send_message' }>
   | Extract<Effect, { type: 'send_webhook' }>
-  | { type: 'schedule'; stepId: string; nextStepId: string | null; runAt: string };
+  /** A delay step: the timer the input sets on the dialog (its alarm is armed when carried out). */
+  | { type: 'schedule'; stepId: string; timer: DialogTimer };
 
 /** What handling one input does to its dialog, decided before anything is carried out. */
 export interface Decision {

@@ -4,8 +4,7 @@ import type { Knex } from 'knex';
 import { InputError } from '../../domain/input-error.js';
 import type { Logger } from '../../log.js';
 import type { DialogUpdateQueue } from '../../queue/dialog-update-queue.js';
-import { classifyUpdate } from '../../telegram/index.js';
-import { tokenKey } from '../../telegram/token-key.js';
+import { telegramUpdateJob } from '../../telegram/update-job.js';
 import { readJsonBody } from '../body.js';
 import { ServiceUnavailableError } from '../errors.js';
 import { UUID_PATTERN } from '../validation.js';
@@ -27,7 +26,7 @@ function sameSecret(given: string, expected: string): boolean {
  * bot's; the update is queued as its dialog's next input (answered 200 once durably queued).
  */
 export function telegramWebhookHandler(deps: TelegramRouteDeps) {
-  type Known = { secret: string | null; tokenKey: string | null; at: number };
+  type Known = { secret: string | null; token: string | null; at: number };
   const secrets = new Map<string, Known>();
   const botOf = async (botId: string): Promise<Known> => {
     const cached = secrets.get(botId);
@@ -35,7 +34,7 @@ export function telegramWebhookHandler(deps: TelegramRouteDeps) {
     const row = await deps.db('bots').where({ id: botId }).first('telegram_secret', 'telegram_token');
     const known: Known = {
       secret: (row?.telegram_secret as string | undefined) ?? null,
-      tokenKey: row?.telegram_token ? tokenKey(row.telegram_token as string) : null,
+      token: (row?.telegram_token as string | undefined) ?? null,
       at: Date.now(),
     };
     if (secrets.size > 10_000) secrets.clear();
@@ -47,7 +46,7 @@ export function telegramWebhookHandler(deps: TelegramRouteDeps) {
     const given = ctx.get('x-telegram-bot-api-secret-token');
     const known = UUID_PATTERN.test(botId) ? await botOf(botId.toLowerCase()) : null;
     const secret = known?.secret;
-    if (!secret || !given || !sameSecret(given, secret) || !known.tokenKey) {
+    if (!secret || !given || !sameSecret(given, secret) || !known.token) {
       throw new InputError(401, 'unauthorized', 'a valid X-Telegram-Bot-Api-Secret-Token header is required');
     }
     const update = await readJsonBody(ctx);
@@ -56,14 +55,14 @@ export function telegramWebhookHandler(deps: TelegramRouteDeps) {
       ctx.body = { ok: true };
       return;
     }
-    const event = classifyUpdate(update);
-    if (!event) {
+    const job = telegramUpdateJob(botId.toLowerCase(), known.token, update);
+    if (!job) {
       deps.log.warn({ botId, updateId: update.update_id }, 'telegram update of an unknown shape dropped');
       ctx.body = { ok: true };
       return;
     }
     try {
-      await deps.queue.add({ botId: botId.toLowerCase(), chatId: event.chatId, telegram: { update, tokenKey: known.tokenKey } });
+      await deps.queue.add(job);
     } catch (error) {
       throw new ServiceUnavailableError('queue_unavailable', 'the update queue is unreachable', { cause: error });
     }

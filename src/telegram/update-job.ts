@@ -1,0 +1,13 @@
+import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
+import { tokenKey } from './token-key.js';
+import { classifyUpdate } from './update-shape.js';
+
+/**
+ * The `dialog-updates` job of a Telegram update that came through `token` (webhook or long
+ * polling): the input of the chat it names. Null for an update that names no chat.
+ */
+export function telegramUpdateJob(botId: string, token: string, update: unknown): DialogUpdateJob | null {
+  const event = classifyUpdate(update);
+  if (!event) return null;
+  return { botId, chatId: event.chatId, telegram: { update, tokenKey: tokenKey(token) } };
+}
