@@ -7,6 +7,7 @@ import { benchTelegram } from './telegram.js';
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)} ×`;
+const cpu = (ms: number | null) => (ms === null ? '?' : `${ms.toFixed(2)} ms`);
 
 const only = process.argv[2];
 const database = await createBenchDatabase();
@@ -45,8 +46,12 @@ try {
       ...t.latency.map(
         (l) => `    at ${fmt(l.rate).padStart(5)} postbacks/s  p50 ${l.p50.toFixed(1)} ms   p99 ${l.p99.toFixed(1)} ms   max ${l.max.toFixed(1)} ms   (target at 1,000/s: p99 < 50 ms)`,
       ),
+      ...t.latency.map(
+        (l) =>
+          `    CPU per postback at ${fmt(l.rate).padStart(5)}/s: worker ${cpu(l.cpuPerPostback.worker)}, web ${cpu(l.cpuPerPostback.web)}, load generator and fake Bot API ${cpu(l.cpuPerPostback.bench)}; machine ${l.machineBusyPct === null ? '?' : Math.round(l.machineBusyPct)} % busy`,
+      ),
     );
-    console.log(lines.slice(-(6 + t.latency.length)).join('\n'));
+    console.log(lines.slice(-(6 + 2 * t.latency.length)).join('\n'));
   }
   if (!only || only === 'outbound') {
     const o = await benchOutbound(database);

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Api } from 'grammy';
+import { Pool } from 'undici';
 import { startFakeTelegram, type FakeTelegram } from '../test/support/fake-telegram.js';
+import { watchCpu } from './lib/cpu.js';
 import type { BenchDatabase } from './lib/database.js';
 import { percentile } from './lib/stats.js';
 import { freePort, runScript, waitForHttp, type Child } from './lib/processes.js';
@@ -12,6 +14,8 @@ const CHATS = Number(process.env.BENCH_TELEGRAM_CHATS ?? 2000);
 const STEPS = 5;
 const RATES = [200, 1_000];
 const POSTBACKS = Number(process.env.BENCH_LATENCY_POSTBACKS ?? 2000);
+/** Worker processes in (c) and (d) (default one). */
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
 
 export interface LatencyFigures {
   rate: number;
@@ -19,6 +23,10 @@ export interface LatencyFigures {
   p50: number;
   p99: number;
   max: number;
+  /** CPU ms per postback in the bench process (load generator and fake Bot API), the web and the worker processes. */
+  cpuPerPostback: { bench: number | null; web: number | null; worker: number | null };
+  /** Share of the machine's cores busy while the postbacks were sent and their messages arrived. */
+  machineBusyPct: number | null;
 }
 
 export interface TelegramFigures {
@@ -122,7 +130,7 @@ export async function benchTelegram(database: BenchDatabase): Promise<TelegramFi
       });
       if (res.status !== 200) throw new Error(`telegram update refused: ${res.status}`);
     }
-    children.push(runScript('src/cli/worker.ts', env));
+    for (let i = 0; i < WORKERS; i++) children.push(runScript('src/cli/worker.ts', env));
     await waitForSends(fake, token, 1, 30_000);
     const first = performance.now();
     await waitForSends(fake, token, CHATS * STEPS, 120_000);
@@ -131,11 +139,16 @@ export async function benchTelegram(database: BenchDatabase): Promise<TelegramFi
     // Steady postbacks moving started dialogs to `target`, at each rate; match each to its message by `n`.
     const url = `${base}/api/bots/webhooks/${webhook.id}/updateDialog`;
     const latency: LatencyFigures[] = [];
+    // The load generator sends through an undici pool: fetch() cost the bench process twice the CPU
+    // per postback, on the same two cores as flowpost.
+    const pool = new Pool(base, { connections: 64 });
+    const path = new URL(url).pathname;
     let sentBefore = CHATS * STEPS;
     let n0 = 0;
     for (const rate of RATES) {
       const sentAt = new Map<number, number>();
       const startedAt = performance.now();
+      const cpu = watchCpu([process.pid, ...children.map((child) => child.process.pid ?? -1)]);
       const timeOrigin = performance.timeOrigin;
       const inFlight: Promise<unknown>[] = [];
       for (let i = 0; i < POSTBACKS; i++) {
@@ -144,20 +157,33 @@ export async function benchTelegram(database: BenchDatabase): Promise<TelegramFi
         const wait = due - performance.now();
         if (wait > 0) await sleep(wait);
         sentAt.set(n, timeOrigin + performance.now());
-        inFlight.push(fetch(`${url}?chatId=${1_000 + (i % CHATS)}&stepId=target&n=${n}`).then((r) => r.arrayBuffer()));
+        inFlight.push(pool.request({ method: 'GET', path: `${path}?chatId=${1_000 + (i % CHATS)}&stepId=target&n=${n}` }).then((r) => r.body.dump()));
       }
       await Promise.all(inFlight);
       await waitForSends(fake, token, sentBefore + POSTBACKS, 60_000);
+      const used = cpu.stop();
+      const perPostback = (ms: (number | null)[]) =>
+        ms.some((value) => value === null) ? null : (ms as number[]).reduce((sum, value) => sum + value, 0) / POSTBACKS;
+      const [benchMs = null, webMs = null, ...workerMs] = used.processMs;
       const latencies = fake
         .callsOf('sendMessage', token)
         .slice(sentBefore)
         .map((call) => call.at - sentAt.get(Number(String(call.params.text).slice(2)))!)
         .sort((a, b) => a - b);
-      latency.push({ rate, postbacks: POSTBACKS, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? 0 });
+      latency.push({
+        rate,
+        postbacks: POSTBACKS,
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        max: latencies.at(-1) ?? 0,
+        cpuPerPostback: { bench: perPostback([benchMs]), web: perPostback([webMs]), worker: perPostback(workerMs) },
+        machineBusyPct: used.machineBusyPct,
+      });
       sentBefore += POSTBACKS;
       n0 += POSTBACKS;
       await sleep(1_000);
     }
+    await pool.close();
     const bare = await bareSends(fake, CHATS * STEPS);
     return {
       messagesPerSec,
