@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config/env.js';
 import { insertBot } from '../src/db/bots.js';
 import { DIALOG_UPDATE_JOB, DIALOG_UPDATE_JOB_OPTIONS, type DialogUpdateJob } from '../src/jobs/dialog-update-job.js';
 import { QUEUES } from '../src/jobs/queue-names.js';
-import { createWorkerConnection } from '../src/queue/redis.js';
+import { createWorkerConnection } from '../src/redis/connection.js';
 import type { BenchDatabase } from './lib/database.js';
 import { runScript } from './lib/processes.js';
 import { dropPrefix, REDIS_URL } from './lib/redis.js';

@@ -7,7 +7,7 @@ import type { OutboundBatchJob, OutboundDeliveryJob } from '../src/jobs/outbound
 import { QUEUES } from '../src/jobs/queue-names.js';
 import { DeliveryRecorder } from '../src/outbound/delivery-recorder.js';
 import { deliveryJob } from '../src/outbound/enqueue.js';
-import { createWorkerConnection } from '../src/queue/redis.js';
+import { createWorkerConnection } from '../src/redis/connection.js';
 import type { BenchDatabase } from './lib/database.js';
 import { median, percentile } from './lib/stats.js';
 import { freePort, runScript, waitForHttp, type Child } from './lib/processes.js';

@@ -1,4 +1,4 @@
-import { dropPrefix as drop } from '../../src/queue/drop-prefix.js';
+import { dropPrefix as drop } from '../../src/redis/drop-prefix.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 

@@ -1,7 +1,7 @@
 // The apply ceiling: a BullMQ worker that does nothing with each job, at flowpost's concurrency.
 import { Worker } from 'bullmq';
 import { QUEUES } from '../../src/jobs/queue-names.js';
-import { createWorkerConnection } from '../../src/queue/redis.js';
+import { createWorkerConnection } from '../../src/redis/connection.js';
 
 const worker = new Worker(QUEUES.dialogUpdates, async () => undefined, {
   connection: createWorkerConnection(process.env.REDIS_URL!),

@@ -1,6 +1,6 @@
 import { createDb, ensureDatabase } from '../db/connection.js';
 import { migrateLatest } from '../db/migrate.js';
-import { loadConfigOrExit, processLogger } from '../runtime/process.js';
+import { loadConfigOrExit, processLogger } from './process.js';
 
 /** The release phase: create the database if needed and bring its schema up to date. */
 const config = loadConfigOrExit();

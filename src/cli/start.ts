@@ -1,8 +1,8 @@
 import { createDb, ensureDatabase } from '../db/connection.js';
 import { migrateLatest } from '../db/migrate.js';
-import { announceAdminKey, loadConfigOrExit, onShutdown, processLogger } from '../runtime/process.js';
-import { startWebTier } from '../runtime/web.js';
-import { startWorkerTier } from '../runtime/workers.js';
+import { announceAdminKey, loadConfigOrExit, onShutdown, processLogger } from './process.js';
+import { startWebTier } from '../http/server.js';
+import { startWorkerTier } from '../workers/worker-tier.js';
 
 /** Everything in one process: migrations, the web tier and the workers. */
 const config = loadConfigOrExit();

@@ -1,6 +1,6 @@
 import { createDb } from '../db/connection.js';
-import { announceAdminKey, loadConfigOrExit, onShutdown, processLogger } from '../runtime/process.js';
-import { startWebTier } from '../runtime/web.js';
+import { announceAdminKey, loadConfigOrExit, onShutdown, processLogger } from './process.js';
+import { startWebTier } from '../http/server.js';
 
 const config = loadConfigOrExit();
 const log = processLogger(config, 'web');

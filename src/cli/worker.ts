@@ -1,6 +1,6 @@
 import { createDb } from '../db/connection.js';
-import { loadConfigOrExit, onShutdown, processLogger } from '../runtime/process.js';
-import { startWorkerTier } from '../runtime/workers.js';
+import { loadConfigOrExit, onShutdown, processLogger } from './process.js';
+import { startWorkerTier } from '../workers/worker-tier.js';
 
 const config = loadConfigOrExit();
 const log = processLogger(config, 'worker');

@@ -1,6 +1,6 @@
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
-import type { Logger } from '../log.js';
+import type { Logger } from '../config/log.js';
 
 export type Db = Knex;
 

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import { InputError } from '../domain/input-error.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../config/log.js';
 import { errorMiddleware } from './errors.js';
 import type { ManagementDeps } from './routes/management-deps.js';
 import { managementRouter } from './routes/management.js';

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import { isDatabaseUnavailable } from '../db/connection.js';
 import { InputError } from '../domain/input-error.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../config/log.js';
 
 /** The queue (Redis) or the database could not take the work now: the client should retry. */
 export class ServiceUnavailableError extends Error {

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { loadBotPostbackView, loadEndpointView, type EndpointView } from '../db/postback-view.js';
 import type { BotPostbackView } from '../domain/postback.js';
-import type { Invalidation } from '../queue/invalidation.js';
+import type { Invalidation } from '../redis/invalidation.js';
 
 interface Entry<T> {
   value: Promise<T>;

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { AppliedDialog, DialogUpdateInput } from '../db/dialog-writer.js';
-import type { Logger } from '../log.js';
-import type { SequenceFloor } from '../queue/sequence-floor.js';
+import type { Logger } from '../config/log.js';
+import type { SequenceFloor } from '../redis/sequence-floor.js';
 import { telegramDedupeKey } from '../telegram/token-key.js';
 import { splitPostback } from '../db/dialog-writer.js';
 import { sequenceOf, type DialogUpdateJob } from './dialog-update-job.js';

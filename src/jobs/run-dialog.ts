@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import { journalInputs, type DialogRef } from '../db/dialog-inputs.js';
 import type { DialogTimer } from '../domain/inputs/types.js';
-import type { SequenceFloor } from '../queue/sequence-floor.js';
+import type { SequenceFloor } from '../redis/sequence-floor.js';
 import type { DialogDrainer } from '../runner/dialog-drainer.js';
 import type { DialogRunJob } from './dialog-run-job.js';
 

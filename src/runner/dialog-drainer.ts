@@ -4,7 +4,7 @@ import { isDatabaseUnavailable } from '../db/connection.js';
 import { failInput, loadOpenInputs, type DecisionRecorder, type DialogRecord, type DialogRef, type OpenInput } from '../db/dialog-inputs.js';
 import { decideInput } from '../domain/inputs/decide.js';
 import type { DialogInput, InputEvent } from '../domain/inputs/types.js';
-import type { DialogLease } from '../queue/dialog-lease.js';
+import type { DialogLease } from '../redis/dialog-lease.js';
 import type { BotRegistry, TelegramEvent } from '../telegram/index.js';
 import type { BotCache, BotForRun } from './bot-cache.js';
 import { carryOut, type EffectDeps } from './effects.js';

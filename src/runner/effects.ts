@@ -5,7 +5,7 @@ import { blockDialog, type DialogRef } from '../db/dialog-inputs.js';
 import type { InputProgressWriter } from '../db/input-progress.js';
 import type { DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
 import { DIALOG_RUN_JOB_OPTIONS, TIMER_JOB, timerJobId, type DialogRunJob } from '../jobs/dialog-run-job.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../config/log.js';
 import type { DeliveryRecorder } from '../outbound/delivery-recorder.js';
 import { TelegramSendError, type TelegramSender } from '../telegram/index.js';
 import type { BotForRun } from './bot-cache.js';

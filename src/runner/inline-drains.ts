@@ -4,7 +4,7 @@ export interface DrainSnapshot {
   dialog: DialogRecord;
   inputs: OpenInput[];
 }
-import type { Logger } from '../log.js';
+import type { Logger } from '../config/log.js';
 
 export interface InlineDrainsOptions {
   drain(dialog: DialogRef, snapshot?: DrainSnapshot): Promise<unknown>;

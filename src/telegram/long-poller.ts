@@ -4,7 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Update, UserFromGetMe } from 'grammy/types';
 import type { Redis } from 'ioredis';
 import { tokenKey } from './token-key.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../config/log.js';
 import { BotRegistry, grammySignal } from './bot-registry.js';
 import { toTelegramApiError, type TelegramApiError } from './safe-errors.js';
 import { ALLOWED_UPDATES, removeWebhook } from './webhook-setup.js';

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { InlineKeyboardButton, InlineKeyboardMarkup, UserFromGetMe } from 'grammy/types';
-import type { Logger } from '../log.js';
+import type { Logger } from '../config/log.js';
 import type { BotRegistry } from './bot-registry.js';
 import { splitMessage, TELEGRAM_MESSAGE_LIMIT } from './message-splitting.js';
 import { redactTokens, toTelegramApiError, type TelegramApiError } from './safe-errors.js';

@@ -1,4 +1,4 @@
-import { LruCache } from './cache.js';
+import { LruCache } from '../util/lru-cache.js';
 import { withRenderBudget } from './budget.js';
 import { buildRenderContext } from './context.js';
 import { COMPILE_OPTIONS, hb, runtimeOptions } from './environment.js';

@@ -3,7 +3,7 @@ import { isDatabaseUnavailable } from '../db/connection.js';
 import type { DialogRunJob } from '../jobs/dialog-run-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import { runDialog, type RunDialogDeps } from '../jobs/run-dialog.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../config/log.js';
 
 export interface DialogRunsConsumerOptions extends RunDialogDeps {
   prefix: string;

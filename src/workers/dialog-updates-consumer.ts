@@ -6,8 +6,8 @@ import { applyDialogUpdates, type AppliedDialog, type DialogUpdateInput } from '
 import { applyDialogUpdate } from '../jobs/apply-dialog-update.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
-import type { Logger } from '../log.js';
-import type { SequenceFloor } from '../queue/sequence-floor.js';
+import type { Logger } from '../config/log.js';
+import type { SequenceFloor } from '../redis/sequence-floor.js';
 import { GroupCommit } from '../db/group-commit.js';
 
 export interface DialogUpdatesConsumerOptions {

@@ -3,10 +3,10 @@ import type { Knex } from 'knex';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/env.js';
 import { createDb } from '../../src/db/connection.js';
-import { createLogger } from '../../src/log.js';
-import { dropPrefix as drop } from '../../src/queue/drop-prefix.js';
-import { startWebTier, type WebTier } from '../../src/runtime/web.js';
-import { startWorkerTier, type WorkerTier } from '../../src/runtime/workers.js';
+import { createLogger } from '../../src/config/log.js';
+import { dropPrefix as drop } from '../../src/redis/drop-prefix.js';
+import { startWebTier, type WebTier } from '../../src/http/server.js';
+import { startWorkerTier, type WorkerTier } from '../../src/workers/worker-tier.js';
 import { startFakeTelegram, type FakeTelegram } from './fake-telegram.js';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789';

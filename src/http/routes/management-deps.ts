@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import type { BotRecord } from '../../db/bots.js';
 import type { DeliveryRecord } from '../../db/deliveries.js';
-import type { Invalidation } from '../../queue/invalidation.js';
+import type { Invalidation } from '../../redis/invalidation.js';
 
 export interface ManagementDeps {
   db: Knex;

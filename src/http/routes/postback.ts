@@ -3,13 +3,13 @@ import type { Redis } from 'ioredis';
 import { InputError } from '../../domain/input-error.js';
 import { parsePostback, resolvePostback } from '../../domain/postback.js';
 import type { DialogUpdateJob } from '../../jobs/dialog-update-job.js';
-import type { DialogUpdateQueue } from '../../queue/dialog-update-queue.js';
+import type { DialogUpdateQueue } from '../../jobs/dialog-update-queue.js';
 import {
   claimIdempotencyKey,
   completeIdempotencyKey,
   idempotencyKey,
   releaseIdempotencyKey,
-} from '../../queue/idempotency.js';
+} from '../../redis/idempotency.js';
 import { MAX_REQUEST_BYTES, parseUrlEncoded, readParamsBody } from '../body.js';
 import { DeadlineTracker } from '../deadline.js';
 import { ServiceUnavailableError } from '../errors.js';

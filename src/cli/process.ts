@@ -1,0 +1,50 @@
+import { ConfigError, loadConfig, type Config } from '../config/env.js';
+import { createLogger, type Logger } from '../config/log.js';
+
+/** Loads the configuration or stops the process with a message naming the bad variable. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`flowpost: invalid configuration: ${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
+}
+
+export function announceAdminKey(config: Config, log: Logger): void {
+  if (config.adminApiKeyGenerated) {
+    log.warn(
+      { adminApiKey: config.adminApiKey },
+      'ADMIN_API_KEY is not set: using this generated development key for this run (set ADMIN_API_KEY to keep one)',
+    );
+  }
+}
+
+/** First SIGTERM/SIGINT closes gracefully (Heroku kills 30 s later); a second one exits at once. */
+export function onShutdown(log: Logger, close: () => Promise<void>): void {
+  let closing = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (closing) {
+      log.warn({ signal }, 'forced exit');
+      process.exit(1);
+    }
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}
+
+export function processLogger(config: Config, role: string): Logger {
+  return createLogger(config.logLevel).child({ role });
+}

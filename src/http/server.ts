@@ -1,0 +1,143 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { Server } from 'node:http';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Knex } from 'knex';
+import type { Config } from '../config/env.js';
+import { createWebApp } from './app.js';
+import { PostbackViewCache } from './postback-view-cache.js';
+import { RateLimiter } from './rate-limiter.js';
+import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
+import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, type DialogRunJob } from '../jobs/dialog-run-job.js';
+import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
+import { enqueueDelivery } from '../outbound/enqueue.js';
+import { QUEUES } from '../jobs/queue-names.js';
+import type { Logger } from '../config/log.js';
+import { publishInvalidation, subscribeInvalidations, type Invalidation } from '../redis/invalidation.js';
+import { createProducerConnection } from '../redis/connection.js';
+import { SequenceFloor } from '../redis/sequence-floor.js';
+import { highestSequence } from '../db/dialog-inputs.js';
+import { DialogUpdateQueue } from '../jobs/dialog-update-queue.js';
+
+export interface WebTier {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Waits until the queue's Redis connection is up, the first connection error, or `timeoutMs`:
+ * a fresh process then takes traffic without answering 503 in its first moments (and is not closed
+ * while BullMQ still checks the connection), yet still starts while Redis is down.
+ */
+async function queueReadyOrUnreachable(queue: Queue, redis: Redis, timeoutMs: number): Promise<void> {
+  let settle = (): void => undefined;
+  const failedOrLate = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    settle = () => {
+      clearTimeout(timer);
+      redis.off('error', settle);
+      resolve();
+    };
+    redis.once('error', settle);
+  });
+  await Promise.race([queue.waitUntilReady().then(() => undefined, () => undefined), failedOrLate]);
+  settle();
+}
+
+/** Starts the web tier on `config.port` (0 picks a free port). */
+export async function startWebTier(config: Config, db: Knex, log: Logger): Promise<WebTier> {
+  const redis = createProducerConnection(config.redisUrl, `${config.queuePrefix}:web`);
+  redis.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
+  const queue = new Queue<DialogUpdateJob>(QUEUES.dialogUpdates, { connection: redis, prefix: config.queuePrefix });
+  queue.on('error', (error) => log.debug({ err: error }, 'queue error'));
+
+  const sequenceFloor = SequenceFloor.forQueue(config.queuePrefix, QUEUES.dialogUpdates, () => highestSequence(db));
+  sequenceFloor.guard(redis, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
+  const updates = new DialogUpdateQueue(queue, redis, sequenceFloor);
+
+  const views = new PostbackViewCache(db);
+  const subscription = subscribeInvalidations(config.redisUrl, config.queuePrefix, log, {
+    onMessage: (message) => views.invalidate(message),
+    onReset: () => views.clear(),
+  });
+  const invalidate = async (message: Invalidation): Promise<void> => {
+    views.invalidate(message);
+    await publishInvalidation(redis, config.queuePrefix, message).catch((error: unknown) =>
+      log.warn({ err: error, message }, 'could not publish a cache invalidation; other web processes expire it within a minute'),
+    );
+  };
+
+  const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection: redis, prefix: config.queuePrefix });
+  const stepRuns = new Queue<DialogRunJob>(QUEUES.stepRuns, { connection: redis, prefix: config.queuePrefix });
+  stepRuns.on('error', (error) => log.debug({ err: error }, 'queue error'));
+  outbound.on('error', (error) => log.debug({ err: error }, 'queue error'));
+
+  const app = createWebApp({
+    log,
+    adminApiKey: config.adminApiKey,
+    telegram: { db, log, queue: updates },
+    postback: {
+      queue: updates,
+      redis,
+      queuePrefix: config.queuePrefix,
+      views,
+      rateLimiter: new RateLimiter(),
+      defaultRateLimit: config.postbackRateLimit,
+    },
+    management: {
+      db,
+      publicUrl: config.publicUrl,
+      telegramApiRoot: config.telegramApiRoot,
+      invalidate,
+      wakeDialog: async (botId, chatId) => {
+        await stepRuns.add(DRAIN_JOB, { botId, chatId }, { ...DIALOG_RUN_JOB_OPTIONS, jobId: `revive-${botId}-${chatId}-${Date.now()}` });
+      },
+      replayDelivery: (d) =>
+        enqueueDelivery(outbound, {
+          id: d.id,
+          chain: d.chain,
+          request: { botId: d.botId, messageId: d.messageId, method: d.method, url: d.url, headers: d.headers, body: d.body },
+        }),
+    },
+    ready: async () => {
+      await Promise.all([db.raw('SELECT 1'), redis.ping()]);
+      return true;
+    },
+  });
+
+  await queueReadyOrUnreachable(queue, redis, 2_000);
+  // Before the first input is accepted: the order counter restarts above what Postgres has applied.
+  await sequenceFloor.restore(redis).catch((error: unknown) => log.warn({ err: error }, 'could not restore the update order counter'));
+  // Room for a 64 KiB postback query string in the request line (Node's default is 16 KiB).
+  const server = http.createServer({ maxHeaderSize: 80 * 1024 }, app.callback());
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify({ ok: false, error: { code: status === 431 ? 'request_too_large' : 'bad_request', message: 'malformed or oversized HTTP request' } });
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+  server.listen(config.port, '0.0.0.0');
+  await once(server, 'listening');
+  server.keepAliveTimeout = 65_000;
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  log.info({ port }, 'web tier listening');
+
+  return {
+    server,
+    port,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await subscription.close();
+      await queue.close();
+      await outbound.close();
+      await stepRuns.close();
+      redis.disconnect();
+    },
+  };
+}

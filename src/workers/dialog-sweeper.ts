@@ -1,0 +1,68 @@
+import type { Knex } from 'knex';
+import { dialogsWithStaleInputs, overdueTimers, pruneInputs, type DialogRef } from '../db/dialog-inputs.js';
+import type { DialogTimer } from '../domain/inputs/types.js';
+import type { Logger } from '../config/log.js';
+
+export interface DialogSweeperOptions {
+  db: Knex;
+  log: Logger;
+  /** Wakes a dialog whose open inputs nobody is handling. */
+  drain(dialog: DialogRef): Promise<void>;
+  /** Journals a delay whose alarm was lost, and wakes its dialog. */
+  fire(dialog: DialogRef, timer: DialogTimer): Promise<void>;
+  /** Default 10 s. */
+  intervalMs?: number;
+  /** An open input untouched this long has lost its drain. Default 15 s. */
+  staleMs?: number;
+  /** A delay due this long ago has lost its alarm. Default 5 s. */
+  graceMs?: number;
+  /** Handled inputs (and their dedupe window) are kept this long. Default 2 days. */
+  keepMs?: number;
+}
+
+export interface DialogSweeper {
+  sweepOnce(): Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Redis only coordinates; Postgres holds every input, run and delay. The sweeper re-arms from
+ * Postgres what Redis lost (its data, a failover, a crash between a commit and a queue add): open
+ * inputs without a drain, delays without an alarm. It also forgets old handled inputs.
+ */
+export function startDialogSweeper(options: DialogSweeperOptions): DialogSweeper {
+  const intervalMs = options.intervalMs ?? 10_000;
+  const staleMs = options.staleMs ?? 15_000;
+  const graceMs = options.graceMs ?? 5_000;
+  const keepMs = options.keepMs ?? 2 * 86_400_000;
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  let running: Promise<void> | null = null;
+
+  const sweep = async (): Promise<void> => {
+    for (const dialog of await dialogsWithStaleInputs(options.db, staleMs, 500)) await options.drain(dialog);
+    for (const due of await overdueTimers(options.db, graceMs, 500)) await options.fire(due, due.timer);
+    await pruneInputs(options.db, keepMs, 5_000);
+  };
+  const sweepOnce = (): Promise<void> => {
+    running ??= sweep()
+      .catch((error: unknown) => options.log.warn({ err: error }, 'dialog sweep failed'))
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  };
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => void sweepOnce().finally(schedule), intervalMs);
+    timer.unref();
+  };
+  schedule();
+  return {
+    sweepOnce,
+    stop: () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}

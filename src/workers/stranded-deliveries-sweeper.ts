@@ -1,0 +1,52 @@
+import type { Queue } from 'bullmq';
+import type { Knex } from 'knex';
+import { findDelivery } from '../db/deliveries.js';
+import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
+import type { Logger } from '../config/log.js';
+import type { DeliveryRecorder } from '../outbound/delivery-recorder.js';
+import { enqueueDelivery } from '../outbound/enqueue.js';
+
+/**
+ * Queues again deliveries left pending with nothing due for a while: recorded while Redis was
+ * away, or whose job was lost. The job id names the chain, so a delivery whose job still exists
+ * (waiting for a busy host, say) is left as it is, and so is one still waiting in its batch job.
+ * Harmless to run in every worker process.
+ */
+export function startStrandedSweeper(options: {
+  db: Knex;
+  queue: Queue<OutboundDeliveryJob>;
+  /** Tells whether a delivery still waits in the batch job it was queued in. */
+  recorder: Pick<DeliveryRecorder, 'waitsInBatch'>;
+  log: Logger;
+  intervalMs?: number;
+  staleMs?: number;
+}): { stop(): void } {
+  const staleMs = options.staleMs ?? 10 * 60_000;
+  const sweep = async () => {
+    const rows: Array<{ id: string; queued_in: string | null }> = await options.db('deliveries')
+      .where({ state: 'pending' })
+      .andWhere('updated_at', '<', new Date(Date.now() - staleMs))
+      .andWhere((q) => q.whereNull('next_attempt_at').orWhere('next_attempt_at', '<', new Date(Date.now() - staleMs)))
+      .limit(500)
+      .select('id', 'queued_in');
+    let queued = 0;
+    for (const { id, queued_in: batch } of rows) {
+      if (await options.recorder.waitsInBatch(batch)) continue;
+      const d = await findDelivery(options.db, id);
+      if (!d || d.state !== 'pending') continue;
+      await enqueueDelivery(options.queue, {
+        id: d.id,
+        chain: d.chain,
+        request: { botId: d.botId, messageId: d.messageId, method: d.method, url: d.url, headers: d.headers, body: d.body },
+      });
+      queued++;
+    }
+    if (queued > 0) options.log.info({ deliveries: queued }, 'pending deliveries queued again');
+  };
+  const interval = options.intervalMs ?? 60_000;
+  const timer = setInterval(() => {
+    sweep().catch((error: unknown) => options.log.warn({ err: error }, 'pending-delivery sweep failed'));
+  }, interval + Math.floor(Math.random() * interval * 0.2));
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
