@@ -1,9 +1,9 @@
 import { Worker } from 'bullmq';
-import { isDatabaseUnavailable } from '../db/connection.js';
 import type { DialogRunJob } from '../jobs/dialog-run-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import { runDialog, type RunDialogDeps } from '../jobs/run-dialog.js';
 import type { Logger } from '../config/log.js';
+import { pauseOnOutage } from './pause-on-outage.js';
 
 export interface DialogRunsConsumerOptions extends RunDialogDeps {
   prefix: string;
@@ -22,10 +22,7 @@ export function startDialogRunsConsumer(options: DialogRunsConsumerOptions): Wor
       try {
         await runDialog(job.data, options);
       } catch (error) {
-        if (!isDatabaseUnavailable(error)) throw error;
-        log.warn({ err: error }, 'postgres unreachable; dialog runs wait');
-        await worker.rateLimit(options.databaseRetryMs ?? 2_000);
-        throw Worker.RateLimitError();
+        await pauseOnOutage(worker, error, { log, message: 'postgres unreachable; dialog runs wait', retryMs: options.databaseRetryMs ?? 2_000 });
       }
     },
     { connection: options.redis, prefix: options.prefix, concurrency: options.concurrency, maxStalledCount: 10 },

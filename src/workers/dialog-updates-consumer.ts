@@ -9,6 +9,7 @@ import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../config/log.js';
 import type { SequenceFloor } from '../redis/sequence-floor.js';
 import { GroupCommit } from '../db/group-commit.js';
+import { pauseOnOutage } from './pause-on-outage.js';
 
 export interface DialogUpdatesConsumerOptions {
   db: Knex;
@@ -80,10 +81,7 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
           },
         });
       } catch (error) {
-        if (!isDatabaseUnavailable(error)) throw error;
-        log.warn({ err: error }, 'postgres unreachable; dialog updates wait');
-        await worker.rateLimit(retryMs);
-        throw Worker.RateLimitError();
+        await pauseOnOutage(worker, error, { log, message: 'postgres unreachable; dialog updates wait', retryMs });
       }
     },
     {
