@@ -80,6 +80,32 @@ export async function findBot(db: Knex, id: string): Promise<BotRecord | null> {
   return row ? toBot(row) : null;
 }
 
+/** Sets (or with null, removes) the bot's Standard Webhooks signing secret for its Send Webhook calls. */
+export async function setSigningSecret(db: Knex, id: string, secret: string | null): Promise<void> {
+  await db('bots').where({ id }).update({ signing_secret: secret, updated_at: db.fn.now() });
+}
+
+/** What a Telegram webhook call is checked against: the bot's secret and token (null when the bot does not exist). */
+export async function findTelegramWebhookSecret(db: Knex, id: string): Promise<{ secret: string | null; token: string | null } | null> {
+  const row: { telegram_secret: string | null; telegram_token: string | null } | undefined = await db('bots')
+    .where({ id })
+    .first('telegram_secret', 'telegram_token');
+  return row ? { secret: row.telegram_secret ?? null, token: row.telegram_token ?? null } : null;
+}
+
+/** Every bot with a Telegram token, with the getMe answer stored beside it. */
+export async function listTelegramBots(db: Knex): Promise<Array<{ id: string; token: string; info: unknown }>> {
+  const rows: Array<{ id: string; telegram_token: string; telegram_info: unknown }> = await db('bots')
+    .whereNotNull('telegram_token')
+    .select('id', 'telegram_token', 'telegram_info');
+  return rows.map((row) => ({ id: row.id, token: row.telegram_token, info: row.telegram_info }));
+}
+
+/** Holds the bot's row until the transaction ends, so that its script is replaced by one writer at a time. */
+export async function lockBot(trx: Knex.Transaction, id: string): Promise<void> {
+  await trx('bots').where({ id }).forUpdate().first('id');
+}
+
 interface FieldRow {
   key: string;
   name: string;

@@ -43,6 +43,11 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   }
 }
 
+/** Resolves once Postgres answers a trivial statement (the readiness probe). */
+export async function pingDatabase(db: Knex): Promise<void> {
+  await db.raw('SELECT 1');
+}
+
 /** True for errors that mean "Postgres is not reachable right now", as opposed to a bad statement. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string } | null;

@@ -15,6 +15,12 @@ export async function listStepRefs(db: Knex, botId: string): Promise<Array<{ id:
   return db('script_steps').where({ bot_id: botId }).select('id', 'key');
 }
 
+/** The key of the bot's start step, or null before a script is set. */
+export async function scriptStart(db: Knex, botId: string): Promise<string | null> {
+  const row: { script_start: string | null } | undefined = await db('bots').where({ id: botId }).first('script_start');
+  return row?.script_start ?? null;
+}
+
 /** Replaces a bot's script: the given steps (with their ids already assigned) and its start step. */
 export async function replaceScript(
   trx: Knex.Transaction,

@@ -17,6 +17,7 @@ import type { Logger } from '../config/log.js';
 import { publishInvalidation, subscribeInvalidations, type Invalidation } from '../redis/invalidation.js';
 import { createProducerConnection } from '../redis/connection.js';
 import { SequenceFloor } from '../redis/sequence-floor.js';
+import { pingDatabase } from '../db/connection.js';
 import { highestSequence } from '../db/dialog-inputs.js';
 import { DialogUpdateQueue } from '../jobs/dialog-update-queue.js';
 
@@ -102,7 +103,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
         }),
     },
     ready: async () => {
-      await Promise.all([db.raw('SELECT 1'), redis.ping()]);
+      await Promise.all([pingDatabase(db), redis.ping()]);
       return true;
     },
   });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
+import { listTelegramBots } from '../db/bots.js';
 import { DecisionRecorder, highestSequence } from '../db/dialog-inputs.js';
 import { InputProgressWriter } from '../db/input-progress.js';
 import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, drainJobId, type DialogRunJob } from '../jobs/dialog-run-job.js';
@@ -168,13 +169,11 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
       registry,
       log: log.child({ component: 'telegram-poller' }),
       pollTimeoutSeconds: config.telegramPollTimeoutSeconds,
-      listBots: async () => {
-        const rows = await db('bots').whereNotNull('telegram_token').select('id', 'telegram_token', 'telegram_info');
-        return rows.flatMap((row: { id: string; telegram_token: string; telegram_info: unknown }) => {
-          const botInfo = parseBotInfo(row.telegram_info);
-          return botInfo ? [{ botId: row.id, token: row.telegram_token, botInfo }] : [];
-        });
-      },
+      listBots: async () =>
+        (await listTelegramBots(db)).flatMap((bot) => {
+          const botInfo = parseBotInfo(bot.info);
+          return botInfo ? [{ botId: bot.id, token: bot.token, botInfo }] : [];
+        }),
       onUpdate: async (botId, update, bot) => {
         const job = telegramUpdateJob(botId, bot.token, update);
         if (job) await updates.add(job);

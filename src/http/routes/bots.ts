@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
-import { insertBot, updateBot, type BotRecord, type BotTelegram } from '../../db/bots.js';
+import { insertBot, setSigningSecret, updateBot, type BotRecord, type BotTelegram } from '../../db/bots.js';
 import { generateSigningSecret } from '../../outbound/delivery/index.js';
 import { readJsonBody } from '../body.js';
 import { parseBody } from '../validation.js';
@@ -67,13 +67,13 @@ export function registerBotRoutes(router: Router, deps: ManagementDeps): void {
   // A new Standard Webhooks signing secret for the bot's Send Webhook calls (the old one stops at once).
   router.post('/bots/:botId/signing-secret', async (ctx) => {
     const secret = generateSigningSecret();
-    await deps.db('bots').where({ id: currentBot(ctx).id }).update({ signing_secret: secret, updated_at: deps.db.fn.now() });
+    await setSigningSecret(deps.db, currentBot(ctx).id, secret);
     ctx.status = 201;
     ctx.body = { secret };
   });
 
   router.delete('/bots/:botId/signing-secret', async (ctx) => {
-    await deps.db('bots').where({ id: currentBot(ctx).id }).update({ signing_secret: null, updated_at: deps.db.fn.now() });
+    await setSigningSecret(deps.db, currentBot(ctx).id, null);
     ctx.status = 204;
   });
 

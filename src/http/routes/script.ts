@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
-import { listSteps, replaceScript } from '../../db/script-steps.js';
+import { lockBot } from '../../db/bots.js';
+import { listStepRefs, listSteps, replaceScript, scriptStart } from '../../db/script-steps.js';
 import { InputError } from '../../domain/input-error.js';
 import { assignStepIds, validateScript } from '../../domain/script/index.js';
 import { checkTemplate } from '../../templates/index.js';
@@ -19,9 +20,9 @@ export function registerScriptRoutes(router: Router, deps: ManagementDeps): void
     }
     const script = result.script;
     const steps = await deps.db.transaction(async (trx) => {
-      await trx('bots').where({ id: bot.id }).forUpdate().first('id');
-      const existing = await trx('script_steps').where({ bot_id: bot.id }).select('key', 'id');
-      const ids = assignStepIds(script, new Map(existing.map((row: { key: string; id: string }) => [row.key, row.id])), randomUUID);
+      await lockBot(trx, bot.id);
+      const existing = await listStepRefs(trx, bot.id);
+      const ids = assignStepIds(script, new Map(existing.map((row) => [row.key, row.id])), randomUUID);
       await replaceScript(
         trx,
         bot.id,
@@ -36,10 +37,7 @@ export function registerScriptRoutes(router: Router, deps: ManagementDeps): void
 
   router.get('/bots/:botId/script', async (ctx) => {
     const bot = currentBot(ctx);
-    const [steps, row] = await Promise.all([
-      listSteps(deps.db, bot.id),
-      deps.db('bots').where({ id: bot.id }).first('script_start'),
-    ]);
-    ctx.body = { start: row?.script_start ?? null, steps: steps.map((step) => ({ id: step.id, ...step.definition })) };
+    const [steps, start] = await Promise.all([listSteps(deps.db, bot.id), scriptStart(deps.db, bot.id)]);
+    ctx.body = { start, steps: steps.map((step) => ({ id: step.id, ...step.definition })) };
   });
 }

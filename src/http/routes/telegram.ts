@@ -1,10 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import type { Knex } from 'knex';
+import { findTelegramWebhookSecret } from '../../db/bots.js';
 import { InputError } from '../../domain/input-error.js';
 import type { Logger } from '../../config/log.js';
 import type { DialogUpdateQueue } from '../../jobs/dialog-update-queue.js';
 import { telegramUpdateJob } from '../../telegram/update-job.js';
+import { LruCache } from '../../util/lru-cache.js';
 import { readJsonBody } from '../body.js';
 import { ServiceUnavailableError } from '../errors.js';
 import { UUID_PATTERN } from '../validation.js';
@@ -27,17 +29,12 @@ function sameSecret(given: string, expected: string): boolean {
  */
 export function telegramWebhookHandler(deps: TelegramRouteDeps) {
   type Known = { secret: string | null; token: string | null; at: number };
-  const secrets = new Map<string, Known>();
+  const secrets = new LruCache<string, Known>(10_000);
   const botOf = async (botId: string): Promise<Known> => {
     const cached = secrets.get(botId);
     if (cached && Date.now() - cached.at < 5_000) return cached;
-    const row = await deps.db('bots').where({ id: botId }).first('telegram_secret', 'telegram_token');
-    const known: Known = {
-      secret: (row?.telegram_secret as string | undefined) ?? null,
-      token: (row?.telegram_token as string | undefined) ?? null,
-      at: Date.now(),
-    };
-    if (secrets.size > 10_000) secrets.clear();
+    const found = await findTelegramWebhookSecret(deps.db, botId);
+    const known: Known = { secret: found?.secret ?? null, token: found?.token ?? null, at: Date.now() };
     secrets.set(botId, known);
     return known;
   };
