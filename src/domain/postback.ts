@@ -1,6 +1,6 @@
 import { parseStatus, type DialogPatch, type DialogStatus, type FieldValue } from './dialog.js';
 import { parseFieldValue, type FieldDefinition, type RawValue } from './field-types.js';
-import { InputError } from './input-error.js';
+import { DomainError } from './errors.js';
 import { keyProblem } from './keys.js';
 
 export const MAX_VALUE_BYTES = 4096;
@@ -55,22 +55,22 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 function checkValue(name: string, value: RawValue): void {
   const text = Array.isArray(value) ? value.join(',') : typeof value === 'string' ? value : '';
   if (byteLength(text) > MAX_VALUE_BYTES) {
-    throw new InputError(413, 'value_too_large', `${truncate(name)} is larger than ${MAX_VALUE_BYTES} bytes`, truncate(name));
+    throw new DomainError('too_large', 'value_too_large', `${truncate(name)} is larger than ${MAX_VALUE_BYTES} bytes`, { param: truncate(name) });
   }
   if (SURROGATE.test(text) && LONE_SURROGATE.test(text)) {
-    throw new InputError(400, 'invalid_encoding', `${truncate(name)} is not valid Unicode (an unpaired surrogate)`, truncate(name));
+    throw new DomainError('invalid', 'invalid_encoding', `${truncate(name)} is not valid Unicode (an unpaired surrogate)`, { param: truncate(name) });
   }
-  if (text.includes('\u0000')) throw new InputError(400, 'invalid_value', `${truncate(name)} must not contain U+0000`, truncate(name));
+  if (text.includes('\u0000')) throw new DomainError('invalid', 'invalid_value', `${truncate(name)} must not contain U+0000`, { param: truncate(name) });
 }
 
 function toRawValue(name: string, value: unknown): RawValue {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
   if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new InputError(400, 'invalid_value', `${name} must be a finite number`, name);
+    if (!Number.isFinite(value)) throw new DomainError('invalid', 'invalid_value', `${name} must be a finite number`, { param: name });
     return value;
   }
   if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value as string[];
-  throw new InputError(400, 'invalid_value', `${name} must be a string, number, boolean, null or an array of strings`, name);
+  throw new DomainError('invalid', 'invalid_value', `${name} must be a string, number, boolean, null or an array of strings`, { param: name });
 }
 
 /** Flattens a JSON body into parameter names as they would arrive in a query string. */
@@ -80,7 +80,7 @@ function flattenJson(body: Record<string, unknown>): Map<string, RawValue> {
     const value = body[name];
     if (name === 'fields' || name === 'details' || name === 'tracker') {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        throw new InputError(400, 'invalid_value', `${name} must be an object of key → value`, name);
+        throw new DomainError('invalid', 'invalid_value', `${name} must be an object of key → value`, { param: name });
       }
       for (const key of Object.keys(value)) {
         const param = `${name}.${key}`;
@@ -117,7 +117,7 @@ function splitName(name: string): { prefix: string | undefined; key: string } {
 
 function checkKey(key: string, param: string): void {
   const problem = keyProblem(key);
-  if (problem) throw new InputError(400, 'invalid_key', `${truncate(param)}: key ${problem}`, truncate(param));
+  if (problem) throw new DomainError('invalid', 'invalid_key', `${truncate(param)}: key ${problem}`, { param: truncate(param) });
 }
 
 function truncate(text: string): string {
@@ -126,23 +126,23 @@ function truncate(text: string): string {
 
 function parseChatId(value: RawValue | undefined): number {
   if (value === undefined || value === null || value === '') {
-    throw new InputError(400, 'missing_chat_id', 'chatId is required', 'chatId');
+    throw new DomainError('invalid', 'missing_chat_id', 'chatId is required', { param: 'chatId' });
   }
   const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
   const chatId = CHAT_ID_PATTERN.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(chatId) || chatId === 0) {
-    throw new InputError(400, 'invalid_chat_id', 'chatId must be a non-zero integer with |chatId| ≤ 2^53−1', 'chatId');
+    throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be a non-zero integer with |chatId| ≤ 2^53−1', { param: 'chatId' });
   }
   return chatId;
 }
 
 function parseTags(name: string, value: RawValue): string[] {
-  if (typeof value !== 'string') throw new InputError(400, 'invalid_tag', `${name} must be comma-separated tags`, name);
+  if (typeof value !== 'string') throw new DomainError('invalid', 'invalid_tag', `${name} must be comma-separated tags`, { param: name });
   const tags = value.split(',').map((tag) => tag.trim()).filter((tag) => tag !== '');
   for (const tag of tags) {
     // eslint-disable-next-line no-control-regex
     if (tag.length > MAX_TAG_LENGTH || /[\u0000-\u001f\u007f]/.test(tag)) {
-      throw new InputError(400, 'invalid_tag', `${name}: a tag is at most ${MAX_TAG_LENGTH} printable characters`, name);
+      throw new DomainError('invalid', 'invalid_tag', `${name}: a tag is at most ${MAX_TAG_LENGTH} printable characters`, { param: name });
     }
   }
   return [...new Set(tags)];
@@ -151,10 +151,10 @@ function parseTags(name: string, value: RawValue): string[] {
 function asString(name: string, value: RawValue): string {
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  throw new InputError(400, 'invalid_value', `${name} must be a string`, name);
+  throw new DomainError('invalid', 'invalid_value', `${name} must be a string`, { param: name });
 }
 
-/** Reads a postback's parameters (every form and alias of the contract) into a request. Throws InputError. */
+/** Reads a postback's parameters (every form and alias of the contract) into a request. Throws DomainError. */
 export function parsePostback(input: PostbackInput): PostbackRequest {
   const params = collectPairs(input.query);
   const body = input.body === null ? null : Array.isArray(input.body) ? collectPairs(input.body) : flattenJson(input.body as Record<string, unknown>);
@@ -186,7 +186,7 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
         continue;
       case 'status': {
         const status = typeof value === 'string' ? parseStatus(value) : null;
-        if (!status) throw new InputError(400, 'invalid_status', 'status must be auto, manual or blocked', 'status');
+        if (!status) throw new DomainError('invalid', 'invalid_status', 'status must be auto, manual or blocked', { param: 'status' });
         request.status = status;
         continue;
       }
@@ -203,7 +203,7 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
     }
     const { prefix, key } = splitName(name);
     if (!prefix && RESERVED_NAMES.has(name)) {
-      throw new InputError(400, 'invalid_param', `${name} needs a key: ${name}.KEY or ${name}[KEY]`, name);
+      throw new DomainError('invalid', 'invalid_param', `${name} needs a key: ${name}.KEY or ${name}[KEY]`, { param: name });
     }
     checkKey(key, name);
     if (prefix === 'tracker') {
@@ -215,27 +215,27 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
 
   request.chatId = parseChatId(chatId ?? chatIdAlias);
   if (request.stepRef === undefined && stepAlias !== undefined) request.stepRef = stepAlias;
-  if (request.stepRef === '') throw new InputError(400, 'invalid_step_id', 'stepId must not be empty', 'stepId');
+  if (request.stepRef === '') throw new DomainError('invalid', 'invalid_step_id', 'stepId must not be empty', { param: 'stepId' });
 
   const eventId = request.eventId ?? input.idempotencyKey;
   if (eventId !== undefined) {
     const trimmed = eventId.trim();
     if (trimmed === '' || trimmed.length > MAX_EVENT_ID_LENGTH) {
       const param = request.eventId !== undefined ? 'eventId' : 'Idempotency-Key';
-      throw new InputError(400, 'invalid_event_id', `${param} must be 1-${MAX_EVENT_ID_LENGTH} characters`, param);
+      throw new DomainError('invalid', 'invalid_event_id', `${param} must be 1-${MAX_EVENT_ID_LENGTH} characters`, { param });
     }
     request.eventId = trimmed;
   }
   return request;
 }
 
-/** Checks a request against the bot: the step must exist, typed fields must parse. Throws InputError (422). */
+/** Checks a request against the bot: the step must exist, typed fields must parse. Throws DomainError (unprocessable). */
 export function resolvePostback(request: PostbackRequest, bot: BotPostbackView): DialogPatch {
   const patch: DialogPatch = {};
   if (request.status) patch.status = request.status;
   if (request.stepRef !== undefined) {
     const stepId = bot.stepIdByRef.get(request.stepRef);
-    if (!stepId) throw new InputError(422, 'unknown_step', `no step with id or key "${truncate(request.stepRef)}"`, 'stepId');
+    if (!stepId) throw new DomainError('unprocessable', 'unknown_step', `no step with id or key "${truncate(request.stepRef)}"`, { param: 'stepId' });
     patch.stepId = stepId;
     const stepKey = bot.stepKeyById?.get(stepId);
     if (stepKey !== undefined) patch.stepKey = stepKey;
@@ -244,7 +244,7 @@ export function resolvePostback(request: PostbackRequest, bot: BotPostbackView):
     const fields: Record<string, FieldValue | null> = {};
     for (const [key, raw] of request.fields) {
       const parsed = parseFieldValue(bot.fields.get(key), raw);
-      if (!parsed.ok) throw new InputError(422, 'invalid_field_value', `fields.${key} ${parsed.reason}`, `fields.${key}`);
+      if (!parsed.ok) throw new DomainError('unprocessable', 'invalid_field_value', `fields.${key} ${parsed.reason}`, { param: `fields.${key}` });
       fields[key] = parsed.value;
     }
     patch.fields = fields;

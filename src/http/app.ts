@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import Koa from 'koa';
-import { InputError } from '../domain/input-error.js';
+import { DomainError } from '../domain/errors.js';
 import type { Logger } from '../config/log.js';
 import { errorMiddleware } from './errors.js';
 import type { ManagementDeps } from './routes/management-deps.js';
@@ -32,7 +32,7 @@ export function createWebApp(deps: WebAppDeps): Koa {
     if (!match) return next();
     if (ctx.method !== 'GET' && ctx.method !== 'POST') {
       ctx.set('Allow', 'GET, POST');
-      throw new InputError(405, 'method_not_allowed', 'use GET or POST');
+      throw new DomainError('method_not_allowed', 'method_not_allowed', 'use GET or POST');
     }
     await postback(ctx, match[1]!);
   });

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { InputError } from '../domain/input-error.js';
+import { DomainError } from '../domain/errors.js';
 
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
@@ -11,7 +11,7 @@ function decodeComponent(text: string, what: string): string {
     return decodeURIComponent(text.includes('+') ? text.replace(/\+/g, ' ') : text);
   } catch {
     const name = what.length > 100 ? `${what.slice(0, 100)}…` : what;
-    throw new InputError(400, 'invalid_encoding', `${name} is not valid percent-encoded UTF-8`, name);
+    throw new DomainError('invalid', 'invalid_encoding', `${name} is not valid percent-encoded UTF-8`, { param: name });
   }
 }
 
@@ -33,12 +33,12 @@ export function parseUrlEncoded(text: string): Array<[string, string]> {
 /** Reads the request body, at most `limit` bytes (413 past it). */
 export async function readRawBody(ctx: Context, limit = MAX_REQUEST_BYTES): Promise<Buffer> {
   const declared = Number(ctx.get('content-length') || 0);
-  if (declared > limit) throw new InputError(413, 'request_too_large', `the request body is larger than ${limit} bytes`);
+  if (declared > limit) throw new DomainError('too_large', 'request_too_large', `the request body is larger than ${limit} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw new InputError(413, 'request_too_large', `the request body is larger than ${limit} bytes`);
+    if (size > limit) throw new DomainError('too_large', 'request_too_large', `the request body is larger than ${limit} bytes`);
     chunks.push(chunk);
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
@@ -48,7 +48,7 @@ function decodeUtf8(raw: Buffer): string {
   try {
     return utf8.decode(raw);
   } catch {
-    throw new InputError(400, 'invalid_encoding', 'the request body is not valid UTF-8');
+    throw new DomainError('invalid', 'invalid_encoding', 'the request body is not valid UTF-8');
   }
 }
 
@@ -57,11 +57,11 @@ export function parseJsonObject(raw: Buffer): Record<string, unknown> {
   try {
     value = JSON.parse(decodeUtf8(raw));
   } catch (error) {
-    if (error instanceof InputError) throw error;
-    throw new InputError(400, 'invalid_json', `the body is not valid JSON: ${(error as Error).message}`);
+    if (error instanceof DomainError) throw error;
+    throw new DomainError('invalid', 'invalid_json', `the body is not valid JSON: ${(error as Error).message}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new InputError(400, 'invalid_json', 'the body must be a JSON object');
+    throw new DomainError('invalid', 'invalid_json', 'the body must be a JSON object');
   }
   return value as Record<string, unknown>;
 }
@@ -75,12 +75,12 @@ export async function readParamsBody(ctx: Context): Promise<ParsedBody> {
   const type = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
   if (type === 'application/json' || type.endsWith('+json')) return parseJsonObject(raw);
   if (type === 'application/x-www-form-urlencoded' || type === '') return parseUrlEncoded(decodeUtf8(raw));
-  throw new InputError(415, 'unsupported_media_type', 'send application/json or application/x-www-form-urlencoded');
+  throw new DomainError('unsupported_media_type', 'unsupported_media_type', 'send application/json or application/x-www-form-urlencoded');
 }
 
 /** Reads a JSON object body (management API). */
 export async function readJsonBody(ctx: Context): Promise<Record<string, unknown>> {
   const raw = await readRawBody(ctx, 1024 * 1024);
-  if (raw.length === 0) throw new InputError(400, 'invalid_json', 'a JSON object body is required');
+  if (raw.length === 0) throw new DomainError('invalid', 'invalid_json', 'a JSON object body is required');
   return parseJsonObject(raw);
 }

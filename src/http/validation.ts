@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { InputError } from '../domain/input-error.js';
+import { DomainError } from '../domain/errors.js';
 
 /** Parses a management API body with a zod schema; the first problem becomes a 400 naming its path. */
 export function parseBody<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -7,7 +7,7 @@ export function parseBody<T extends z.ZodType>(schema: T, value: unknown): z.inf
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
   const param = issue.path.map(String).join('.') || undefined;
-  throw new InputError(400, 'invalid_body', param ? `${param}: ${issue.message}` : issue.message, param);
+  throw new DomainError('invalid', 'invalid_body', param ? `${param}: ${issue.message}` : issue.message, { param });
 }
 
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { listDeadInputs, reviveDeadInput } from '../../db/dialog-inputs.js';
-import { InputError } from '../../domain/input-error.js';
+import { DomainError } from '../../domain/errors.js';
 import { parseBody } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
@@ -28,12 +28,12 @@ export function registerDeadLetterRoutes(router: Router, deps: ManagementDeps): 
 
   router.post('/bots/:botId/dead-letters/:chatId/:seq/retry', async (ctx) => {
     const chatId = /^-?\d{1,16}$/.test(ctx.params.chatId!) ? Number(ctx.params.chatId) : Number.NaN;
-    if (!Number.isSafeInteger(chatId)) throw new InputError(400, 'invalid_chat_id', 'chatId must be an integer', 'chatId');
+    if (!Number.isSafeInteger(chatId)) throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
     const seq = /^\d{1,16}$/.test(ctx.params.seq!) ? Number(ctx.params.seq) : Number.NaN;
-    if (!Number.isSafeInteger(seq)) throw new InputError(400, 'invalid_seq', 'seq must be a positive integer', 'seq');
+    if (!Number.isSafeInteger(seq)) throw new DomainError('invalid', 'invalid_seq', 'seq must be a positive integer', { param: 'seq' });
     const botId = currentBot(ctx).id;
     if (!(await reviveDeadInput(deps.db, { botId, chatId }, seq))) {
-      throw new InputError(404, 'unknown_dead_letter', 'no dead input with this chatId and seq', 'seq');
+      throw new DomainError('not_found', 'unknown_dead_letter', 'no dead input with this chatId and seq', { param: 'seq' });
     }
     await deps.wakeDialog(botId, chatId);
     ctx.status = 202;

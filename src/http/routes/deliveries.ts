@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { DELIVERY_STATES, findDelivery, listDeliveries, replayDeliveries } from '../../db/deliveries.js';
-import { InputError } from '../../domain/input-error.js';
+import { DomainError } from '../../domain/errors.js';
 import { readJsonBody } from '../body.js';
 import { parseBody, UUID_PATTERN } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
@@ -28,8 +28,8 @@ export function registerDeliveryRoutes(router: Router, deps: ManagementDeps): vo
   router.post('/deliveries/:id/retry', async (ctx) => {
     const id = ctx.params.id!;
     const delivery = UUID_PATTERN.test(id) ? await findDelivery(deps.db, id.toLowerCase()) : null;
-    if (!delivery) throw new InputError(404, 'unknown_delivery', 'no delivery with this id', 'id');
-    if (delivery.state !== 'failed') throw new InputError(409, 'not_failed', `the delivery is ${delivery.state}; only a failed one is replayed`, 'id');
+    if (!delivery) throw new DomainError('not_found', 'unknown_delivery', 'no delivery with this id', { param: 'id' });
+    if (delivery.state !== 'failed') throw new DomainError('conflict', 'not_failed', `the delivery is ${delivery.state}; only a failed one is replayed`, { param: 'id' });
     const [replayed] = await replayDeliveries(deps.db, { id: delivery.id });
     const fresh = replayed ? await findDelivery(deps.db, replayed) : null;
     if (fresh) await deps.replayDelivery(fresh);

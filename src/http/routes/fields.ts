@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import { z } from 'zod';
 import { listFields, upsertField } from '../../db/bots.js';
 import { FIELD_TYPES } from '../../domain/field-types.js';
-import { InputError } from '../../domain/input-error.js';
+import { DomainError } from '../../domain/errors.js';
 import { keyProblem } from '../../domain/keys.js';
 import { readJsonBody } from '../body.js';
 import { parseBody } from '../validation.js';
@@ -24,7 +24,7 @@ export function registerFieldRoutes(router: Router, deps: ManagementDeps): void 
     const bot = currentBot(ctx);
     const key = ctx.params.key!;
     const problem = keyProblem(key);
-    if (problem) throw new InputError(400, 'invalid_key', `field key ${problem}`, 'key');
+    if (problem) throw new DomainError('invalid', 'invalid_key', `field key ${problem}`, { param: 'key' });
     const input = parseBody(fieldSchema, await readJsonBody(ctx));
     const field = { key, name: input.name, type: input.type, options: input.options ?? null };
     await upsertField(deps.db, bot.id, field);

@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { findBot } from '../../db/bots.js';
-import { InputError } from '../../domain/input-error.js';
+import { DomainError } from '../../domain/errors.js';
 import { bearerAuth } from '../auth.js';
 import { UUID_PATTERN } from '../validation.js';
 import { registerBotRoutes } from './bots.js';
@@ -18,7 +18,7 @@ export function managementRouter(deps: ManagementDeps, adminApiKey: string): Rou
   router.use(bearerAuth(adminApiKey));
   router.param('botId', async (id, ctx, next) => {
     const bot = UUID_PATTERN.test(id) ? await findBot(deps.db, id.toLowerCase()) : null;
-    if (!bot) throw new InputError(404, 'unknown_bot', 'no bot with this id', 'botId');
+    if (!bot) throw new DomainError('not_found', 'unknown_bot', 'no bot with this id', { param: 'botId' });
     ctx.state.bot = bot;
     await next();
   });

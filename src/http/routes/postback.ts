@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import type { Redis } from 'ioredis';
-import { InputError } from '../../domain/input-error.js';
+import { DomainError } from '../../domain/errors.js';
 import { parsePostback, resolvePostback } from '../../domain/postback.js';
 import type { DialogUpdateJob } from '../../jobs/dialog-update-job.js';
 import type { DialogUpdateQueue } from '../../jobs/dialog-update-queue.js';
@@ -12,7 +12,6 @@ import {
 } from '../../redis/idempotency.js';
 import { MAX_REQUEST_BYTES, parseUrlEncoded, readParamsBody } from '../body.js';
 import { DeadlineTracker } from '../deadline.js';
-import { ServiceUnavailableError } from '../errors.js';
 import type { PostbackViewCache } from '../postback-view-cache.js';
 import type { RateLimiter } from '../rate-limiter.js';
 
@@ -36,7 +35,7 @@ export function postbackHandler(deps: PostbackDeps) {
   const withTimeout = <T>(promise: Promise<T>, ms: number) => deadlines.within(promise, ms);
 
   const unavailable = (error: unknown): never => {
-    throw new ServiceUnavailableError('queue_unavailable', 'the update queue is unreachable', { cause: error });
+    throw new DomainError('unavailable', 'queue_unavailable', 'the update queue is unreachable', { cause: error });
   };
 
   // A disconnected producer is answered at once; a hung Redis within the timeout.
@@ -65,16 +64,16 @@ export function postbackHandler(deps: PostbackDeps) {
 
   return async (ctx: Context, postbackId: string): Promise<void> => {
     const endpoint = UUID.test(postbackId) ? await deps.views.endpoint(postbackId.toLowerCase()) : null;
-    if (!endpoint) throw new InputError(404, 'unknown_webhook', 'no webhook with this id', 'postbackId');
+    if (!endpoint) throw new DomainError('not_found', 'unknown_webhook', 'no webhook with this id', { param: 'postbackId' });
 
     const wait = deps.rateLimiter.take(endpoint.endpointId, endpoint.rateLimit ?? deps.defaultRateLimit);
     if (wait > 0) {
       ctx.set('Retry-After', String(wait));
-      throw new InputError(429, 'rate_limited', 'over this webhook\'s rate limit; retry later');
+      throw new DomainError('rate_limited', 'rate_limited', 'over this webhook\'s rate limit; retry later');
     }
 
     if (ctx.querystring.length > MAX_REQUEST_BYTES) {
-      throw new InputError(413, 'request_too_large', `the query string is larger than ${MAX_REQUEST_BYTES} bytes`);
+      throw new DomainError('too_large', 'request_too_large', `the query string is larger than ${MAX_REQUEST_BYTES} bytes`);
     }
     const body = ctx.method === 'POST' ? await readParamsBody(ctx) : null;
     const idempotencyHeader = ctx.get('idempotency-key');
@@ -106,7 +105,7 @@ export function postbackHandler(deps: PostbackDeps) {
     }
     if (claim.state === 'in_progress') {
       ctx.set('Retry-After', '1');
-      throw new InputError(409, 'request_in_progress', 'an update with this eventId is being queued; retry shortly', 'eventId');
+      throw new DomainError('conflict', 'request_in_progress', 'an update with this eventId is being queued; retry shortly', { param: 'eventId' });
     }
     // The key follows the add itself, not this answer: an add that outlives its deadline (answered
     // 503) still completes the key, so the sender's retry is a duplicate, not a second update.

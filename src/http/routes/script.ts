@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
 import { lockBot } from '../../db/bots.js';
 import { listStepRefs, listSteps, replaceScript, scriptStart } from '../../db/script-steps.js';
-import { InputError } from '../../domain/input-error.js';
+import { DomainError } from '../../domain/errors.js';
 import { assignStepIds, validateScript } from '../../domain/script/index.js';
 import { checkTemplate } from '../../templates/index.js';
 import { readJsonBody } from '../body.js';
@@ -14,8 +14,8 @@ export function registerScriptRoutes(router: Router, deps: ManagementDeps): void
     const result = validateScript(await readJsonBody(ctx), { checkTemplate });
     if (!result.ok) {
       const count = result.problems.length;
-      throw new InputError(422, 'invalid_script', `the script has ${count} problem${count === 1 ? '' : 's'}`, undefined, {
-        problems: result.problems,
+      throw new DomainError('unprocessable', 'invalid_script', `the script has ${count} problem${count === 1 ? '' : 's'}`, {
+        details: { problems: result.problems },
       });
     }
     const script = result.script;

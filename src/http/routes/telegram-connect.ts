@@ -1,7 +1,6 @@
 import type { UserFromGetMe } from 'grammy/types';
-import { InputError } from '../../domain/input-error.js';
+import { DomainError } from '../../domain/errors.js';
 import { createBot, generateWebhookSecret, getMe, registerWebhook, TelegramApiError, usesWebhook } from '../../telegram/index.js';
-import { ServiceUnavailableError } from '../errors.js';
 
 export interface TelegramConnection {
   botInfo: UserFromGetMe;
@@ -12,9 +11,9 @@ export interface TelegramConnection {
 
 function refusal(error: unknown): never {
   if (error instanceof TelegramApiError && error.answered && error.errorCode! < 500 && error.errorCode !== 429) {
-    throw new InputError(422, 'invalid_telegram_token', `Telegram refused the token (${error.errorCode}: ${error.description ?? ''})`, 'telegramToken');
+    throw new DomainError('unprocessable', 'invalid_telegram_token', `Telegram refused the token (${error.errorCode}: ${error.description ?? ''})`, { param: 'telegramToken' });
   }
-  throw new ServiceUnavailableError('telegram_unavailable', 'Telegram could not be reached; retry later', { cause: error });
+  throw new DomainError('unavailable', 'telegram_unavailable', 'Telegram could not be reached; retry later', { cause: error });
 }
 
 /** Checks a bot token with one getMe call and prepares its webhook. */

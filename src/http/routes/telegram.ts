@@ -2,13 +2,12 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import { findTelegramWebhookSecret } from '../../db/bots.js';
-import { InputError } from '../../domain/input-error.js';
+import { DomainError } from '../../domain/errors.js';
 import type { Logger } from '../../config/log.js';
 import type { DialogUpdateQueue } from '../../jobs/dialog-update-queue.js';
 import { telegramUpdateJob } from '../../telegram/update-job.js';
 import { LruCache } from '../../util/lru-cache.js';
 import { readJsonBody } from '../body.js';
-import { ServiceUnavailableError } from '../errors.js';
 import { UUID_PATTERN } from '../validation.js';
 
 export interface TelegramRouteDeps {
@@ -44,7 +43,7 @@ export function telegramWebhookHandler(deps: TelegramRouteDeps) {
     const known = UUID_PATTERN.test(botId) ? await botOf(botId.toLowerCase()) : null;
     const secret = known?.secret;
     if (!secret || !given || !sameSecret(given, secret) || !known.token) {
-      throw new InputError(401, 'unauthorized', 'a valid X-Telegram-Bot-Api-Secret-Token header is required');
+      throw new DomainError('unauthorized', 'unauthorized', 'a valid X-Telegram-Bot-Api-Secret-Token header is required');
     }
     const update = await readJsonBody(ctx);
     if (typeof update.update_id !== 'number') {
@@ -61,7 +60,7 @@ export function telegramWebhookHandler(deps: TelegramRouteDeps) {
     try {
       await deps.queue.add(job);
     } catch (error) {
-      throw new ServiceUnavailableError('queue_unavailable', 'the update queue is unreachable', { cause: error });
+      throw new DomainError('unavailable', 'queue_unavailable', 'the update queue is unreachable', { cause: error });
     }
     ctx.body = { ok: true };
   };

@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { deleteEndpoint, insertEndpoint, listEndpoints, type PostbackEndpoint } from '../../db/postback-endpoints.js';
-import { InputError } from '../../domain/input-error.js';
+import { DomainError } from '../../domain/errors.js';
 import { readJsonBody } from '../body.js';
 import { parseBody, UUID_PATTERN } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
@@ -36,7 +36,7 @@ export function registerWebhookRoutes(router: Router, deps: ManagementDeps): voi
   router.delete('/bots/:botId/webhooks/:id', async (ctx) => {
     const id = ctx.params.id!;
     if (!UUID_PATTERN.test(id) || !(await deleteEndpoint(deps.db, currentBot(ctx).id, id.toLowerCase()))) {
-      throw new InputError(404, 'unknown_webhook', 'no webhook with this id on this bot', 'id');
+      throw new DomainError('not_found', 'unknown_webhook', 'no webhook with this id on this bot', { param: 'id' });
     }
     await deps.invalidate({ kind: 'endpoint', id: id.toLowerCase() });
     ctx.status = 204;
