@@ -1,20 +1,10 @@
 import type { Knex } from 'knex';
 import { applyScriptChanges } from '../domain/dialog-merge.js';
 import type { DialogState } from '../domain/dialog.js';
-import type { Decision, DialogInput, DialogSnapshot, DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
-import { rowState, type DialogStateRow } from './dialog-rows.js';
+import type { Decision, DialogInput, DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
+import { dialogRowColumns, toRecord, type DialogRecord, type DialogRef, type DialogRow } from './dialog-rows.js';
 import { GroupCommit } from './group-commit.js';
 import { retryingDeadlocks, runNamed, type NamedStatement } from './named-statement.js';
-
-export interface DialogRef {
-  botId: string;
-  chatId: number;
-}
-
-/** A dialog as its inputs are handled against: the snapshot plus the version its next write expects. */
-export interface DialogRecord extends DialogSnapshot {
-  version: number;
-}
 
 export type InputState = 'pending' | 'acting' | 'done' | 'superseded' | 'dead';
 
@@ -33,33 +23,6 @@ export interface NewInput extends DialogRef {
   seq: number;
   input: DialogInput;
   dedupeKey: string | null;
-}
-
-/** The columns of a dialog row a drain reads. */
-export interface RecordRow extends DialogStateRow {
-  username: string | null;
-  name: string | null;
-  started_at: Date | null;
-  timer: DialogTimer | null;
-  version: string | number;
-}
-
-/** The columns of RecordRow, each prefixed with `alias.`. */
-export function recordColumns(alias: string): string {
-  return ['status', 'step_id', 'fields', 'tracker', 'tags', 'seqs', 'last_seq', 'username', 'name', 'started_at', 'timer', 'version']
-    .map((column) => `${alias}.${column}`)
-    .join(', ');
-}
-
-export function toRecord(row: RecordRow): DialogRecord {
-  return {
-    state: rowState(row),
-    username: row.username,
-    name: row.name,
-    startedAt: row.started_at,
-    timer: row.timer,
-    version: Number(row.version),
-  };
 }
 
 // Inserts journal rows given as JSON (see `journalRows`), for dialogs that exist. A repeat (same
@@ -91,14 +54,14 @@ export async function journalInputs(db: Knex, inputs: readonly NewInput[]): Prom
   await db.raw(JOURNAL_INSERT, [journalRows(inputs)]);
 }
 
-interface LoadedRow extends RecordRow {
+interface LoadedRow extends DialogRow {
   inputs: Array<{ seq: string | number; payload: DialogInput; state: 'pending' | 'acting'; effects: RecordedEffect[] | null; effects_done: number; attempts: number }> | null;
 }
 
 const LOAD_OPEN_INPUTS: NamedStatement = {
   name: 'flowpost_load_open_inputs_v1',
   text: `
-  SELECT ${recordColumns('d')},
+  SELECT ${dialogRowColumns('d')},
     (SELECT json_agg(i ORDER BY i.seq) FROM (
        SELECT seq, payload, state, effects, effects_done, attempts FROM dialog_inputs
        WHERE bot_id = d.bot_id AND chat_id = d.chat_id AND state IN ('pending', 'acting')
@@ -170,8 +133,7 @@ const RECORD_DECISIONS: NamedStatement = {
       manual_reason = CASE WHEN v.rs THEN v.rr ELSE x.manual_reason END
     FROM v JOIN lk ON lk.bot_id = v.b AND lk.chat_id = v.c AND lk.seq = v.s
     WHERE x.bot_id = v.b AND x.chat_id = v.c AND x.version = v.ver
-    RETURNING x.bot_id, x.chat_id, v.s AS input_seq, x.status, x.step_id, x.fields, x.tracker, x.tags, x.seqs, x.last_seq,
-      x.username, x.name, x.started_at, x.timer, x.version
+    RETURNING x.bot_id, x.chat_id, v.s AS input_seq, ${dialogRowColumns('x')}
   ), i AS (
     UPDATE dialog_inputs p SET state = v.istate, effects = v.eff, note = v.note, updated_at = now()
     FROM v JOIN d ON d.bot_id = v.b AND d.chat_id = v.c AND d.input_seq = v.s
@@ -237,7 +199,7 @@ export class DecisionRecorder {
   }
 
   private async write(writes: DecisionWrite[]): Promise<Array<DialogRecord | null>> {
-    type Row = RecordRow & { bot_id: string; chat_id: string | number; input_seq: string | number };
+    type Row = DialogRow & { bot_id: string; chat_id: string | number; input_seq: string | number };
     // A deadlock: a batch journaling a repeat of one of these inputs at the same moment.
     const rows = await retryingDeadlocks(() => runNamed<Row>(this.db, RECORD_DECISIONS, [JSON.stringify(writes.map(decisionRow))]));
     const written = new Map(rows.map((row) => [`${row.bot_id}/${row.chat_id}/${row.input_seq}`, toRecord(row)]));

@@ -2,8 +2,8 @@ import type { Knex } from 'knex';
 import type { DialogPatch } from '../domain/dialog.js';
 import { mergeUpdates, type SequencedPatch } from '../domain/dialog-merge.js';
 import type { DialogInput } from '../domain/inputs/types.js';
-import { JOURNAL_ON_CONFLICT, journalRows, recordColumns, toRecord, type DialogRecord, type NewInput, type OpenInput, type RecordRow } from './dialog-inputs.js';
-import { rowState } from './dialog-rows.js';
+import { JOURNAL_ON_CONFLICT, journalRows, type NewInput, type OpenInput } from './dialog-inputs.js';
+import { dialogKey, dialogRowColumns, rowState, toRecord, type DialogRecord, type DialogRow } from './dialog-rows.js';
 import { retryingDeadlocks, runNamed, type NamedStatement } from './named-statement.js';
 
 /** An accepted update: a postback's patch and/or an input for the dialog's journal. */
@@ -44,7 +44,8 @@ export function splitPostback(patch: DialogPatch): { values: DialogPatch; move: 
   return { values, move };
 }
 
-interface DialogRow extends RecordRow {
+/** A dialog of the batch as READ returns it. */
+interface BatchRow extends DialogRow {
   bot_id: string;
   chat_id: number;
   has_open: boolean;
@@ -54,7 +55,7 @@ interface DialogRow extends RecordRow {
 const READ: NamedStatement = {
   name: 'flowpost_read_dialogs_v1',
   text: `
-  SELECT d.bot_id, d.chat_id, ${recordColumns('d')},
+  SELECT d.bot_id, d.chat_id, ${dialogRowColumns('d')},
     EXISTS (SELECT 1 FROM dialog_inputs i WHERE i.bot_id = d.bot_id AND i.chat_id = d.chat_id AND i.state IN ('pending', 'acting')) AS has_open
   FROM dialogs d JOIN unnest($1::uuid[], $2::bigint[]) AS k(bot_id, chat_id) ON d.bot_id = k.bot_id AND d.chat_id = k.chat_id`,
 };
@@ -100,10 +101,6 @@ const WRITE: NamedStatement = {
 
 const MAX_ROUNDS = 20;
 
-function dialogKey(botId: string, chatId: number): string {
-  return `${botId}/${chatId}`;
-}
-
 interface Group {
   botId: string;
   chatId: number;
@@ -140,12 +137,12 @@ function groupUpdates(updates: readonly DialogUpdateInput[]): { groups: Map<stri
   return { groups, inputs: kept };
 }
 
-async function readExisting(db: Knex, groups: Group[]): Promise<DialogRow[]> {
-  return runNamed<DialogRow>(db, READ, [groups.map((g) => g.botId), groups.map((g) => g.chatId)]);
+async function readExisting(db: Knex, groups: Group[]): Promise<BatchRow[]> {
+  return runNamed<BatchRow>(db, READ, [groups.map((g) => g.botId), groups.map((g) => g.chatId)]);
 }
 
 /** A dialog as it will be once created by this batch. */
-function newRow(group: Group): DialogRow {
+function newRow(group: Group): BatchRow {
   return {
     bot_id: group.botId,
     chat_id: group.chatId,
@@ -220,7 +217,7 @@ export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdat
         continue;
       }
       const journaled = group.inputs.length > 0;
-      const after: DialogRow = { ...row, ...(merged.changed && !isNew ? { version: Number(row.version) + 1 } : {}) };
+      const after: BatchRow = { ...row, ...(merged.changed && !isNew ? { version: Number(row.version) + 1 } : {}) };
       applied.push({
         botId: row.bot_id,
         chatId: row.chat_id,

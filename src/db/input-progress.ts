@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { DialogRef } from './dialog-inputs.js';
+import type { DialogRef } from './dialog-rows.js';
 import { GroupCommit } from './group-commit.js';
 import { runNamed, type NamedStatement } from './named-statement.js';
 

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
-import { journalInputs, type DialogRef } from '../db/dialog-inputs.js';
+import { journalInputs } from '../db/dialog-inputs.js';
+import type { DialogRef } from '../db/dialog-rows.js';
 import type { DialogTimer } from '../domain/inputs/types.js';
 import type { SequenceFloor } from '../redis/sequence-floor.js';
 import type { DialogDrainer } from '../runner/dialog-drainer.js';

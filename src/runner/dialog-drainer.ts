@@ -1,7 +1,8 @@
 import type { Context } from 'grammy';
 import type { Update } from 'grammy/types';
 import { isDatabaseUnavailable } from '../db/connection.js';
-import { failInput, loadOpenInputs, type DecisionRecorder, type DialogRecord, type DialogRef, type OpenInput } from '../db/dialog-inputs.js';
+import { failInput, loadOpenInputs, type DecisionRecorder, type OpenInput } from '../db/dialog-inputs.js';
+import type { DialogRecord, DialogRef } from '../db/dialog-rows.js';
 import { decideInput } from '../domain/inputs/decide.js';
 import type { DialogInput, InputEvent } from '../domain/inputs/types.js';
 import type { DialogLease } from '../redis/dialog-lease.js';

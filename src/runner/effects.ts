@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Knex } from 'knex';
-import { blockDialog, type DialogRef } from '../db/dialog-inputs.js';
+import { blockDialog } from '../db/dialog-inputs.js';
+import type { DialogRef } from '../db/dialog-rows.js';
 import type { InputProgressWriter } from '../db/input-progress.js';
 import type { DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
 import { DIALOG_RUN_JOB_OPTIONS, TIMER_JOB, timerJobId, type DialogRunJob } from '../jobs/dialog-run-job.js';

@@ -1,4 +1,5 @@
-import type { DialogRecord, DialogRef, OpenInput } from '../db/dialog-inputs.js';
+import type { OpenInput } from '../db/dialog-inputs.js';
+import type { DialogRecord, DialogRef } from '../db/dialog-rows.js';
 
 export interface DrainSnapshot {
   dialog: DialogRecord;

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import { dialogsWithStaleInputs, overdueTimers, pruneInputs, type DialogRef } from '../db/dialog-inputs.js';
+import { dialogsWithStaleInputs, overdueTimers, pruneInputs } from '../db/dialog-inputs.js';
+import type { DialogRef } from '../db/dialog-rows.js';
 import type { DialogTimer } from '../domain/inputs/types.js';
 import type { Logger } from '../config/log.js';
 

@@ -2,6 +2,7 @@ import { Worker } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import { isDatabaseUnavailable } from '../db/connection.js';
+import { dialogKey } from '../db/dialog-rows.js';
 import { applyDialogUpdates, type AppliedDialog, type DialogUpdateInput } from '../db/dialog-writer.js';
 import { applyDialogUpdate } from '../jobs/apply-dialog-update.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
@@ -28,10 +29,6 @@ export interface DialogUpdatesConsumerOptions {
 }
 
 type Outcome = { applied: AppliedDialog | undefined } | { error: unknown };
-
-function dialogKey(botId: string, chatId: number): string {
-  return `${botId}/${chatId}`;
-}
 
 /**
  * Consumes `dialog-updates`: jobs handled concurrently are written to Postgres together (one
