@@ -1,14 +1,20 @@
+import { LruCache } from '../util/lru-cache.js';
+
 /**
  * Token buckets, one per key, in this process: `rate` requests a second with bursts of the same size.
- * Returns 0 when the request may pass, else the seconds to wait.
+ * Returns 0 when the request may pass, else the seconds to wait. Beyond `capacity` keys the least
+ * recently used bucket is forgotten (it starts full again when its key comes back).
  */
 export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets: LruCache<string, { tokens: number; at: number }>;
+
+  constructor(capacity = 100_000) {
+    this.buckets = new LruCache(capacity);
+  }
 
   take(key: string, rate: number, now = Date.now()): number {
     let bucket = this.buckets.get(key);
     if (!bucket) {
-      if (this.buckets.size > 100_000) this.buckets.clear();
       this.buckets.set(key, (bucket = { tokens: rate, at: now }));
     } else {
       bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) / 1000) * rate);

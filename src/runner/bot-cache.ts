@@ -3,6 +3,7 @@ import { findBot } from '../db/bots.js';
 import { loadScript } from '../db/scripts.js';
 import type { EngineScript } from '../domain/engine/index.js';
 import { parseBotInfo, type BotCredentials } from '../telegram/index.js';
+import { LruCache } from '../util/lru-cache.js';
 
 /** What handling a dialog's inputs needs of its bot. */
 export interface BotForRun {
@@ -19,37 +20,44 @@ interface Entry {
 /**
  * A worker's cache of bots and their scripts, so that an input reads neither. Entries are dropped
  * at once when the management API publishes a change of the bot (its token, its script), and
- * expire after `ttlMs` regardless.
+ * expire after `ttlMs` regardless. Beyond `maxEntries` bots the least recently used is dropped.
  */
 export class BotCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries: LruCache<string, Entry>;
 
   constructor(
     private readonly db: Knex,
     private readonly ttlMs = 60_000,
-    private readonly maxEntries = 10_000,
-  ) {}
+    maxEntries = 10_000,
+  ) {
+    this.entries = new LruCache(maxEntries);
+  }
 
   get(botId: string): Promise<BotForRun | null> {
     const now = Date.now();
     const cached = this.entries.get(botId);
     if (cached && cached.expires > now) return cached.value;
     const value = this.load(botId);
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
     const entry = { value, expires: now + this.ttlMs };
     this.entries.set(botId, entry);
     value.catch(() => {
-      if (this.entries.get(botId) === entry) this.entries.delete(botId);
+      if (this.entries.get(botId) === entry) this.forget(botId);
     });
     return value;
   }
 
   invalidate(botId: string): void {
-    this.entries.delete(botId);
+    this.forget(botId);
   }
 
   clear(): void {
     this.entries.clear();
+  }
+
+  /** The next get() loads the bot again (an expired entry in its place, a new object, so a pending load cannot revive it). */
+  private forget(botId: string): void {
+    const entry = this.entries.get(botId);
+    if (entry) this.entries.set(botId, { value: entry.value, expires: Number.NEGATIVE_INFINITY });
   }
 
   private async load(botId: string): Promise<BotForRun | null> {
