@@ -2,16 +2,17 @@ import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import net from 'node:net';
 import pg from 'pg';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/env.js';
 import { ensureDatabase } from '../../src/db/connection.js';
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../support/harness.js';
+import { databaseUrl } from '../support/database.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
 /** The Postgres server of the test database, without a database name. */
 function serverUrl(database: string): string {
-  const url = new URL(inject('databaseUrl'));
+  const url = new URL(databaseUrl());
   url.pathname = `/${database}`;
   return url.toString();
 }
@@ -370,7 +371,7 @@ describe('processes', () => {
     const child = start('src/cli/web.ts', {
       NODE_ENV: 'development',
       PORT: String(port),
-      DATABASE_URL: inject('databaseUrl'),
+      DATABASE_URL: databaseUrl(),
       REDIS_URL,
       QUEUE_PREFIX: prefix,
       LOG_LEVEL: 'info',

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertBot } from '../../src/db/bots.js';
 import { createDb, type Db } from '../../src/db/connection.js';
-import { DeliveryBatches, RECORD_ATTEMPTS, recordAttemptsValues, storableText, type AttemptWrite } from '../../src/db/delivery-batches.js';
+import { DeliveryStore, RECORD_ATTEMPTS, recordAttemptsValues, storableText, type AttemptWrite } from '../../src/db/deliveries.js';
+import { databaseUrl } from '../support/database.js';
 
 const BACKLOG = 5_000;
 
@@ -12,7 +13,7 @@ let botId: string;
 const ids: string[] = [];
 
 beforeAll(async () => {
-  db = createDb(inject('databaseUrl'));
+  db = createDb(databaseUrl());
   botId = (await insertBot(db, { name: 'records', timezone: 'UTC', telegram: null })).id;
   // A backlog of pending deliveries, inserted just now (the table's statistics do not know of it yet).
   for (let start = 0; start < BACKLOG; start += 1_000) {
@@ -37,7 +38,7 @@ const success = (id: string, attemptCount = 0): AttemptWrite => ({
 
 describe('recording a batch of attempts', () => {
   it('finds its deliveries by primary key, not by scanning the backlog of pending ones', async () => {
-    const client = new pg.Client({ connectionString: inject('databaseUrl') });
+    const client = new pg.Client({ connectionString: databaseUrl() });
     await client.connect();
     try {
       const writes = ids.slice(0, 24).map((id) => success(id));
@@ -51,7 +52,7 @@ describe('recording a batch of attempts', () => {
   });
 
   it('advances only deliveries still as their attempt found them', async () => {
-    const batches = new DeliveryBatches(db);
+    const batches = new DeliveryStore(db);
     const [fresh, other, stale] = [ids[100]!, ids[101]!, ids[102]!];
     const results = await Promise.all([batches.record(success(fresh)), batches.record(success(other)), batches.record(success(stale, 4))]);
     expect(results).toEqual([true, true, false]);
@@ -64,7 +65,7 @@ describe('recording a batch of attempts', () => {
   });
 
   it('records every field of an attempt as given: free text, missing values, times to the millisecond', async () => {
-    const batches = new DeliveryBatches(db);
+    const batches = new DeliveryStore(db);
     const [retried, refused] = [ids[200]!, ids[201]!];
     const startedAt = new Date('2026-11-22T10:11:12.345Z');
     const nextAttemptAt = new Date('2026-11-22T10:16:12.789Z');
@@ -94,7 +95,7 @@ describe('recording a batch of attempts', () => {
   });
 
   it('one odd value (NaN, an invalid date, a missing text) does not make the batch invalid JSON', async () => {
-    const batches = new DeliveryBatches(db);
+    const batches = new DeliveryStore(db);
     const [odd, plain] = [ids[300]!, ids[301]!];
     const oddWrite: AttemptWrite = {
       delivery: { id: odd, chain: 1, attemptCount: 0 },
@@ -115,7 +116,7 @@ describe('recording a batch of attempts', () => {
     expect(storableText('\uDE00 tail')).toBe('\uFFFD tail');
     expect(storableText('😀 whole')).toBe('😀 whole');
     expect(storableText(null)).toBeNull();
-    const batches = new DeliveryBatches(db);
+    const batches = new DeliveryStore(db);
     const id = ids[302]!;
     const write: AttemptWrite = {
       delivery: { id, chain: 1, attemptCount: 0 },

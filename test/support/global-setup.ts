@@ -8,28 +8,42 @@ const SERVER_URL = process.env.TEST_DATABASE_SERVER ?? 'postgres://postgres@127.
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    databaseUrl: string;
+    /** The Postgres server, without a database name. */
+    databaseServer: string;
+    /** A migrated database no one connects to: each test file copies it (see file-database.ts). */
+    databaseTemplate: string;
   }
 }
 
-/** One database for this test run, created and migrated here and dropped at the end. */
+async function admin<T>(body: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: `${SERVER_URL}/postgres` });
+  await client.connect();
+  try {
+    return await body(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * One migrated template database for this test run, created here; every test file works in a copy
+ * of its own (files run in parallel, and each worker tier's sweepers look at its whole database).
+ * The template and its copies are dropped at the end.
+ */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const name = `flowpost_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: `${SERVER_URL}/postgres` });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-
-  const databaseUrl = `${SERVER_URL}/${name}`;
-  const db = createDb(databaseUrl, { max: 1 });
+  await admin((client) => client.query(`CREATE DATABASE ${name}`));
+  const db = createDb(`${SERVER_URL}/${name}`, { max: 1 });
   await migrateLatest(db);
   await db.destroy();
-  project.provide('databaseUrl', databaseUrl);
+  project.provide('databaseServer', SERVER_URL);
+  project.provide('databaseTemplate', name);
 
   return async () => {
-    const client = new pg.Client({ connectionString: `${SERVER_URL}/postgres` });
-    await client.connect();
-    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await client.end();
+    await admin(async (client) => {
+      const copies = await client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${name}\\_%`]);
+      for (const { datname } of copies.rows) await client.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    });
   };
 }

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
-import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/env.js';
 import { createDb } from '../../src/db/connection.js';
 import { createLogger } from '../../src/config/log.js';
 import { dropPrefix as drop } from '../../src/redis/drop-prefix.js';
 import { startWebTier, type WebTier } from '../../src/http/server.js';
 import { startWorkerTier, type WorkerTier } from '../../src/workers/worker-tier.js';
+import { databaseUrl } from './database.js';
 import { startFakeTelegram, type FakeTelegram } from './fake-telegram.js';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789';
@@ -40,7 +40,7 @@ export function uniquePrefix(): string {
 
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({
-    DATABASE_URL: inject('databaseUrl'),
+    DATABASE_URL: databaseUrl(),
     REDIS_URL,
     PORT: '0',
     ADMIN_API_KEY: ADMIN_KEY,
