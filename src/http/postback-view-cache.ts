@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { loadBotPostbackView, loadEndpointView, type EndpointView } from '../db/postback-view.js';
+import { loadBotPostbackView, loadEndpointView, type EndpointView } from '../db/postback-endpoints.js';
 import type { BotPostbackView } from '../domain/postback.js';
 import type { Invalidation } from '../redis/invalidation.js';
 
