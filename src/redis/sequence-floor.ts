@@ -1,18 +1,5 @@
 import type { Redis } from 'ioredis';
-
-// KEYS[1] the id counter, KEYS[2] the reset mark; ARGV[1] the floor.
-// Raises the counter to at least the floor (never lowers it). When it was below, Redis lost it:
-// every id at or below the floor still in the queue was drawn after the loss and before this
-// raise, and the mark says so. Returns { raised (1|0), mark }.
-const RAISE_COUNTER = `
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local raised = 0
-if current < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('SET', KEYS[2], ARGV[1])
-  raised = 1
-end
-return { raised, tonumber(redis.call('GET', KEYS[2]) or '0') }`;
+import { scripts } from './scripts.js';
 
 /**
  * Every input of a dialog is ordered by one Redis counter: the `dialog-updates` queue's job id
@@ -69,7 +56,8 @@ export class SequenceFloor {
   }
 
   private async raise(redis: Redis): Promise<{ raised: boolean; mark: number }> {
-    const [raised, mark] = (await redis.eval(RAISE_COUNTER, 2, this.counterKey, this.markKey, String(this.highest))) as [number, number];
+    const reply = await scripts.raiseSequenceFloor.run(redis, [this.counterKey, this.markKey], [String(this.highest)]);
+    const [raised, mark] = reply as [number, number];
     return { raised: raised === 1, mark: Number(mark) };
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { LuaScript, NOW_MS, requirePositiveInt } from './lua.js';
+import { scripts } from '../../redis/scripts.js';
+import { requirePositiveInt } from './require-positive-int.js';
 
 /**
  * `closed`: attempt. `half_open`: attempt — the caller is THE probe and must report the outcome.
@@ -14,42 +15,7 @@ export type CircuitState =
 
 // Keys per host (hash-tagged by host): state hash {retryAt, pauseMs} present only while open;
 // failures sorted set (member unique, score time) while closed; probe lock (SET NX PX).
-
-// KEYS: state, probe. ARGV: probe token, probeLeaseMs.
-const STATE = new LuaScript(`${NOW_MS}
-local retryAt = tonumber(redis.call('HGET', KEYS[1], 'retryAt'))
-if not retryAt then return {'closed'} end
-if now < retryAt then return {'open', retryAt} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'half_open'} end
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl < 0 then ttl = 0 end
-return {'open', now + ttl}`);
-
-// KEYS: state, failures, probe. ARGV: member, failureWindowMs, minFailures, openMs, maxOpenMs,
-// keepMs (how long an open state outlives its pause).
-const FAILURE = new LuaScript(`${NOW_MS}
-local keep = tonumber(ARGV[6])
-local retryAt = tonumber(redis.call('HGET', KEYS[1], 'retryAt'))
-if retryAt then
-  if now < retryAt then return {'open', retryAt} end
-  local pause = math.min((tonumber(redis.call('HGET', KEYS[1], 'pauseMs')) or tonumber(ARGV[4])) * 2, tonumber(ARGV[5]))
-  redis.call('HSET', KEYS[1], 'retryAt', now + pause, 'pauseMs', pause)
-  redis.call('PEXPIRE', KEYS[1], pause + keep)
-  redis.call('DEL', KEYS[3])
-  return {'open', now + pause}
-end
-local window = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[2], now, now .. ':' .. ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - window))
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
-  local pause = tonumber(ARGV[4])
-  redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[1], 'retryAt', now + pause, 'pauseMs', pause)
-  redis.call('PEXPIRE', KEYS[1], pause + keep)
-  return {'open', now + pause}
-end
-redis.call('PEXPIRE', KEYS[2], window)
-return {'closed'}`);
+// The scripts: src/redis/lua/circuitState-2.lua and circuitFailure-3.lua.
 
 export interface HostCircuitOptions {
   /** Key prefix; keys are `${prefix}:circuit:{host}:state|failures|probe`. */
@@ -110,7 +76,7 @@ export class HostCircuit {
   async state(host: string): Promise<CircuitState> {
     const { state, probe } = this.keys(host);
     const token = randomBytes(12).toString('base64url');
-    return parseState(await STATE.run(this.#redis, [state, probe], [token, this.#probeLeaseMs]));
+    return parseState(await scripts.circuitState.run(this.#redis, [state, probe], [token, this.#probeLeaseMs]));
   }
 
   /** The host answered: closes the circuit and forgets counted failures. */
@@ -127,7 +93,7 @@ export class HostCircuit {
     const { state, failures, probe } = this.keys(host);
     const member = randomBytes(6).toString('base64url');
     return parseState(
-      await FAILURE.run(
+      await scripts.circuitFailure.run(
         this.#redis,
         [state, failures, probe],
         [member, this.#failureWindowMs, this.#minFailures, this.#openMs, this.#maxOpenMs, this.#maxOpenMs + this.#probeLeaseMs],

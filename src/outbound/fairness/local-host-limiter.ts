@@ -1,4 +1,4 @@
-import { requirePositiveInt } from './lua.js';
+import { requirePositiveInt } from './require-positive-int.js';
 
 interface Waiter {
   since: number;
