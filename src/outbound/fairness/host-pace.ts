@@ -1,16 +1,18 @@
+import { LruCache } from '../../util/lru-cache.js';
+
 /**
  * How long attempts to each host have been taking in this process (a moving average), so that a
  * slow host's deliveries wait in Redis for longer instead of waking every second to find its slots
  * still taken, and are never held in a batch behind it.
  */
 export class HostPace {
-  readonly #typicalMs = new Map<string, number>();
+  // Hosts seen least recently are forgotten first.
+  readonly #typicalMs = new LruCache<string, number>(10_000);
 
   constructor(private readonly slowMs = 1_000) {}
 
   observe(host: string, durationMs: number): void {
     const before = this.#typicalMs.get(host);
-    if (before === undefined && this.#typicalMs.size >= 10_000) this.#typicalMs.clear();
     this.#typicalMs.set(host, before === undefined ? durationMs : before * 0.8 + durationMs * 0.2);
   }
 
