@@ -55,7 +55,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
   queue.on('error', (error) => log.debug({ err: error }, 'queue error'));
 
   const sequenceFloor = SequenceFloor.forQueue(config.queuePrefix, QUEUES.dialogUpdates, () => highestSequence(db));
-  sequenceFloor.guard(redis, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
+  sequenceFloor.restoreOnReconnect(redis, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
   const updates = new DialogUpdateQueue(queue, redis, sequenceFloor);
 
   const views = new PostbackViewCache(db);

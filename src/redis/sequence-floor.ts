@@ -43,7 +43,7 @@ export class SequenceFloor {
   }
 
   /** Restores the floor on every reconnection of `redis` (call `restore` once at start as well). */
-  guard(redis: Redis, onError: (error: unknown) => void): void {
+  restoreOnReconnect(redis: Redis, onError: (error: unknown) => void): void {
     redis.on('ready', () => {
       this.restore(redis).catch(onError);
     });

@@ -70,7 +70,7 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
 
   // One order for every input of a dialog: restored above Postgres' highest before any is drawn.
   const floor = SequenceFloor.forQueue(prefix, QUEUES.dialogUpdates, () => highestSequence(db));
-  floor.guard(connection, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
+  floor.restoreOnReconnect(connection, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
   await floor.restore(connection).catch((error: unknown) => log.warn({ err: error }, 'could not restore the update order counter'));
   const updates = new DialogUpdateQueue(dialogUpdatesQueue, connection, floor);
 
