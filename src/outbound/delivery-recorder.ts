@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import { isDatabaseUnavailable } from '../db/connection.js';
+import { findChainStates, insertDeliveries } from '../db/deliveries.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { DeliveryRequest, OutboundBatchJob, OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import { DeliveryJobPlan, deliveryJob } from './enqueue.js';
@@ -43,25 +44,7 @@ export class DeliveryRecorder {
   /** Records and queues deliveries known together (a bulk import, say) in one go. */
   async recordAll(deliveries: readonly NewDelivery[]): Promise<void> {
     const plan = new DeliveryJobPlan(deliveries.map((delivery) => ({ id: delivery.id, chain: 1, request: delivery.request })));
-    const inserted: Array<{ id: string }> = await this.db('deliveries')
-      .insert(
-        deliveries.map((delivery) => ({
-          id: delivery.id,
-          bot_id: delivery.request.botId,
-          chat_id: delivery.chatId,
-          step_id: delivery.stepId,
-          message_id: delivery.request.messageId,
-          method: delivery.request.method,
-          url: delivery.request.url,
-          headers: JSON.stringify(delivery.request.headers),
-          body: delivery.request.body,
-          queued_in: plan.batchOf.get(delivery.id) ?? null,
-        })),
-      )
-      .onConflict('id')
-      .ignore()
-      .returning('id');
-    const fresh = new Set(inserted.map((row) => row.id));
+    const fresh = await insertDeliveries(this.db, deliveries, plan.batchOf);
     const { chains, batches } = plan.jobs(fresh);
     const known = deliveries.filter((delivery) => !fresh.has(delivery.id));
     if (known.length > 0) chains.push(...(await this.stillToQueue(known)));
@@ -83,14 +66,12 @@ export class DeliveryRecorder {
    * delivered and not waiting in a batch (a chain's job id makes a repeat a no-op while it exists).
    */
   private async stillToQueue(known: readonly NewDelivery[]) {
-    const rows: Array<{ id: string; state: string; chain: number; queued_in: string | null }> = await this.db('deliveries')
-      .whereIn('id', known.map((delivery) => delivery.id))
-      .select('id', 'state', 'chain', 'queued_in');
+    const states = await findChainStates(this.db, known.map((delivery) => delivery.id));
     const byId = new Map(known.map((delivery) => [delivery.id, delivery]));
     const jobs: ReturnType<typeof deliveryJob>[] = [];
-    for (const row of rows) {
-      if (row.state !== 'pending' || (await this.waitsInBatch(row.queued_in))) continue;
-      jobs.push(deliveryJob({ id: row.id, chain: row.chain, request: byId.get(row.id)!.request }));
+    for (const { id, state, chain, queuedIn } of states) {
+      if (state !== 'pending' || (await this.waitsInBatch(queuedIn))) continue;
+      jobs.push(deliveryJob({ id, chain, request: byId.get(id)!.request }));
     }
     return jobs;
   }

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Knex } from 'knex';
-import { findDelivery } from '../db/deliveries.js';
+import { findDelivery, listStrandedDeliveries } from '../db/deliveries.js';
 import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import type { Logger } from '../config/log.js';
 import type { DeliveryRecorder } from '../outbound/delivery-recorder.js';
@@ -23,14 +23,9 @@ export function startStrandedSweeper(options: {
 }): { stop(): void } {
   const staleMs = options.staleMs ?? 10 * 60_000;
   const sweep = async () => {
-    const rows: Array<{ id: string; queued_in: string | null }> = await options.db('deliveries')
-      .where({ state: 'pending' })
-      .andWhere('updated_at', '<', new Date(Date.now() - staleMs))
-      .andWhere((q) => q.whereNull('next_attempt_at').orWhere('next_attempt_at', '<', new Date(Date.now() - staleMs)))
-      .limit(500)
-      .select('id', 'queued_in');
+    const stranded = await listStrandedDeliveries(options.db, staleMs);
     let queued = 0;
-    for (const { id, queued_in: batch } of rows) {
+    for (const { id, queuedIn: batch } of stranded) {
       if (await options.recorder.waitsInBatch(batch)) continue;
       const d = await findDelivery(options.db, id);
       if (!d || d.state !== 'pending') continue;

@@ -1,4 +1,4 @@
-/** Outbound webhook delivery: retry policy, signatures, the SSRF guard, validation, one attempt. */
+/** Outbound webhook delivery: retry policy, signatures and headers, the SSRF guard, validation, one attempt. */
 export {
   DEFAULT_RETRY_SCHEDULE_SECONDS,
   RETRY_AFTER_MAX_MS,
@@ -57,4 +57,5 @@ export {
   type InvalidRequestCode,
   type ValidationResult,
 } from './request-validation.js';
+export { deliveryHeaders, type HeaderSource } from './headers.js';
 export { attemptDelivery, type AttemptErrorKind, type AttemptInput, type AttemptResult } from './http-attempt.js';
