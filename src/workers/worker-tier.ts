@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
 import { listTelegramBots } from '../db/bots.js';
@@ -20,12 +21,12 @@ import { USER_AGENT } from '../version.js';
 import { createWorkerConnection } from '../redis/connection.js';
 import { DialogLease } from '../redis/dialog-lease.js';
 import { DialogUpdateQueue } from '../jobs/dialog-update-queue.js';
-import { subscribeInvalidations } from '../redis/invalidation.js';
+import { subscribeInvalidations, type InvalidationSubscription } from '../redis/invalidation.js';
 import { SequenceFloor } from '../redis/sequence-floor.js';
 import { BotCache } from '../runner/bot-cache.js';
 import { DialogDrainer } from '../runner/dialog-drainer.js';
 import { InlineDrains } from '../runner/inline-drains.js';
-import { startDialogSweeper } from './dialog-sweeper.js';
+import { startDialogSweeper, type DialogSweeper } from './dialog-sweeper.js';
 import { BotRegistry, parseBotInfo, SendLimiter, startPollers, TelegramSender, usesWebhook, type Pollers } from '../telegram/index.js';
 import { telegramUpdateJob } from '../telegram/update-job.js';
 import { startDialogRunsConsumer } from './dialog-runs-consumer.js';
@@ -48,32 +49,66 @@ export interface WorkerTierOptions {
   maxInputAttempts?: number;
 }
 
-/** Starts every queue consumer of a worker process, and the Telegram pollers when bots are polled. */
-export async function startWorkerTier(config: Config, db: Knex, log: Logger, options: WorkerTierOptions = {}): Promise<WorkerTier> {
+/** The Redis connection, queues and senders every part of a worker process shares. */
+interface Plumbing {
+  connection: Redis;
+  prefix: string;
+  stepRuns: Queue<DialogRunJob>;
+  dialogUpdates: Queue<DialogUpdateJob>;
+  outbound: Queue<OutboundDeliveryJob>;
+  outboundBatches: Queue<OutboundBatchJob>;
+  deliveries: DeliveryRecorder;
+  registry: BotRegistry;
+  sender: TelegramSender;
+  outboundAgent: ReturnType<typeof createGuardedAgent>;
+}
+
+function openPlumbing(config: Config, db: Knex, log: Logger): Plumbing {
   const connection = createWorkerConnection(config.redisUrl, `${config.queuePrefix}:worker`);
   connection.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   const prefix = config.queuePrefix;
-
-  const stepRuns = new Queue<DialogRunJob>(QUEUES.stepRuns, { connection, prefix });
-  const dialogUpdatesQueue = new Queue<DialogUpdateJob>(QUEUES.dialogUpdates, { connection, prefix });
   const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection, prefix });
   const outboundBatches = new Queue<OutboundBatchJob>(QUEUES.outboundBatches, { connection, prefix });
-  const deliveries = new DeliveryRecorder(db, { chains: outbound, batches: outboundBatches });
   const registry = new BotRegistry({ apiRoot: config.telegramApiRoot });
   const limiter = new SendLimiter(connection, { prefix, limits: { botPerSecond: config.telegramBotRateLimit, chatPerSecond: config.telegramChatRateLimit } });
-  const sender = new TelegramSender({ registry, limiter, log: log.child({ component: 'telegram' }) });
-  const outboundAgent = createGuardedAgent({
-    allowCidrs: config.outboundAllowCidrs,
-    connectTimeoutMs: Math.min(config.outboundTimeoutMs, 10_000),
-    agentOptions: { connections: config.outboundMaxPerHost, keepAliveTimeout: 10_000 },
-  });
+  return {
+    connection,
+    prefix,
+    stepRuns: new Queue<DialogRunJob>(QUEUES.stepRuns, { connection, prefix }),
+    dialogUpdates: new Queue<DialogUpdateJob>(QUEUES.dialogUpdates, { connection, prefix }),
+    outbound,
+    outboundBatches,
+    deliveries: new DeliveryRecorder(db, { chains: outbound, batches: outboundBatches }),
+    registry,
+    sender: new TelegramSender({ registry, limiter, log: log.child({ component: 'telegram' }) }),
+    outboundAgent: createGuardedAgent({
+      allowCidrs: config.outboundAllowCidrs,
+      connectTimeoutMs: Math.min(config.outboundTimeoutMs, 10_000),
+      agentOptions: { connections: config.outboundMaxPerHost, keepAliveTimeout: 10_000 },
+    }),
+  };
+}
 
-  // One order for every input of a dialog: restored above Postgres' highest before any is drawn.
+/** One order for every input of a dialog: the counter is restored above Postgres' highest before any is drawn. */
+async function restoreInputOrder(db: Knex, log: Logger, plumbing: Plumbing): Promise<{ floor: SequenceFloor; updates: DialogUpdateQueue }> {
+  const { connection, prefix } = plumbing;
   const floor = SequenceFloor.forQueue(prefix, QUEUES.dialogUpdates, () => highestSequence(db));
   floor.restoreOnReconnect(connection, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
   await floor.restore(connection).catch((error: unknown) => log.warn({ err: error }, 'could not restore the update order counter'));
-  const updates = new DialogUpdateQueue(dialogUpdatesQueue, connection, floor);
+  return { floor, updates: new DialogUpdateQueue(plumbing.dialogUpdates, connection, floor) };
+}
 
+/** What handles a dialog's inputs: the bot cache (kept fresh by invalidations), the drainer, and the wake-ups. */
+interface DialogRunner {
+  drainer: DialogDrainer;
+  inlineDrains: InlineDrains;
+  invalidations: InvalidationSubscription;
+  /** Queues a drain of the dialog (after `delayMs`) under `jobId`. */
+  wake(botId: string, chatId: number, jobId: string, delayMs?: number): Promise<void>;
+}
+
+function startDialogRunner(config: Config, db: Knex, log: Logger, plumbing: Plumbing, options: WorkerTierOptions): DialogRunner {
+  const { connection, prefix, stepRuns } = plumbing;
   const bots = new BotCache(db);
   const invalidations = subscribeInvalidations(config.redisUrl, prefix, log, {
     onMessage: (message) => {
@@ -86,10 +121,10 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     log: log.child({ component: 'dialogs' }),
     lease: new DialogLease(connection, prefix),
     bots,
-    registry,
-    sender,
+    registry: plumbing.registry,
+    sender: plumbing.sender,
     timers: stepRuns,
-    deliveries,
+    deliveries: plumbing.deliveries,
     progress: new InputProgressWriter(db),
     decisions: new DecisionRecorder(db),
     now: () => new Date(),
@@ -104,39 +139,50 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
     limit: config.workerConcurrency,
     log,
   });
+  return { drainer, inlineDrains, invalidations, wake };
+}
 
-  const dialogUpdates = startDialogUpdatesConsumer({
-    db,
-    connection,
-    prefix,
-    log: log.child({ queue: QUEUES.dialogUpdates }),
-    concurrency: config.dialogUpdatesConcurrency,
-    sequenceFloor: floor,
-    requeue: (job) => updates.add(job),
-    // An update that journaled an input (a move, a Telegram update) wakes its dialog, here and now.
-    onApplied: async (applied) => {
-      if (applied.journaled) await inlineDrains.wake({ botId: applied.botId, chatId: applied.chatId }, applied.snapshot);
-    },
-  });
-  const workers: Worker[] = [
-    dialogUpdates,
+/** The queue consumers: dialog updates, dialog runs (drains and delays), outbound webhooks. */
+function startConsumers(
+  config: Config,
+  db: Knex,
+  log: Logger,
+  plumbing: Plumbing,
+  order: { floor: SequenceFloor; updates: DialogUpdateQueue },
+  runner: DialogRunner,
+): Worker[] {
+  const { connection, prefix } = plumbing;
+  return [
+    startDialogUpdatesConsumer({
+      db,
+      connection,
+      prefix,
+      log: log.child({ queue: QUEUES.dialogUpdates }),
+      concurrency: config.dialogUpdatesConcurrency,
+      sequenceFloor: order.floor,
+      requeue: (job) => order.updates.add(job),
+      // An update that journaled an input (a move, a Telegram update) wakes its dialog, here and now.
+      onApplied: async (applied) => {
+        if (applied.journaled) await runner.inlineDrains.wake({ botId: applied.botId, chatId: applied.chatId }, applied.snapshot);
+      },
+    }),
     startDialogRunsConsumer({
       db,
       redis: connection,
-      floor,
-      drainer,
+      floor: order.floor,
+      drainer: runner.drainer,
       prefix,
       log: log.child({ queue: QUEUES.stepRuns }),
       concurrency: config.workerConcurrency,
     }),
     ...startDeliveryConsumer({
       db,
-      chains: outbound,
+      chains: plumbing.outbound,
       connection,
       prefix,
       log: log.child({ queue: QUEUES.outboundWebhooks }),
       concurrency: config.workerConcurrency,
-      agent: outboundAgent,
+      agent: plumbing.outboundAgent,
       retrySchedule: config.outboundRetrySchedule,
       totalTimeoutMs: config.outboundTimeoutMs,
       userAgent: USER_AGENT,
@@ -146,54 +192,77 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
       stalledInterval: Math.min(30_000, config.queueLockMs),
     }),
   ];
-  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
-  const sweeper = startStrandedSweeper({ db, queue: outbound, recorder: deliveries, log: log.child({ component: 'outbound-sweeper' }) });
-  const dialogSweeper = startDialogSweeper({
+}
+
+/** The sweepers that re-arm from Postgres what Redis lost: stranded deliveries, open inputs and delays. */
+function startSweepers(
+  db: Knex,
+  log: Logger,
+  plumbing: Plumbing,
+  floor: SequenceFloor,
+  runner: DialogRunner,
+  options: WorkerTierOptions,
+): { stranded: { stop(): void }; dialogs: DialogSweeper } {
+  const stranded = startStrandedSweeper({ db, queue: plumbing.outbound, recorder: plumbing.deliveries, log: log.child({ component: 'outbound-sweeper' }) });
+  const dialogs = startDialogSweeper({
     db,
     log: log.child({ component: 'dialog-sweeper' }),
-    drain: (dialog) => wake(dialog.botId, dialog.chatId, `sweep-${dialog.botId}-${dialog.chatId}-${randomUUID()}`),
+    drain: (dialog) => runner.wake(dialog.botId, dialog.chatId, `sweep-${dialog.botId}-${dialog.chatId}-${randomUUID()}`),
     fire: async (dialog, timer) => {
-      const seq = await journalTimer({ db, redis: connection, floor }, dialog, timer);
-      await wake(dialog.botId, dialog.chatId, drainJobId(dialog.botId, dialog.chatId, seq));
+      const seq = await journalTimer({ db, redis: plumbing.connection, floor }, dialog, timer);
+      await runner.wake(dialog.botId, dialog.chatId, drainJobId(dialog.botId, dialog.chatId, seq));
     },
     ...(options.sweepIntervalMs !== undefined ? { intervalMs: options.sweepIntervalMs } : {}),
     ...(options.staleInputMs !== undefined ? { staleMs: options.staleInputMs } : {}),
   });
+  return { stranded, dialogs };
+}
 
-  let pollers: Pollers | null = null;
-  if ((options.poll ?? true) && !usesWebhook(config.publicUrl)) {
-    pollers = startPollers({
-      redis: connection,
-      prefix,
-      apiRoot: config.telegramApiRoot,
-      registry,
-      log: log.child({ component: 'telegram-poller' }),
-      pollTimeoutSeconds: config.telegramPollTimeoutSeconds,
-      listBots: async () =>
-        (await listTelegramBots(db)).flatMap((bot) => {
-          const botInfo = parseBotInfo(bot.info);
-          return botInfo ? [{ botId: bot.id, token: bot.token, botInfo }] : [];
-        }),
-      onUpdate: async (botId, update, bot) => {
-        const job = telegramUpdateJob(botId, bot.token, update);
-        if (job) await updates.add(job);
-      },
-    });
-  }
+/** Long-polls the bots that have a token, when PUBLIC_URL cannot take Telegram's webhook; null otherwise. */
+function startTelegramPolling(config: Config, db: Knex, log: Logger, plumbing: Plumbing, updates: DialogUpdateQueue, options: WorkerTierOptions): Pollers | null {
+  if (!(options.poll ?? true) || usesWebhook(config.publicUrl)) return null;
+  return startPollers({
+    redis: plumbing.connection,
+    prefix: plumbing.prefix,
+    apiRoot: config.telegramApiRoot,
+    registry: plumbing.registry,
+    log: log.child({ component: 'telegram-poller' }),
+    pollTimeoutSeconds: config.telegramPollTimeoutSeconds,
+    listBots: async () =>
+      (await listTelegramBots(db)).flatMap((bot) => {
+        const botInfo = parseBotInfo(bot.info);
+        return botInfo ? [{ botId: bot.id, token: bot.token, botInfo }] : [];
+      }),
+    onUpdate: async (botId, update, bot) => {
+      const job = telegramUpdateJob(botId, bot.token, update);
+      if (job) await updates.add(job);
+    },
+  });
+}
+
+/** Starts every queue consumer of a worker process, the sweepers, and the Telegram pollers when bots are polled. */
+export async function startWorkerTier(config: Config, db: Knex, log: Logger, options: WorkerTierOptions = {}): Promise<WorkerTier> {
+  const plumbing = openPlumbing(config, db, log);
+  const order = await restoreInputOrder(db, log, plumbing);
+  const runner = startDialogRunner(config, db, log, plumbing, options);
+  const workers = startConsumers(config, db, log, plumbing, order, runner);
+  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
+  const sweepers = startSweepers(db, log, plumbing, order.floor, runner, options);
+  const pollers = startTelegramPolling(config, db, log, plumbing, order.updates, options);
   log.info({ queues: workers.map((w) => w.name), concurrency: config.workerConcurrency, polling: Boolean(pollers) }, 'workers running');
   return {
     workers,
-    sweepOnce: () => dialogSweeper.sweepOnce(),
+    sweepOnce: () => sweepers.dialogs.sweepOnce(),
     close: async () => {
-      sweeper.stop();
-      dialogSweeper.stop();
+      sweepers.stranded.stop();
+      sweepers.dialogs.stop();
       await pollers?.stop();
       await Promise.all(workers.map((worker) => worker.close()));
-      await inlineDrains.close();
-      await Promise.all([stepRuns.close(), dialogUpdatesQueue.close(), outbound.close(), outboundBatches.close()]);
-      await invalidations.close();
-      await outboundAgent.close();
-      connection.disconnect();
+      await runner.inlineDrains.close();
+      await Promise.all([plumbing.stepRuns.close(), plumbing.dialogUpdates.close(), plumbing.outbound.close(), plumbing.outboundBatches.close()]);
+      await runner.invalidations.close();
+      await plumbing.outboundAgent.close();
+      plumbing.connection.disconnect();
     },
   };
 }
