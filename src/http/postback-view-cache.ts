@@ -2,10 +2,17 @@ import type { Knex } from 'knex';
 import { loadBotPostbackView, loadEndpointView, type EndpointView } from '../db/postback-endpoints.js';
 import type { BotPostbackView } from '../domain/postback.js';
 import type { Invalidation } from '../redis/invalidation.js';
+import { LruCache } from '../util/lru-cache.js';
 
 interface Entry<T> {
   value: Promise<T>;
   expires: number;
+}
+
+/** The next read loads `key` again: an expired entry in its place (a new object, so a pending load cannot revive it). */
+function forget<T>(map: LruCache<string, Entry<T>>, key: string): void {
+  const entry = map.get(key);
+  if (entry) map.set(key, { value: entry.value, expires: Number.NEGATIVE_INFINITY });
 }
 
 /**
@@ -13,14 +20,18 @@ interface Entry<T> {
  * `negativeTtlMs`) and are dropped at once by an invalidation from the management API.
  */
 export class PostbackViewCache {
-  private readonly endpoints = new Map<string, Entry<EndpointView | null>>();
-  private readonly bots = new Map<string, Entry<BotPostbackView>>();
+  private readonly endpoints: LruCache<string, Entry<EndpointView | null>>;
+  private readonly bots: LruCache<string, Entry<BotPostbackView>>;
 
   constructor(
     private readonly db: Knex,
     private readonly ttlMs = 60_000,
     private readonly negativeTtlMs = 5_000,
-  ) {}
+    capacity = 50_000,
+  ) {
+    this.endpoints = new LruCache(capacity);
+    this.bots = new LruCache(capacity);
+  }
 
   endpoint(id: string): Promise<EndpointView | null> {
     return this.cached(this.endpoints, id, () => loadEndpointView(this.db, id), (view) => (view ? this.ttlMs : this.negativeTtlMs));
@@ -31,8 +42,8 @@ export class PostbackViewCache {
   }
 
   invalidate(message: Invalidation): void {
-    if (message.kind === 'bot') this.bots.delete(message.id);
-    else this.endpoints.delete(message.id);
+    if (message.kind === 'bot') forget(this.bots, message.id);
+    else forget(this.endpoints, message.id);
   }
 
   clear(): void {
@@ -40,11 +51,10 @@ export class PostbackViewCache {
     this.bots.clear();
   }
 
-  private cached<T>(map: Map<string, Entry<T>>, key: string, load: () => Promise<T>, ttl: (value: T) => number): Promise<T> {
+  private cached<T>(map: LruCache<string, Entry<T>>, key: string, load: () => Promise<T>, ttl: (value: T) => number): Promise<T> {
     const now = Date.now();
     const hit = map.get(key);
     if (hit && hit.expires > now) return hit.value;
-    if (map.size > 50_000) map.clear();
     const entry: Entry<T> = { value: load(), expires: Number.POSITIVE_INFINITY };
     map.set(key, entry);
     entry.value.then(
@@ -52,7 +62,7 @@ export class PostbackViewCache {
         if (map.get(key) === entry) entry.expires = Date.now() + ttl(value);
       },
       () => {
-        if (map.get(key) === entry) map.delete(key);
+        if (map.get(key) === entry) forget(map, key);
       },
     );
     return entry.value;
