@@ -1,4 +1,6 @@
 import type { Knex } from 'knex';
+import type { EngineScript } from '../domain/engine/index.js';
+import type { Step } from '../domain/script/index.js';
 
 export interface StoredStep {
   id: string;
@@ -19,6 +21,16 @@ export async function listStepRefs(db: Knex, botId: string): Promise<Array<{ id:
 export async function scriptStart(db: Knex, botId: string): Promise<string | null> {
   const row: { script_start: string | null } | undefined = await db('bots').where({ id: botId }).first('script_start');
   return row?.script_start ?? null;
+}
+
+/** The bot's script as the engine runs it; null before a script is set. */
+export async function loadScript(db: Knex, botId: string): Promise<EngineScript | null> {
+  const [startKey, steps] = await Promise.all([
+    scriptStart(db, botId),
+    db('script_steps').where({ bot_id: botId }).orderBy('position').select('id', 'definition'),
+  ]);
+  if (!startKey) return null;
+  return { startKey, steps: steps.map((row: { id: string; definition: Step }) => ({ id: row.id, step: row.definition })) };
 }
 
 /** Replaces a bot's script: the given steps (with their ids already assigned) and its start step. */

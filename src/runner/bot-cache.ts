@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { findBot } from '../db/bots.js';
-import { loadScript } from '../db/scripts.js';
+import { loadScript } from '../db/script-steps.js';
 import type { EngineScript } from '../domain/engine/index.js';
 import { parseBotInfo, type BotCredentials } from '../telegram/index.js';
 import { LruCache } from '../util/lru-cache.js';
