@@ -337,15 +337,31 @@ describe('with Redis', () => {
   });
 
   describe('SendLimiter', () => {
+    // The limiter books slots on Redis' clock, this machine's: a slot is `wait` after a moment
+    // between `from` and `to`. Tests compare slots, so a slow round trip under load does not
+    // count as time the limiter handed out.
+    interface Booked {
+      wait: number;
+      from: number;
+      to: number;
+    }
+    const book = async (limiter: SendLimiter, bot: string, chat: number): Promise<Booked> => {
+      const from = Date.now();
+      const wait = await limiter.reserve(bot, chat);
+      return { wait, from, to: Date.now() };
+    };
+    /** The slot of `later` is more than `min` and at most `max` ms after the slot of `first` (1 ms of rounding). */
+    const expectGap = (first: Booked, later: Booked, min: number, max: number) => {
+      expect(later.to + later.wait - first.from, 'gap at its longest').toBeGreaterThan(min);
+      expect(later.from + later.wait - first.to, 'gap at its shortest').toBeLessThanOrEqual(max + 1);
+    };
+
     it('allows 1 message a second per chat; another chat need not wait', async () => {
       const limiter = new SendLimiter(redis, { prefix: prefix() });
-      expect(await limiter.reserve('b1', 100)).toBe(0);
-      const second = await limiter.reserve('b1', 100);
-      expect(second).toBeGreaterThan(900);
-      expect(second).toBeLessThanOrEqual(1000);
-      const third = await limiter.reserve('b1', 100);
-      expect(third).toBeGreaterThan(1900);
-      expect(third).toBeLessThanOrEqual(2000);
+      const first = await book(limiter, 'b1', 100);
+      expect(first.wait).toBe(0);
+      expectGap(first, await book(limiter, 'b1', 100), 900, 1000);
+      expectGap(first, await book(limiter, 'b1', 100), 1900, 2000);
       // Another chat: only the bot's 30/s spacing.
       expect(await limiter.reserve('b1', 200)).toBeLessThan(100);
       // Another bot, same chat id: its own limits.
@@ -356,21 +372,23 @@ describe('with Redis', () => {
       const p = prefix();
       const a = new SendLimiter(redis, { prefix: p });
       const b = new SendLimiter(other, { prefix: p });
-      expect(await a.reserve('bot', 5)).toBe(0);
-      expect(await b.reserve('bot', 5)).toBeGreaterThan(900);
-      expect(await a.reserve('bot', 5)).toBeGreaterThan(1900);
+      const first = await book(a, 'bot', 5);
+      expect(first.wait).toBe(0);
+      expectGap(first, await book(b, 'bot', 5), 900, 1000);
+      expectGap(first, await book(a, 'bot', 5), 1900, 2000);
     });
 
     it('spaces a bot across chats at its rate', async () => {
       const limiter = new SendLimiter(redis, { prefix: prefix(), limits: { botPerSecond: 10 } });
-      const waits: number[] = [];
-      for (let chat = 1; chat <= 20; chat++) waits.push(await limiter.reserve('bot', chat));
-      expect(waits[0]).toBe(0);
-      for (let i = 1; i < waits.length; i++) expect(waits[i]!).toBeGreaterThanOrEqual(waits[i - 1]!);
+      const booked: Booked[] = [];
+      for (let chat = 1; chat <= 20; chat++) booked.push(await book(limiter, 'bot', chat));
+      const first = booked[0]!;
+      expect(first.wait).toBe(0);
+      // Each slot is no earlier than the one before.
+      for (let i = 1; i < booked.length; i++) expect(booked[i]!.to + booked[i]!.wait).toBeGreaterThanOrEqual(booked[i - 1]!.from + booked[i - 1]!.wait);
       // Reservation i goes in the i-th 100 ms slot.
-      expect(waits[19]!).toBeGreaterThan(1750);
-      expect(waits[19]!).toBeLessThanOrEqual(1950);
-      expect(waits.filter((w) => w < 1000).length).toBeLessThanOrEqual(11);
+      expectGap(first, booked[19]!, 1750, 1950);
+      expect(booked.filter((b) => b.from + b.wait - first.to < 1000).length).toBeLessThanOrEqual(11);
     });
 
     it('does not let a chat that must wait hold up the bot’s other chats', async () => {
@@ -383,10 +401,9 @@ describe('with Redis', () => {
 
     it('allows 20 a minute in a group', async () => {
       const limiter = new SendLimiter(redis, { prefix: prefix() });
-      expect(await limiter.reserve('bot', -1001234567890)).toBe(0);
-      const second = await limiter.reserve('bot', -1001234567890);
-      expect(second).toBeGreaterThan(2900);
-      expect(second).toBeLessThanOrEqual(3000);
+      const first = await book(limiter, 'bot', -1001234567890);
+      expect(first.wait).toBe(0);
+      expectGap(first, await book(limiter, 'bot', -1001234567890), 2900, 3000);
     });
 
     it('can lift the per-bot limit (benchmarks) and take bursts', async () => {
