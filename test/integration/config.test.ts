@@ -305,7 +305,8 @@ function uniqueDatabase(): string {
   return name;
 }
 
-describe('processes', () => {
+// Each test starts processes, databases and prefixes of its own, and mostly waits on them: they run at once.
+describe.concurrent('processes', () => {
   it('web refuses PORT=abc: exits non-zero naming PORT', async () => {
     const child = start('src/cli/web.ts', { PORT: 'abc', ADMIN_API_KEY: 'a-long-enough-admin-key' });
     const { code } = await exitOf(child);
