@@ -121,7 +121,8 @@ afterAll(async () => {
   await new Promise<void>((resolve) => (target ? target.server.close(() => resolve()) : resolve()));
 });
 
-describe('a dialog handles its inputs in one order', () => {
+// Each test has a bot and chats of its own (failures are set per chat): they run at once.
+describe.concurrent('a dialog handles its inputs in one order', () => {
   it('a move set before the user starts runs at /start, exactly once', async () => {
     const bot = await createScriptedBot(h, {
       start: 'hello',
@@ -382,7 +383,7 @@ describe('a dialog handles its inputs in one order', () => {
 // other inputs of its dialog come in.
 // ---------------------------------------------------------------------------------------------
 
-describe('inputs that come in while a run is still sending', () => {
+describe.concurrent('inputs that come in while a run is still sending', () => {
   let slow: Harness;
   let faq: Awaited<ReturnType<typeof startTarget>>;
   const postbackUrls = new Map<string, string>();

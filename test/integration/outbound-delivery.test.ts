@@ -304,7 +304,8 @@ function spawnWorker(env: NodeJS.ProcessEnv) {
   return spawn(process.execPath, ['--import', 'tsx', 'src/cli/worker.ts'], { env, stdio: 'ignore' });
 }
 
-describe('crash safety', () => {
+// Each test has its worker processes, queue prefix and target of its own: they run at once.
+describe.concurrent('crash safety', () => {
   it('a batch whose worker died is taken over: what was recorded is not sent again, the rest is', async () => {
     const hits = new Map<string, number>();
     const target = await startTarget((req, res) => {
@@ -387,7 +388,8 @@ describe('crash safety', () => {
   });
 });
 
-describe('deliveries recorded together', () => {
+// Each test has a target of its own (the busy-host one a harness of its own too): they run at once.
+describe.concurrent('deliveries recorded together', () => {
   it('share a batch job, and each is delivered and recorded with its own webhook-id', async () => {
     const target = await startTarget(answer(200));
     try {
