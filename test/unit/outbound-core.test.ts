@@ -526,11 +526,13 @@ describe('attemptDelivery', () => {
     expect(queued.status).toBeUndefined();
     expect(queued.durationMs).toBeGreaterThanOrEqual(250);
     expect(queued.durationMs).toBeLessThan(1_500);
-    // The one connection comes free: the attempt that gave up is not sent on it.
+    // The one connection comes free: the attempt that gave up is not sent on it. A request made
+    // after it queues behind anything still waiting for that connection, so once it is answered,
+    // whatever was still queued would have been sent first.
     release();
     expect((await held).status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(server.requests.slice(before).map((r) => r.url)).toEqual(['/held']);
+    expect((await attemptDelivery({ agent: single, method: 'GET', url: `${server.url}/after`, totalTimeoutMs: 5_000 })).status).toBe(200);
+    expect(server.requests.slice(before).map((r) => r.url)).toEqual(['/held', '/after']);
   });
 
   it('connection refused is a network error', async () => {
@@ -581,9 +583,8 @@ describe('attemptDelivery', () => {
   });
 
   it('reports a caller abort as aborted', async () => {
-    behaviour = () => undefined;
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 100);
+    behaviour = () => controller.abort(); // once the request is in, before any answer
     const result = await deliver('/', { signal: controller.signal });
     expect(result.errorKind).toBe('aborted');
     expect(classifyOutcome({ status: result.status, error: result.errorKind })).toBe('retry');
