@@ -90,7 +90,10 @@ export async function benchApply(database: BenchDatabase): Promise<{ noop: Drain
     await dropPrefix(prefix);
   }
   const dialogs = await database.db('dialogs').where({ bot_id: bot.id }).count<{ count: string }[]>('* as count');
-  const last = await database.db('dialogs').where({ bot_id: bot.id, chat_id: 200_000 + ((UPDATES - 1) % DIALOGS) }).first('fields');
+  const last = await database
+    .db('dialogs')
+    .where({ bot_id: bot.id, chat_id: 200_000 + ((UPDATES - 1) % DIALOGS) })
+    .first<{ fields: Record<string, unknown> } | undefined>('fields');
   if (Number(dialogs[0]!.count) !== DIALOGS || last?.fields.userBalance !== UPDATES - 1) {
     throw new Error(`apply bench: expected ${DIALOGS} dialogs ending at their last values; found ${dialogs[0]!.count}, ${JSON.stringify(last)}`);
   }

@@ -95,7 +95,7 @@ async function fastLatencies(recorder: DeliveryRecorder, botId: string, sinkUrl:
     for (const [path, at] of await recordMany(recorder, botId, [`${sinkUrl}/${tag}-${i}`])) created.set(path, at);
   }
   const deadline = Date.now() + 60_000;
-  let seen = new Map<string, number>();
+  const seen = new Map<string, number>();
   while (seen.size < total && Date.now() < deadline) {
     await sleep(200);
     for (const [path, at] of await arrivals(sinkUrl)) seen.set(path, at);

@@ -3,7 +3,7 @@ import { Worker } from 'bullmq';
 import { QUEUES } from '../../src/jobs/queue-names.js';
 import { createWorkerConnection } from '../../src/redis/connection.js';
 
-const worker = new Worker(QUEUES.dialogUpdates, async () => undefined, {
+const worker = new Worker(QUEUES.dialogUpdates, () => Promise.resolve(), {
   connection: createWorkerConnection(process.env.REDIS_URL!),
   prefix: process.env.QUEUE_PREFIX!,
   concurrency: Number(process.env.WORKER_CONCURRENCY),
