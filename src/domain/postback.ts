@@ -69,7 +69,7 @@ function toRawValue(name: string, value: unknown): RawValue {
     if (!Number.isFinite(value)) throw new DomainError('invalid', 'invalid_value', `${name} must be a finite number`, { param: name });
     return value;
   }
-  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value as string[];
+  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value;
   throw new DomainError('invalid', 'invalid_value', `${name} must be a string, number, boolean, null or an array of strings`, { param: name });
 }
 

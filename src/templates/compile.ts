@@ -86,7 +86,7 @@ function compileUncached(source: string, mode: TemplateMode): CompiledTemplate {
   let delegate: Delegate;
   try {
     checkTemplateAst(hb.parse(converted.text), converted.locate);
-    delegate = hb.compile(converted.text, COMPILE_OPTIONS) as Delegate;
+    delegate = hb.compile(converted.text, COMPILE_OPTIONS);
     // Handlebars compiles lazily on first call: a dry run surfaces compile errors now,
     // and refuses templates that exceed the render limits even without data.
     run(delegate, mode, EMPTY_CONTEXT);

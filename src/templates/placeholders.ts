@@ -24,7 +24,7 @@ export interface ConvertedTemplate {
   /** Handlebars source. Same line breaks as the original, so line numbers agree. */
   readonly text: string;
   /** Maps a Handlebars position (1-based line, 0-based column) to the 1-based source position. */
-  locate(line: number, column: number): { line: number; column: number };
+  readonly locate: (line: number, column: number) => { line: number; column: number };
 }
 
 /** Where the `{{…}}` starting at `start` ends (exclusive); the whole rest if it is unclosed. */
