@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 
 /** CPU time (user + system, ms) a process has used so far; null where /proc is not there. */
-export function processCpuMs(pid: number): number | null {
+function processCpuMs(pid: number): number | null {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     // utime and stime, in clock ticks (USER_HZ, 100 a second on Linux).

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 
 /** Keys of custom fields, tracker fields and steps, and tag texts: `[A-Za-z0-9_.-]{1,64}`. */
-export const KEY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const KEY_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Keys that would reach Object.prototype when used as property names. */
-export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
-export const KEY_FORMAT_MESSAGE = 'must be 1-64 characters of A-Z, a-z, 0-9, "_", "." or "-"';
+const KEY_FORMAT_MESSAGE = 'must be 1-64 characters of A-Z, a-z, 0-9, "_", "." or "-"';
 
 export function isForbiddenKey(key: string): boolean {
   return FORBIDDEN_KEYS.has(key);

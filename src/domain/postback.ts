@@ -3,9 +3,9 @@ import { parseFieldValue, type FieldDefinition, type RawValue } from './field-ty
 import { DomainError } from './errors.js';
 import { keyProblem } from './keys.js';
 
-export const MAX_VALUE_BYTES = 4096;
-export const MAX_TAG_LENGTH = 64;
-export const MAX_EVENT_ID_LENGTH = 255;
+const MAX_VALUE_BYTES = 4096;
+const MAX_TAG_LENGTH = 64;
+const MAX_EVENT_ID_LENGTH = 255;
 
 /** The parameters of one postback: query pairs, then the body (form pairs or a JSON object). */
 export interface PostbackInput {

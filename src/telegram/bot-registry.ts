@@ -25,7 +25,7 @@ export function grammySignal(signal: AbortSignal | undefined): GrammySignal | un
 }
 
 /** `https://api.telegram.org/` → `https://api.telegram.org` (grammY refuses a trailing slash). */
-export function normalizeApiRoot(apiRoot: string): string {
+function normalizeApiRoot(apiRoot: string): string {
   return apiRoot.replace(/\/+$/, '');
 }
 
@@ -34,7 +34,7 @@ export function normalizeApiRoot(apiRoot: string): string {
  * node-fetch's error, whose message and fields hold the request URL (token included), so logging
  * it would leak the token. Telegram's own error answers (GrammyError) hold no token.
  */
-export function tokenGuard(token: string): Transformer {
+function tokenGuard(token: string): Transformer {
   return async (prev, method, payload, signal) => {
     try {
       return await prev(method, payload, signal);

@@ -7,39 +7,16 @@ export {
   BotRegistry,
   createBot,
   getMe,
-  grammySignal,
-  normalizeApiRoot,
   parseBotInfo,
-  tokenGuard,
   type BotClientOptions,
   type BotRegistryOptions,
   type GrammySignal,
 } from './bot-registry.js';
+export { startPollers, type PolledBot, type Pollers, type StartPollersOptions } from './long-poller.js';
+export { splitMessage } from './message-splitting.js';
+export { TelegramApiError, type TelegramErrorInfo } from './safe-errors.js';
+export { SendLimiter, type SendLimiterOptions, type SendLimits } from './send-limiter.js';
 export {
-  startPollers,
-  type PolledBot,
-  type Pollers,
-  type StartPollersOptions,
-} from './long-poller.js';
-export { splitMessage, TELEGRAM_MESSAGE_LIMIT } from './message-splitting.js';
-export {
-  redactTokens,
-  sanitizeHttpError,
-  TelegramApiError,
-  toTelegramApiError,
-  type TelegramErrorInfo,
-} from './safe-errors.js';
-export {
-  DEFAULT_SEND_LIMITS,
-  isGroupChat,
-  SendLimiter,
-  type SendLimiterOptions,
-  type SendLimits,
-} from './send-limiter.js';
-export {
-  CALLBACK_DATA_MAX_BYTES,
-  inlineKeyboard,
-  isBlockedAnswer,
   TelegramSender,
   TelegramSendError,
   type BotCredentials,
@@ -48,21 +25,5 @@ export {
   type SendResult,
   type TelegramSenderOptions,
 } from './sender.js';
-export {
-  classifyUpdate,
-  parseStartCommand,
-  START_PAYLOAD_PATTERN,
-  type ClassifyOptions,
-  type TelegramEvent,
-  type TelegramEventKind,
-  type TelegramUserInfo,
-} from './update-shape.js';
-export {
-  ALLOWED_UPDATES,
-  generateWebhookSecret,
-  registerWebhook,
-  removeWebhook,
-  usesWebhook,
-  WEBHOOK_SECRET_PATTERN,
-  webhookUrl,
-} from './webhook-setup.js';
+export { classifyUpdate, type ClassifyOptions, type TelegramEvent, type TelegramUserInfo } from './update-shape.js';
+export { generateWebhookSecret, registerWebhook, usesWebhook, webhookUrl } from './webhook-setup.js';

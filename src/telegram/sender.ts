@@ -25,7 +25,7 @@ export type SendResult =
   | { ok: false; blocked: true; reason: string; messageIds: number[] };
 
 /** Telegram allows callback data of 1–64 bytes. */
-export const CALLBACK_DATA_MAX_BYTES = 64;
+const CALLBACK_DATA_MAX_BYTES = 64;
 
 /**
  * A message that could not be sent. The message names the method, Telegram's code and
@@ -68,7 +68,7 @@ export class TelegramSendError extends Error {
  * the user, user deactivated, kicked from the group, cannot initiate a conversation) and the 400s
  * for a chat that does not exist.
  */
-export function isBlockedAnswer(errorCode: number | undefined, description: string | undefined): boolean {
+function isBlockedAnswer(errorCode: number | undefined, description: string | undefined): boolean {
   if (errorCode === 403) return true;
   if (errorCode !== 400) return false;
   const text = (description ?? '').toLowerCase();
@@ -105,7 +105,7 @@ function byteLength(text: string): number {
 }
 
 /** Builds Telegram's inline keyboard; throws TelegramSendError (not retryable) for a bad button. */
-export function inlineKeyboard(buttons: ButtonLayout): InlineKeyboardMarkup | undefined {
+function inlineKeyboard(buttons: ButtonLayout): InlineKeyboardMarkup | undefined {
   const invalid = (description: string) => new TelegramSendError({ description, retryable: false, attempts: 0 });
   const rows: InlineKeyboardButton[][] = [];
   for (const item of buttons) {

@@ -17,8 +17,6 @@ export type TelegramEvent =
   | { kind: 'unblocked'; chatId: number; updateId: number }
   | { kind: 'other'; chatId: number; updateId: number };
 
-export type TelegramEventKind = TelegramEvent['kind'];
-
 export interface ClassifyOptions {
   /**
    * The bot's username. When given, `/start@otherbot` (a command addressed to another bot in a
@@ -28,7 +26,7 @@ export interface ClassifyOptions {
 }
 
 /** A deep-link payload: `t.me/<bot>?start=<payload>`. */
-export const START_PAYLOAD_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const START_PAYLOAD_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 // `/start`, `/start@botname`, optionally followed by whitespace and a payload.
 const START_COMMAND = /^\/start(?:@([A-Za-z0-9_]{1,64}))?(?:\s+([\s\S]*))?$/;
@@ -58,7 +56,7 @@ function userInfo(from: unknown, chat: Json | null): TelegramUserInfo {
 }
 
 /** The payload of a `/start` command, or undefined when the text is not this bot's /start. */
-export function parseStartCommand(text: string, options: ClassifyOptions = {}): { payload: string | null } | undefined {
+function parseStartCommand(text: string, options: ClassifyOptions = {}): { payload: string | null } | undefined {
   const match = START_COMMAND.exec(text.trim());
   if (!match) return undefined;
   const mention = match[1];

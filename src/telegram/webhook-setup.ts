@@ -7,7 +7,7 @@ import { toTelegramApiError } from './safe-errors.js';
 export const ALLOWED_UPDATES = ['message', 'callback_query', 'my_chat_member'] as const;
 
 /** Telegram's rule for `secret_token`: 1–256 of `[A-Za-z0-9_-]`. */
-export const WEBHOOK_SECRET_PATTERN = /^[A-Za-z0-9_-]{1,256}$/;
+const WEBHOOK_SECRET_PATTERN = /^[A-Za-z0-9_-]{1,256}$/;
 
 /** Webhooks need a public https URL; anything else (a local http URL) means long polling. */
 export function usesWebhook(publicUrl: string | null | undefined): boolean {

@@ -91,9 +91,9 @@ export function scalarValue(mode: TemplateMode, value: unknown): ScalarValue {
   }
 }
 
-export const LIST_SEPARATOR = ', ';
+const LIST_SEPARATOR = ', ';
 
-export function listValue(mode: TemplateMode, items: readonly unknown[]): ListValue {
+function listValue(mode: TemplateMode, items: readonly unknown[]): ListValue {
   const values: (TextValue | number | boolean)[] = [];
   for (const item of items) {
     const value = scalarValue(mode, item);

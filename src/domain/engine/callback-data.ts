@@ -1,7 +1,7 @@
 /** Telegram callback data of a `next` button: which step's button was pressed. */
 
 /** Telegram's limit on callback_data, in bytes. */
-export const MAX_CALLBACK_DATA_BYTES = 64;
+const MAX_CALLBACK_DATA_BYTES = 64;
 
 const PREFIX = 'b:';
 const INDEX = /^(?:0|[1-9]\d{0,5})$/;

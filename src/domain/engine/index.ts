@@ -1,9 +1,8 @@
 export { runEngine } from './run-engine.js';
-export { buttonCallbackData, parseButtonCallbackData, MAX_CALLBACK_DATA_BYTES } from './callback-data.js';
-export { nextOccurrence, isValidTimeZone } from './next-occurrence.js';
+export { buttonCallbackData, parseButtonCallbackData } from './callback-data.js';
+export { nextOccurrence } from './next-occurrence.js';
 export { evaluateCondition, type ConditionDialog } from './conditions.js';
 export {
-  DEFAULT_MAX_STEPS,
   type DialogChanges,
   type Effect,
   type EffectButton,

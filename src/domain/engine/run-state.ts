@@ -20,7 +20,7 @@ export class StepError extends Error {
 }
 
 /** The template context of the working dialog while `stored` runs. */
-export function templateContext(run: RunState, stored: EngineStep): TemplateContext {
+function templateContext(run: RunState, stored: EngineStep): TemplateContext {
   const { dialog } = run;
   return {
     chatId: dialog.chatId,

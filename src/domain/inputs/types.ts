@@ -11,8 +11,6 @@ export type DialogInput =
   /** A delay ended: continue at `stepId` (or the step now keyed `stepKey`) if the run that set it is still the newest move. */
   | { kind: 'timer'; scheduledBy: number; stepId: string | null; stepKey: string | null };
 
-export type InputKind = DialogInput['kind'];
-
 /** The user as a /start tells it. */
 export interface StartedUser {
   username: string | null;
