@@ -7,7 +7,7 @@ export default defineConfig({
   test: {
     // Integration files mostly wait on Postgres, Redis, sockets and timers: more files than cores
     // at once shortens the run (vitest's default on 2 cores is one file at a time).
-    maxWorkers: 6,
+    maxWorkers: 8,
     projects: [
       {
         test: {

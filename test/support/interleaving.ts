@@ -97,6 +97,8 @@ interface Tier {
   name: string;
 }
 const tiers: Tier[] = [];
+/** The queues of dialog updates and dialog runs, under this file's prefix: empty once all is quiet. */
+const jobQueues: Queue[] = [];
 const closing = new Set<Promise<void>>();
 let tierCount = 0;
 const totals = { restarts: 0, twoTiers: 0, failed502: 0, runs: 0, newestMoveChecks: 0, startedMoveChecks: 0, resumedRuns: 0, superseded: 0, timers: 0 };
@@ -320,6 +322,11 @@ async function quiesce(run: RunRecord): Promise<void> {
       if (rows.some((r) => r.state === 'pending' || r.state === 'acting')) return false;
       const journaledUpdates = new Set(rows.filter((r) => r.kind === 'telegram').map((r) => r.payload.update.update_id));
       if (run.updates.some((u) => !journaledUpdates.has(u.updateId))) return false;
+      // No job left to come: a delay's alarm (even one a newer move made stale) or a retry waiting out its backoff.
+      for (const queue of jobQueues) {
+        const counts = await queue.getJobCounts('wait', 'active', 'delayed', 'paused', 'prioritized', 'waiting-children');
+        if (Object.values(counts).some((n) => n > 0)) return false;
+      }
       return true;
     },
     40_000,
@@ -437,8 +444,10 @@ function useInterleavingHarness(): void {
       };
     });
     await startTier();
+    for (const name of [QUEUES.dialogUpdates, QUEUES.stepRuns]) jobQueues.push(new Queue(name, { connection: { url: REDIS_URL }, prefix: h.config.queuePrefix }));
   });
   afterAll(async () => {
+    await Promise.all(jobQueues.splice(0).map((queue) => queue.close()));
     for (const t of [...tiers]) stopTier(t);
     await Promise.all([...closing]);
     await h?.close();
