@@ -349,7 +349,7 @@ describe.concurrent('crash safety', () => {
       await queues.close();
       await dropPrefix(env.QUEUE_PREFIX);
     }
-  });
+  }, 60_000); // its own waits allow 20 s + 30 s, for worker processes started on a loaded machine
 
   it('a worker process killed mid-request leaves the delivery to be retried, never marked succeeded', async () => {
     let calls = 0;
@@ -385,7 +385,7 @@ describe.concurrent('crash safety', () => {
       await queues.close();
       await dropPrefix(env.QUEUE_PREFIX);
     }
-  });
+  }, 60_000); // its own waits allow 20 s + 30 s, for worker processes started on a loaded machine
 });
 
 // Each test has a target of its own (the busy-host one a harness of its own too): they run at once.
