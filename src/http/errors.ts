@@ -35,7 +35,7 @@ export function sendError(
 
 /** The queue (Redis) or the database could not take the work now: 503, and the client should retry. */
 function sendUnavailable(ctx: Context, code: string): void {
-  ctx.set('Retry-After', '5');
+  if (!ctx.response.get('Retry-After')) ctx.set('Retry-After', '5');
   sendError(ctx, 503, code, 'temporarily unable to accept this request; retry later');
 }
 

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../src/db/connection.js';
 import { DIALOG_UPDATE_JOB } from '../../src/jobs/dialog-update-job.js';
 import { QUEUES } from '../../src/jobs/queue-names.js';
+import { idempotencyKey } from '../../src/redis/idempotency.js';
 import { createLogger } from '../../src/config/log.js';
 import { startWebTier } from '../../src/http/server.js';
 import { startWorkerTier, type WorkerTier } from '../../src/workers/worker-tier.js';
@@ -107,6 +108,21 @@ describe('idempotency', () => {
       expect((await dialogRow(botId, 77)).fields.userBalance).toBe('2');
     } finally {
       await workers.close();
+    }
+  });
+
+  it('a repeat of an eventId whose first request is still being queued is answered 503 with Retry-After: 1, never a 4xx', async () => {
+    const { botId, url } = await createBotWithEndpoint(h);
+    const redis = new Redis(REDIS_URL);
+    try {
+      // The first request's claim, as it stands while its job is being added.
+      await redis.set(idempotencyKey(h.config.queuePrefix, botId, 'lead-9'), 'pending', 'PX', 30_000);
+      const repeat = await fetch(`${url}?chatId=78&eventId=lead-9`);
+      expect(repeat.status).toBe(503);
+      expect(repeat.headers.get('retry-after')).toBe('1');
+      expect(((await repeat.json()) as { error: { code: string } }).error.code).toBe('request_in_progress');
+    } finally {
+      redis.disconnect();
     }
   });
 });

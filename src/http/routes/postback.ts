@@ -120,8 +120,9 @@ async function queueOnce(ctx: Context, deps: PostbackDeps, queue: BoundedQueue, 
     return;
   }
   if (claim.state === 'in_progress') {
+    // Never a 4xx: senders take 4xx as final, and the first request may still fail to queue.
     ctx.set('Retry-After', '1');
-    throw new DomainError('conflict', 'request_in_progress', 'an update with this eventId is being queued; retry shortly', { param: 'eventId' });
+    throw new DomainError('unavailable', 'request_in_progress', 'an update with this eventId is being queued; retry shortly', { param: 'eventId' });
   }
   // The key follows the add itself, not this answer: an add that outlives its deadline (answered
   // 503) still completes the key, so the sender's retry is a duplicate, not a second update.
