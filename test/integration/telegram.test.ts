@@ -388,7 +388,8 @@ describe('with Redis', () => {
       for (let i = 1; i < booked.length; i++) expect(booked[i]!.to + booked[i]!.wait).toBeGreaterThanOrEqual(booked[i - 1]!.from + booked[i - 1]!.wait);
       // Reservation i goes in the i-th 100 ms slot.
       expectGap(first, booked[19]!, 1750, 1950);
-      expect(booked.filter((b) => b.from + b.wait - first.to < 1000).length).toBeLessThanOrEqual(11);
+      // At most 11 slots within the first second (counting those surely in it, whatever the round trips took).
+      expect(booked.filter((b) => b.to + b.wait - first.from < 1000).length).toBeLessThanOrEqual(11);
     });
 
     it('does not let a chat that must wait hold up the bot’s other chats', async () => {
