@@ -1,9 +1,5 @@
-import { spawn } from 'node:child_process';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QUEUES } from '../../src/jobs/queue-names.js';
 import type { OutboundDeliveryJob } from '../../src/jobs/outbound-delivery-job.js';
 import { createLogger } from '../../src/config/log.js';
 import { verifySignature } from '../../src/outbound/delivery/index.js';
@@ -11,62 +7,14 @@ import { startStrandedSweeper } from '../../src/workers/stranded-deliveries-swee
 import { recordDelivery } from '../../src/runner/effects.js';
 import { DeliveryRecorder } from '../../src/outbound/delivery-recorder.js';
 import type { OutboundBatchJob } from '../../src/jobs/outbound-delivery-job.js';
-import { createBotWithEndpoint, dropPrefix, REDIS_URL, startHarness, waitFor, type Harness } from '../support/harness.js';
-
-type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
-
-interface Target {
-  url: string;
-  requests: Array<{ method: string; url: string; headers: IncomingMessage['headers']; body: string; at: number }>;
-  connections: number;
-  handle: Handler;
-  close(): Promise<void>;
-}
-
-async function startTarget(handle: Handler, host = '127.0.0.1'): Promise<Target> {
-  const target = { requests: [], connections: 0, handle } as unknown as Target;
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => (body += chunk));
-    req.on('end', () => {
-      target.requests.push({ method: req.method!, url: req.url!, headers: req.headers, body, at: Date.now() });
-      target.handle(req, res, body);
-    });
-  });
-  server.on('connection', () => target.connections++);
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const { port } = server.address() as AddressInfo;
-  target.url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  target.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
-  return target;
-}
-
-const answer = (status: number, headers: Record<string, string> = {}) => (_req: IncomingMessage, res: ServerResponse) => {
-  res.writeHead(status, headers);
-  res.end(`answer ${status}`);
-};
+import { createBotWithEndpoint, dropPrefix, startHarness, waitFor, type Harness } from '../support/harness.js';
+import { answer, recorderFor, startTarget } from '../support/outbound-target.js';
 
 let h: Harness;
 let outbound: Queue<OutboundDeliveryJob>;
 let outboundBatches: Queue<OutboundBatchJob>;
 let recorder: DeliveryRecorder;
 let botId: string;
-
-/** Records deliveries the way a worker's script runs do, into the queues under `prefix`. */
-function recorderFor(db: Harness['db'], prefix: string) {
-  const chains = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection: { url: REDIS_URL }, prefix });
-  const batches = new Queue<OutboundBatchJob>(QUEUES.outboundBatches, { connection: { url: REDIS_URL }, prefix });
-  return {
-    chains,
-    batches,
-    recorder: new DeliveryRecorder(db, { chains, batches }),
-    close: () => Promise.all([chains.close(), batches.close()]),
-  };
-}
 
 beforeAll(async () => {
   h = await startHarness({
@@ -283,109 +231,6 @@ describe('fairness', () => {
       await fast.close();
     }
   });
-});
-
-/** Worker processes of their own (one is killed), with a short lock so that another takes over soon. */
-function crashEnv(suffix: string) {
-  return {
-    ...process.env,
-    DATABASE_URL: h.config.databaseUrl,
-    REDIS_URL,
-    QUEUE_PREFIX: `${h.config.queuePrefix}_${suffix}`,
-    OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
-    OUTBOUND_TIMEOUT_MS: '20000',
-    QUEUE_LOCK_MS: '1000',
-    PUBLIC_URL: 'https://flowpost.test',
-    LOG_LEVEL: 'silent',
-  };
-}
-
-function spawnWorker(env: NodeJS.ProcessEnv) {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/worker.ts'], { env, stdio: 'ignore' });
-}
-
-// Each test has its worker processes, queue prefix and target of its own: they run at once.
-describe.concurrent('crash safety', () => {
-  it('a batch whose worker died is taken over: what was recorded is not sent again, the rest is', async () => {
-    const hits = new Map<string, number>();
-    const target = await startTarget((req, res) => {
-      hits.set(req.url!, (hits.get(req.url!) ?? 0) + 1);
-      if (req.url === '/hang' && hits.get('/hang') === 1) return; // its worker process dies meanwhile
-      answer(200)(req, res);
-    });
-    const env = crashEnv('batchcrash');
-    const queues = recorderFor(h.db, env.QUEUE_PREFIX);
-    const first = spawnWorker(env);
-    let second: ReturnType<typeof spawnWorker> | undefined;
-    try {
-      const ids = await Promise.all(
-        ['/quick-1', '/hang', '/quick-2'].map((path) =>
-          recordDelivery({ deliveries: queues.recorder }, { botId, chatId: 1 }, {
-            type: 'send_webhook', stepId: '00000000-0000-4000-8000-000000000000', method: 'GET', url: `${target.url}${path}`, headers: {}, body: null,
-          }),
-        ),
-      );
-      expect(await queues.batches.getJobCounts('wait')).toEqual({ wait: 1 });
-      const [quick1, hang, quick2] = ids as [string, string, string];
-      await waitFor(async () => {
-        const rows = await h.db('deliveries').whereIn('id', [quick1, quick2]).where({ state: 'succeeded' });
-        return hits.get('/hang') === 1 && rows.length === 2;
-      }, 20_000, 'the quick deliveries recorded while the other hangs');
-      first.kill('SIGKILL');
-      await new Promise((resolve) => first.once('exit', resolve));
-      expect((await h.db('deliveries').where({ id: hang }).first()).state).toBe('pending');
-      second = spawnWorker(env);
-      const row = await waitFor(async () => {
-        const found = await h.db('deliveries').where({ id: hang }).first();
-        return found.state !== 'pending' ? found : null;
-      }, 30_000, 'the batch taken over');
-      expect(row.state).toBe('succeeded');
-      expect(Object.fromEntries(hits)).toEqual({ '/quick-1': 1, '/hang': 2, '/quick-2': 1 });
-      for (const id of ids) expect((await attempts(id)).map((a) => a.status)).toEqual([200]);
-    } finally {
-      first.kill('SIGKILL');
-      second?.kill('SIGTERM');
-      await target.close();
-      await queues.close();
-      await dropPrefix(env.QUEUE_PREFIX);
-    }
-  }, 60_000); // its own waits allow 20 s + 30 s, for worker processes started on a loaded machine
-
-  it('a worker process killed mid-request leaves the delivery to be retried, never marked succeeded', async () => {
-    let calls = 0;
-    const target = await startTarget((req, res) => {
-      calls++;
-      if (calls === 1) return; // the first attempt hangs: its worker process dies meanwhile
-      answer(200)(req, res);
-    });
-    const env = crashEnv('crash');
-    const queues = recorderFor(h.db, env.QUEUE_PREFIX);
-    const first = spawnWorker(env);
-    let second: ReturnType<typeof spawnWorker> | undefined;
-    try {
-      const id = await recordDelivery({ deliveries: queues.recorder }, { botId, chatId: 1 }, {
-        type: 'send_webhook', stepId: '00000000-0000-4000-8000-000000000000', method: 'GET', url: `${target.url}/crash`, headers: {}, body: null,
-      });
-      await waitFor(async () => calls === 1, 20_000, 'the first attempt');
-      first.kill('SIGKILL');
-      await new Promise((resolve) => first.once('exit', resolve));
-      expect((await h.db('deliveries').where({ id }).first()).state).toBe('pending');
-      second = spawnWorker(env);
-      const row = await waitFor(async () => {
-        const found = await h.db('deliveries').where({ id }).first();
-        return found.state !== 'pending' ? found : null;
-      }, 30_000, 'the delivery taken over');
-      expect(row.state).toBe('succeeded');
-      expect(calls).toBe(2);
-      expect((await attempts(id)).map((a) => a.status)).toEqual([200]);
-    } finally {
-      first.kill('SIGKILL');
-      second?.kill('SIGTERM');
-      await target.close();
-      await queues.close();
-      await dropPrefix(env.QUEUE_PREFIX);
-    }
-  }, 60_000); // its own waits allow 20 s + 30 s, for worker processes started on a loaded machine
 });
 
 // Each test has a target of its own (the busy-host one a harness of its own too): they run at once.
