@@ -71,7 +71,7 @@ export async function updateBot(
     update.telegram_info = JSON.stringify(changes.telegram.info);
     update.telegram_secret = changes.telegram.secret;
   }
-  const [row] = await db('bots').where({ id }).update(update).returning('*');
+  const [row] = await db<BotRow>('bots').where({ id }).update(update).returning('*');
   return toBot(row as BotRow);
 }
 

@@ -54,7 +54,19 @@ export interface DeliveryRow {
   finished_at: Date | null;
 }
 
-export function toDelivery(row: DeliveryRow): DeliveryRecord {
+interface AttemptRow {
+  delivery_id: string;
+  chain: number;
+  attempt: number;
+  started_at: Date;
+  duration_ms: number;
+  status: number | null;
+  error: string | null;
+  error_kind: string | null;
+  response_excerpt: string | null;
+}
+
+function toDelivery(row: DeliveryRow): DeliveryRecord {
   return {
     id: row.id,
     botId: row.bot_id,
@@ -76,8 +88,8 @@ export function toDelivery(row: DeliveryRow): DeliveryRecord {
 }
 
 export async function findDelivery(db: Knex, id: string): Promise<DeliveryRecord | null> {
-  const row = await db('deliveries').where({ id }).first();
-  return row ? toDelivery(row as DeliveryRow) : null;
+  const row = await db<DeliveryRow>('deliveries').where({ id }).first();
+  return row ? toDelivery(row) : null;
 }
 
 export async function listDeliveries(
@@ -90,7 +102,7 @@ export async function listDeliveries(
   if (filter.before) query.andWhere('created_at', '<', filter.before);
   const rows = (await query) as DeliveryRow[];
   if (rows.length === 0) return [];
-  const attempts = await db('delivery_attempts')
+  const attempts = await db<AttemptRow>('delivery_attempts')
     .whereIn(
       'delivery_id',
       rows.map((r) => r.id),
@@ -171,7 +183,9 @@ export async function listStrandedDeliveries(db: Knex, staleMs: number, limit = 
   const rows: Array<{ id: string; queued_in: string | null }> = await db('deliveries')
     .where({ state: 'pending' })
     .andWhere('updated_at', '<', new Date(Date.now() - staleMs))
-    .andWhere((q) => q.whereNull('next_attempt_at').orWhere('next_attempt_at', '<', new Date(Date.now() - staleMs)))
+    .andWhere((q) => {
+      q.whereNull('next_attempt_at').orWhere('next_attempt_at', '<', new Date(Date.now() - staleMs));
+    })
     .limit(limit)
     .select('id', 'queued_in');
   return rows.map((row) => ({ id: row.id, queuedIn: row.queued_in }));
@@ -254,6 +268,7 @@ export const RECORD_ATTEMPTS: NamedStatement = {
 /** Postgres text holds no U+0000 and no half surrogate pair; a receiver's answer may. */
 export function storableText(text: string | null | undefined): string | null {
   if (text === null || text === undefined) return null;
+  // eslint-disable-next-line no-control-regex -- U+0000 is the one character to remove here
   const withoutNul = text.includes('\u0000') ? text.replace(/\u0000/g, '') : text;
   // Half of a surrogate pair (a cut taken mid-emoji) is not valid JSON text for Postgres: U+FFFD instead.
   return LONE_SURROGATE.test(withoutNul) ? withoutNul.replace(LONE_SURROGATE_ALL, '\uFFFD') : withoutNul;

@@ -243,15 +243,28 @@ export interface DeadInputView {
   failedAt: string;
 }
 
+/** The columns listDeadInputs reads. */
+interface DeadInputRow {
+  chat_id: number;
+  seq: number;
+  kind: string;
+  payload: DialogInput;
+  attempts: number;
+  last_error: string | null;
+  effects_done: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
 export async function listDeadInputs(db: Knex, botId: string, options: { chatId?: number; limit: number }): Promise<DeadInputView[]> {
   const query = db('dialog_inputs')
     .where({ bot_id: botId, state: 'dead' })
     .orderBy('updated_at', 'desc')
     .limit(options.limit)
-    .select('chat_id', 'seq', 'kind', 'payload', 'attempts', 'last_error', 'effects_done', 'created_at', 'updated_at');
+    .select<DeadInputRow[]>('chat_id', 'seq', 'kind', 'payload', 'attempts', 'last_error', 'effects_done', 'created_at', 'updated_at');
   if (options.chatId !== undefined) void query.andWhere({ chat_id: options.chatId });
   const rows = await query;
-  return rows.map((row: Record<string, any>) => ({
+  return rows.map((row) => ({
     chatId: Number(row.chat_id),
     seq: String(row.seq),
     kind: row.kind,
@@ -259,8 +272,8 @@ export async function listDeadInputs(db: Knex, botId: string, options: { chatId?
     attempts: row.attempts,
     error: row.last_error,
     effectsDone: row.effects_done,
-    createdAt: (row.created_at as Date).toISOString(),
-    failedAt: (row.updated_at as Date).toISOString(),
+    createdAt: row.created_at.toISOString(),
+    failedAt: row.updated_at.toISOString(),
   }));
 }
 

@@ -18,11 +18,27 @@ export interface DialogView {
   manualReason: string | null;
 }
 
+/** The columns findDialog reads (the step's key from the joined script step). */
+interface DialogViewRow {
+  chat_id: number;
+  username: string | null;
+  name: string | null;
+  status: DialogStatus;
+  step_id: string | null;
+  step_key: string | null;
+  fields: Record<string, FieldValue>;
+  tracker: Record<string, string>;
+  tags: string[];
+  created_at: Date;
+  started_at: Date | null;
+  manual_reason: string | null;
+}
+
 export async function findDialog(db: Knex, botId: string, chatId: number): Promise<DialogView | null> {
   const row = await db('dialogs as d')
     .leftJoin('script_steps as s', 's.id', 'd.step_id')
     .where({ 'd.bot_id': botId, 'd.chat_id': chatId })
-    .first(
+    .first<DialogViewRow | undefined>(
       'd.chat_id',
       'd.username',
       'd.name',
@@ -47,8 +63,8 @@ export async function findDialog(db: Knex, botId: string, chatId: number): Promi
     fields: row.fields,
     tracker: row.tracker,
     tags: row.tags,
-    createdAt: (row.created_at as Date).toISOString(),
-    startedAt: row.started_at ? (row.started_at as Date).toISOString() : null,
+    createdAt: row.created_at.toISOString(),
+    startedAt: row.started_at ? row.started_at.toISOString() : null,
     manualReason: row.manual_reason ?? null,
   };
 }

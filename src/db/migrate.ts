@@ -22,9 +22,9 @@ const MIGRATIONS: Array<[string, Migration]> = [
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {
-  getMigrations: async () => MIGRATIONS,
+  getMigrations: () => Promise.resolve(MIGRATIONS),
   getMigrationName: ([name]) => name,
-  getMigration: async ([, migration]) => migration,
+  getMigration: ([, migration]) => Promise.resolve(migration),
 };
 
 /** Brings the schema up to date; returns the names of the migrations that ran. */

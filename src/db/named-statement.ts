@@ -15,13 +15,20 @@ interface PgConnection {
   query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
 }
 
+/** The part of knex's (untyped) client that lends out a pool connection. */
+interface ConnectionPool {
+  acquireConnection(): Promise<PgConnection>;
+  releaseConnection(connection: PgConnection): Promise<void>;
+}
+
 export async function runNamed<Row>(db: Knex, statement: NamedStatement, values: unknown[]): Promise<Row[]> {
-  const connection = (await db.client.acquireConnection()) as PgConnection;
+  const pool = db.client as ConnectionPool;
+  const connection = await pool.acquireConnection();
   try {
     const result = await connection.query({ name: statement.name, text: statement.text, values });
     return result.rows as Row[];
   } finally {
-    await db.client.releaseConnection(connection);
+    await pool.releaseConnection(connection);
   }
 }
 

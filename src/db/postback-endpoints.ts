@@ -49,7 +49,7 @@ export interface EndpointView {
 }
 
 export async function loadEndpointView(db: Knex, endpointId: string): Promise<EndpointView | null> {
-  const row = await db('postback_endpoints').where({ id: endpointId }).first('id', 'bot_id', 'rate_limit');
+  const row = await db<EndpointRow>('postback_endpoints').where({ id: endpointId }).first('id', 'bot_id', 'rate_limit');
   return row ? { endpointId: row.id, botId: row.bot_id, rateLimit: row.rate_limit } : null;
 }
 
