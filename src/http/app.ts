@@ -29,7 +29,10 @@ export function createWebApp(deps: WebAppDeps): Koa {
   const postback = postbackHandler(deps.postback);
   app.use(async (ctx, next) => {
     const match = POSTBACK_PATH.exec(ctx.path);
-    if (!match) return next();
+    if (!match) {
+      await next();
+      return;
+    }
     if (ctx.method !== 'GET' && ctx.method !== 'POST') {
       ctx.set('Allow', 'GET, POST');
       throw new DomainError('method_not_allowed', 'method_not_allowed', 'use GET or POST');

@@ -20,6 +20,7 @@ export class DeadlineTracker {
         },
         (error: unknown) => {
           this.pending.delete(entry);
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes on the call's own rejection unchanged
           reject(error);
         },
       );

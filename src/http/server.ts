@@ -112,7 +112,9 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
   // Before the first input is accepted: the order counter restarts above what Postgres has applied.
   await sequenceFloor.restore(redis).catch((error: unknown) => log.warn({ err: error }, 'could not restore the update order counter'));
   // Room for a 64 KiB postback query string in the request line (Node's default is 16 KiB).
-  const server = http.createServer({ maxHeaderSize: 80 * 1024 }, app.callback());
+  const handleRequest = app.callback();
+  // Koa answers its own errors (ctx.onerror), so the request's promise has nothing left to handle.
+  const server = http.createServer({ maxHeaderSize: 80 * 1024 }, (request, response) => void handleRequest(request, response));
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;

@@ -25,8 +25,11 @@ export interface OutboundQueues {
  * runs in one worker) are written in one INSERT and queued in shared batch jobs; a lone call is
  * written and queued at once, as a job of its own.
  */
+/** How a delivery's write in a batch ended: null when it was recorded and queued. */
+type WriteFailure = { error: unknown } | null;
+
 export class DeliveryRecorder {
-  private readonly group: GroupCommit<NewDelivery, unknown>;
+  private readonly group: GroupCommit<NewDelivery, WriteFailure>;
 
   constructor(
     private readonly db: Knex,
@@ -38,7 +41,7 @@ export class DeliveryRecorder {
   /** Records and queues one delivery; a delivery already recorded under this id is queued again only if it is still to be delivered. */
   async record(delivery: NewDelivery): Promise<void> {
     const failure = await this.group.submit(delivery);
-    if (failure) throw failure;
+    if (failure) throw failure.error;
   }
 
   /** Records and queues deliveries known together (a bulk import, say) in one go. */
@@ -77,13 +80,13 @@ export class DeliveryRecorder {
   }
 
   /** One INSERT for the group; if a bad row fails it, each is recorded alone so that only the bad one fails. */
-  private async recordTogether(items: NewDelivery[]): Promise<unknown[]> {
+  private async recordTogether(items: NewDelivery[]): Promise<WriteFailure[]> {
     try {
       await this.recordAll(items);
       return items.map(() => null);
     } catch (error) {
-      if (items.length === 1 || isDatabaseUnavailable(error)) return items.map(() => error);
-      return Promise.all(items.map((item) => this.recordAll([item]).then(() => null, (failure: unknown) => failure)));
+      if (items.length === 1 || isDatabaseUnavailable(error)) return items.map(() => ({ error }));
+      return Promise.all(items.map((item) => this.recordAll([item]).then(() => null, (failure: unknown) => ({ error: failure }))));
     }
   }
 }

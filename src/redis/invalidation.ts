@@ -43,8 +43,9 @@ export function subscribeInvalidations(
     if (kind === 'bot' || kind === 'endpoint') handlers.onMessage({ kind, id: text.slice(colon + 1) });
   });
   return {
-    close: async () => {
+    close: () => {
       redis.disconnect();
+      return Promise.resolve();
     },
   };
 }

@@ -21,9 +21,9 @@ export interface DialogUpdatesConsumerOptions {
   /** The order counter's floor (raised by every applied id). */
   sequenceFloor: SequenceFloor;
   /** Queues an input again (one drawn too low after Redis lost its counter). */
-  requeue(job: DialogUpdateJob): Promise<unknown>;
+  requeue: (job: DialogUpdateJob) => Promise<unknown>;
   /** Called after an update is durably applied (the dialog's inputs are drained from here). */
-  onApplied?(applied: AppliedDialog, seq: number): Promise<void>;
+  onApplied?: (applied: AppliedDialog, seq: number) => Promise<void>;
   /** How long to stop taking jobs while Postgres is unreachable. */
   databaseRetryMs?: number;
 }

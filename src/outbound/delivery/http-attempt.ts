@@ -108,7 +108,7 @@ export function attemptDelivery(input: AttemptInput): Promise<AttemptResult> {
     exchange.start(input.agent, {
       origin: url.origin,
       path: url.search ? `${url.pathname}${url.search}` : url.pathname,
-      method: checked.method as Dispatcher.HttpMethod,
+      method: checked.method,
       headers: input.headers ?? {},
       body: input.body ?? null,
       headersTimeout: input.headersTimeoutMs ?? totalTimeoutMs,

@@ -42,6 +42,7 @@ export interface DeliveryRequest {
 // RFC 9110 token.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Field values: no control characters other than horizontal tab (so no CR, LF or NUL).
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const BAD_HEADER_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 /**
  * Set by the HTTP client from the URL and the body, or hop-by-hop: a script may not set them

@@ -168,8 +168,10 @@ function headerValue(headers: HeaderBag, name: string): string | undefined {
     if (typeof value === 'string') return value;
     // Repeated headers: signatures may be split over several lines; id and timestamp may not.
     if (Array.isArray(value)) {
-      if (name === WEBHOOK_SIGNATURE_HEADER) return value.join(' ');
-      return value.length === 1 ? value[0] : undefined;
+      // Array.isArray forgets the element type of a readonly array.
+      const lines = value as readonly string[];
+      if (name === WEBHOOK_SIGNATURE_HEADER) return lines.join(' ');
+      return lines.length === 1 ? lines[0] : undefined;
     }
   }
   return undefined;

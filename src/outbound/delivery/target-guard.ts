@@ -280,7 +280,7 @@ export function createGuardedConnector(options: GuardedConnectorOptions = {}): b
               else finish(error, null);
               return;
             }
-            finish(null, socket as NonNullable<typeof socket>);
+            finish(null, socket);
           });
         };
         attempt(0);
