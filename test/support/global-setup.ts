@@ -40,10 +40,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('databaseTemplate', name);
 
   return async () => {
-    await admin(async (client) => {
-      const copies = await client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${name}\\_%`]);
-      for (const { datname } of copies.rows) await client.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    });
+    const copies = await admin((client) => client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${name}\\_%`]));
+    // One connection per copy: the drops go at once.
+    await Promise.all(copies.rows.map(({ datname }) => admin((client) => client.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`))));
+    await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   };
 }
