@@ -16,5 +16,5 @@ function readVersion(): string {
   return '0.0.0';
 }
 
-export const VERSION = readVersion();
+const VERSION = readVersion();
 export const USER_AGENT = `flowpost/${VERSION}`;

@@ -34,7 +34,7 @@ export const JOURNAL_ON_CONFLICT = `
   DO UPDATE SET seq = excluded.seq, updated_at = now()
     WHERE dialog_inputs.state = 'pending' AND dialog_inputs.chat_id = excluded.chat_id AND dialog_inputs.seq < excluded.seq`;
 
-export const JOURNAL_INSERT = `
+const JOURNAL_INSERT = `
   INSERT INTO dialog_inputs (bot_id, chat_id, seq, kind, payload, dedupe_key)
   SELECT v.b, v.c, v.s, v.k, v.p, v.d FROM jsonb_to_recordset(?::jsonb) AS v(b uuid, c bigint, s bigint, k text, p jsonb, d text)
   JOIN dialogs x ON x.bot_id = v.b AND x.chat_id = v.c

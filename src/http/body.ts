@@ -31,7 +31,7 @@ export function parseUrlEncoded(text: string): Array<[string, string]> {
 }
 
 /** Reads the request body, at most `limit` bytes (413 past it). */
-export async function readRawBody(ctx: Context, limit = MAX_REQUEST_BYTES): Promise<Buffer> {
+async function readRawBody(ctx: Context, limit = MAX_REQUEST_BYTES): Promise<Buffer> {
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > limit) throw new DomainError('too_large', 'request_too_large', `the request body is larger than ${limit} bytes`);
   const chunks: Buffer[] = [];
@@ -52,7 +52,7 @@ function decodeUtf8(raw: Buffer): string {
   }
 }
 
-export function parseJsonObject(raw: Buffer): Record<string, unknown> {
+function parseJsonObject(raw: Buffer): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(decodeUtf8(raw));

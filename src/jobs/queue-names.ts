@@ -8,5 +8,3 @@ export const QUEUES = {
   /** First attempts of deliveries recorded together, many to a job; their retries go to outbound-webhooks. */
   outboundBatches: 'outbound-webhook-batches',
 } as const;
-
-export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];

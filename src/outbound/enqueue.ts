@@ -13,7 +13,7 @@ import { hostKey } from './fairness/index.js';
 const INLINE_BODY_BYTES = 8 * 1024;
 
 /** Deliveries in one batch job at most. */
-export const MAX_BATCH = 100;
+const MAX_BATCH = 100;
 
 // An unexpected error (not a failed attempt: those are recorded and rescheduled) retries every 5 s.
 const CHAIN_JOB_OPTIONS = {

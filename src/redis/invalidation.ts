@@ -5,7 +5,7 @@ import { createWorkerConnection } from './connection.js';
 /** What changed, so that every web process drops its cached view of it. */
 export type Invalidation = { kind: 'bot'; id: string } | { kind: 'endpoint'; id: string };
 
-export function invalidationChannel(prefix: string): string {
+function invalidationChannel(prefix: string): string {
   return `${prefix}:invalidate`;
 }
 

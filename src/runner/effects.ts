@@ -23,7 +23,7 @@ export interface EffectDeps {
 }
 
 /** A UUID (version 5 layout) derived from a name, so the same effect of the same input gets the same id. */
-export function nameBasedUuid(name: string): string {
+function nameBasedUuid(name: string): string {
   const bytes = createHash('sha1').update(name).digest().subarray(0, 16);
   bytes[6] = (bytes[6]! & 0x0f) | 0x50;
   bytes[8] = (bytes[8]! & 0x3f) | 0x80;
@@ -56,7 +56,7 @@ export async function recordDelivery(
 }
 
 /** Arms a delay's alarm (the dialog row holds the delay itself; a lost alarm is re-armed by the sweeper). */
-export async function armTimer(timers: Queue<DialogRunJob>, dialog: DialogRef, timer: DialogTimer, now: Date): Promise<void> {
+async function armTimer(timers: Queue<DialogRunJob>, dialog: DialogRef, timer: DialogTimer, now: Date): Promise<void> {
   await timers.add(
     TIMER_JOB,
     { ...dialog, timer },

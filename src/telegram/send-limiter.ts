@@ -18,7 +18,7 @@ export interface SendLimits {
   groupBurst: number;
 }
 
-export const DEFAULT_SEND_LIMITS: SendLimits = {
+const DEFAULT_SEND_LIMITS: SendLimits = {
   botPerSecond: 30,
   botBurst: 1,
   chatPerSecond: 1,
@@ -45,7 +45,7 @@ function rate(perSecond: number, burst: number): Rate {
 }
 
 /** Groups and channels have negative chat ids. */
-export function isGroupChat(chatId: number | string): boolean {
+function isGroupChat(chatId: number | string): boolean {
   return String(chatId).trim().startsWith('-');
 }
 

@@ -25,7 +25,7 @@ const name = z.string().trim().min(1).max(200);
 const createBotSchema = z.strictObject({ name, telegramToken: telegramToken.optional(), timezone: timezone.default('UTC') });
 const updateBotSchema = z.strictObject({ name: name.optional(), telegramToken: telegramToken.optional(), timezone: timezone.optional() });
 
-export function botJson(bot: BotRecord): object {
+function botJson(bot: BotRecord): object {
   return {
     id: bot.id,
     name: bot.name,

@@ -1,61 +1,7 @@
 /** Outbound webhook delivery: retry policy, signatures and headers, the SSRF guard, validation, one attempt. */
-export {
-  DEFAULT_RETRY_SCHEDULE_SECONDS,
-  RETRY_AFTER_MAX_MS,
-  RETRY_AFTER_MIN_MS,
-  RETRY_JITTER_RATIO,
-  classifyOutcome,
-  jittered,
-  nextAttemptDelayMs,
-  parseRetryAfter,
-  type AttemptOutcome,
-  type NextAttemptInput,
-} from './retry-policy.js';
-export {
-  DEFAULT_TOLERANCE_SECONDS,
-  InvalidSigningSecretError,
-  MAX_SECRET_BYTES,
-  MIN_SECRET_BYTES,
-  SIGNING_SECRET_PREFIX,
-  WEBHOOK_ID_HEADER,
-  WEBHOOK_SIGNATURE_HEADER,
-  WEBHOOK_TIMESTAMP_HEADER,
-  buildSignatureHeaders,
-  decodeSigningSecret,
-  generateSigningSecret,
-  signPayload,
-  verifySignature,
-  type SignInput,
-  type VerifyFailure,
-  type VerifyInput,
-  type VerifyResult,
-} from './signature.js';
-export {
-  TargetRefusedError,
-  checkAddress,
-  classifyAddress,
-  compileAllowList,
-  createGuardedAgent,
-  createGuardedConnector,
-  isAllowed,
-  type AddressCheck,
-  type AddressRefusalReason,
-  type AllowList,
-  type GuardedAgentOptions,
-  type GuardedConnectorOptions,
-  type LookupAll,
-  type ResolvedAddress,
-} from './target-guard.js';
-export {
-  DELIVERY_METHODS,
-  MAX_BODY_BYTES,
-  MAX_HEADERS,
-  MAX_URL_LENGTH,
-  validateDeliveryRequest,
-  type DeliveryMethod,
-  type DeliveryRequest,
-  type InvalidRequestCode,
-  type ValidationResult,
-} from './request-validation.js';
-export { deliveryHeaders, type HeaderSource } from './headers.js';
-export { attemptDelivery, type AttemptErrorKind, type AttemptInput, type AttemptResult } from './http-attempt.js';
+export { DEFAULT_RETRY_SCHEDULE_SECONDS, classifyOutcome, nextAttemptDelayMs, parseRetryAfter } from './retry-policy.js';
+export { buildSignatureHeaders, generateSigningSecret, signPayload, verifySignature } from './signature.js';
+export { TargetRefusedError, checkAddress, classifyAddress, createGuardedAgent, createGuardedConnector, isAllowed } from './target-guard.js';
+export { MAX_BODY_BYTES, validateDeliveryRequest, type DeliveryRequest } from './request-validation.js';
+export { deliveryHeaders } from './headers.js';
+export { attemptDelivery, type AttemptResult } from './http-attempt.js';

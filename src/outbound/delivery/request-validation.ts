@@ -9,8 +9,8 @@
 /** Largest request body sent (bytes). */
 export const MAX_BODY_BYTES = 256 * 1024;
 /** Longest URL sent (characters, after normalization). */
-export const MAX_URL_LENGTH = 8192;
-export const MAX_HEADERS = 100;
+const MAX_URL_LENGTH = 8192;
+const MAX_HEADERS = 100;
 
 export const DELIVERY_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 export type DeliveryMethod = (typeof DELIVERY_METHODS)[number];

@@ -17,10 +17,10 @@ export const DEFAULT_RETRY_SCHEDULE_SECONDS: readonly number[] = Object.freeze([
 ]);
 
 /** ±20 % around the scheduled delay. */
-export const RETRY_JITTER_RATIO = 0.2;
+const RETRY_JITTER_RATIO = 0.2;
 /** A `Retry-After` is honoured, clamped to [1 s, 1 h]. */
-export const RETRY_AFTER_MIN_MS = 1_000;
-export const RETRY_AFTER_MAX_MS = 3_600_000;
+const RETRY_AFTER_MIN_MS = 1_000;
+const RETRY_AFTER_MAX_MS = 3_600_000;
 
 export type AttemptOutcome = 'success' | 'retry' | 'final';
 
@@ -89,7 +89,7 @@ export function nextAttemptDelayMs(input: NextAttemptInput): number | null {
 }
 
 /** `baseMs` scaled by a factor drawn uniformly from [0.8, 1.2). */
-export function jittered(baseMs: number, random: () => number): number {
+function jittered(baseMs: number, random: () => number): number {
   const r = Math.min(Math.max(random(), 0), 1);
   const factor = 1 + (r * 2 - 1) * RETRY_JITTER_RATIO;
   return Math.max(0, Math.round(baseMs * factor));

@@ -13,10 +13,10 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
-export const SIGNING_SECRET_PREFIX = 'whsec_';
-export const MIN_SECRET_BYTES = 24;
-export const MAX_SECRET_BYTES = 64;
-export const DEFAULT_TOLERANCE_SECONDS = 300;
+const SIGNING_SECRET_PREFIX = 'whsec_';
+const MIN_SECRET_BYTES = 24;
+const MAX_SECRET_BYTES = 64;
+const DEFAULT_TOLERANCE_SECONDS = 300;
 
 export const WEBHOOK_ID_HEADER = 'webhook-id';
 export const WEBHOOK_TIMESTAMP_HEADER = 'webhook-timestamp';
@@ -24,7 +24,7 @@ export const WEBHOOK_SIGNATURE_HEADER = 'webhook-signature';
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-export class InvalidSigningSecretError extends Error {
+class InvalidSigningSecretError extends Error {
   constructor(reason: string) {
     super(`invalid webhook signing secret: ${reason}`);
     this.name = 'InvalidSigningSecretError';
@@ -40,7 +40,7 @@ export function generateSigningSecret(): string {
  * The HMAC key of a `whsec_<base64>` secret (the prefix is optional, as in the reference
  * libraries). Throws InvalidSigningSecretError unless it is strict base64 of 24–64 bytes.
  */
-export function decodeSigningSecret(secret: string): Buffer {
+function decodeSigningSecret(secret: string): Buffer {
   if (typeof secret !== 'string') throw new InvalidSigningSecretError('not a string');
   const encoded = secret.startsWith(SIGNING_SECRET_PREFIX) ? secret.slice(SIGNING_SECRET_PREFIX.length) : secret;
   if (encoded === '' || !BASE64.test(encoded)) throw new InvalidSigningSecretError('not base64');

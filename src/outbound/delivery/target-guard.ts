@@ -145,7 +145,7 @@ export type AllowList = ReadonlyArray<readonly [Address, number]>;
  * Compiles CIDR ranges (`10.0.0.0/8`, `fd00::/8`; a bare address counts as /32 or /128).
  * Throws a TypeError naming the first invalid entry.
  */
-export function compileAllowList(cidrs: readonly string[]): AllowList {
+function compileAllowList(cidrs: readonly string[]): AllowList {
   return cidrs.map((raw) => {
     const cidr = raw.trim();
     const slash = cidr.indexOf('/');
