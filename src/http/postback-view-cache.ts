@@ -9,12 +9,6 @@ interface Entry<T> {
   expires: number;
 }
 
-/** The next read loads `key` again: an expired entry in its place (a new object, so a pending load cannot revive it). */
-function forget<T>(map: LruCache<string, Entry<T>>, key: string): void {
-  const entry = map.get(key);
-  if (entry) map.set(key, { value: entry.value, expires: Number.NEGATIVE_INFINITY });
-}
-
 /**
  * The web tier's cached view of endpoints and bots. Entries live `ttlMs` (unknown endpoints
  * `negativeTtlMs`) and are dropped at once by an invalidation from the management API.
@@ -42,8 +36,8 @@ export class PostbackViewCache {
   }
 
   invalidate(message: Invalidation): void {
-    if (message.kind === 'bot') forget(this.bots, message.id);
-    else forget(this.endpoints, message.id);
+    if (message.kind === 'bot') this.bots.delete(message.id);
+    else this.endpoints.delete(message.id);
   }
 
   clear(): void {
@@ -62,7 +56,7 @@ export class PostbackViewCache {
         if (map.get(key) === entry) entry.expires = Date.now() + ttl(value);
       },
       () => {
-        if (map.get(key) === entry) forget(map, key);
+        if (map.get(key) === entry) map.delete(key);
       },
     );
     return entry.value;

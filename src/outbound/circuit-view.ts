@@ -12,7 +12,7 @@ export const CLOSED: CircuitState = { state: 'closed' };
  * per host unless they close a half-open circuit or follow a failure seen here.
  */
 export class CircuitView {
-  /** Until when each host's circuit is trusted closed (0: ask). */
+  /** Until when each host's circuit is trusted closed (none: ask). */
   private readonly closedUntil = new LruCache<string, number>(CAPACITY);
   private readonly successReportedAt = new LruCache<string, number>(CAPACITY);
   private readonly failedHosts = new Set<string>();
@@ -28,7 +28,8 @@ export class CircuitView {
     const now = Date.now();
     if ((this.closedUntil.get(host) ?? 0) > now) return CLOSED;
     const state = await this.circuit.state(host);
-    this.closedUntil.set(host, state.state === 'closed' ? now + 1_000 : 0);
+    if (state.state === 'closed') this.closedUntil.set(host, now + 1_000);
+    else this.closedUntil.delete(host);
     return state;
   }
 
@@ -46,8 +47,8 @@ export class CircuitView {
 
   async recordFailure(host: string): Promise<void> {
     this.failedHosts.add(host);
-    this.closedUntil.set(host, 0);
+    this.closedUntil.delete(host);
     const state = await this.circuit.recordFailure(host);
-    if (state.state !== 'closed') this.closedUntil.set(host, 0);
+    if (state.state !== 'closed') this.closedUntil.delete(host);
   }
 }

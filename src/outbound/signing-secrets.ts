@@ -22,7 +22,7 @@ export class SigningSecrets {
     this.cache.set(botId, entry);
     // A failed read is not kept: the next delivery of the bot reads again.
     secret.catch(() => {
-      if (this.cache.get(botId) === entry) this.cache.set(botId, { secret, at: Number.NEGATIVE_INFINITY });
+      if (this.cache.get(botId) === entry) this.cache.delete(botId);
     });
     return secret;
   }

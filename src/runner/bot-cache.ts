@@ -41,23 +41,17 @@ export class BotCache {
     const entry = { value, expires: now + this.ttlMs };
     this.entries.set(botId, entry);
     value.catch(() => {
-      if (this.entries.get(botId) === entry) this.forget(botId);
+      if (this.entries.get(botId) === entry) this.entries.delete(botId);
     });
     return value;
   }
 
   invalidate(botId: string): void {
-    this.forget(botId);
+    this.entries.delete(botId);
   }
 
   clear(): void {
     this.entries.clear();
-  }
-
-  /** The next get() loads the bot again (an expired entry in its place, a new object, so a pending load cannot revive it). */
-  private forget(botId: string): void {
-    const entry = this.entries.get(botId);
-    if (entry) this.entries.set(botId, { value: entry.value, expires: Number.NEGATIVE_INFINITY });
   }
 
   private async load(botId: string): Promise<BotForRun | null> {

@@ -31,6 +31,11 @@ export class LruCache<K, V> {
     }
   }
 
+  /** Forgets the key's entry; whether there was one. */
+  delete(key: K): boolean {
+    return this.entries.delete(key);
+  }
+
   clear(): void {
     this.entries.clear();
   }
