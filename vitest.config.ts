@@ -28,7 +28,10 @@ class SlowFirst extends BaseSequencer {
       const index = SLOW_FIRST.findIndex((name) => file.moduleId.includes(`/${name}`));
       return index < 0 ? SLOW_FIRST.length : index;
     };
-    return sorted.map((file, order) => ({ file, order })).sort((a, b) => rank(a.file) - rank(b.file) || a.order - b.order).map(({ file }) => file);
+    return sorted
+      .map((file, order) => ({ file, order }))
+      .sort((a, b) => rank(a.file) - rank(b.file) || a.order - b.order)
+      .map(({ file }) => file);
   }
 }
 

@@ -60,7 +60,9 @@ async function timeDrain(prefix: string): Promise<DrainFigures> {
 }
 
 /** (b) apply: a backlog drained by one flowpost worker process beside a no-op BullMQ worker. */
-export async function benchApply(database: BenchDatabase): Promise<{ noop: DrainFigures; apply: DrainFigures; concurrency: number }> {
+export async function benchApply(
+  database: BenchDatabase,
+): Promise<{ noop: DrainFigures; apply: DrainFigures; concurrency: number }> {
   const concurrency = loadConfig({ ...process.env, LOG_LEVEL: 'warn' }).dialogUpdatesConcurrency;
   const bot = await insertBot(database.db, { name: 'bench', timezone: 'UTC', telegram: null });
 
@@ -95,7 +97,9 @@ export async function benchApply(database: BenchDatabase): Promise<{ noop: Drain
     .where({ bot_id: bot.id, chat_id: 200_000 + ((UPDATES - 1) % DIALOGS) })
     .first<{ fields: Record<string, unknown> } | undefined>('fields');
   if (Number(dialogs[0]!.count) !== DIALOGS || last?.fields.userBalance !== UPDATES - 1) {
-    throw new Error(`apply bench: expected ${DIALOGS} dialogs ending at their last values; found ${dialogs[0]!.count}, ${JSON.stringify(last)}`);
+    throw new Error(
+      `apply bench: expected ${DIALOGS} dialogs ending at their last values; found ${dialogs[0]!.count}, ${JSON.stringify(last)}`,
+    );
   }
   return { noop, apply, concurrency };
 }

@@ -21,7 +21,13 @@ const CONNECTIONS = 64;
 async function load(url: string, path: (i: number) => string, warmUp: boolean): Promise<LoadFigures> {
   let i = 0;
   // Warm up (JIT, connection pools), then measure.
-  if (warmUp) await autocannon({ url, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: (r) => ({ ...r, path: path(i++) }) }] });
+  if (warmUp)
+    await autocannon({
+      url,
+      connections: CONNECTIONS,
+      duration: 2,
+      requests: [{ setupRequest: (r) => ({ ...r, path: path(i++) }) }],
+    });
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -80,5 +86,9 @@ export async function benchIngest(database: BenchDatabase): Promise<{ bare: Load
 function median(rounds: LoadFigures[]): LoadFigures {
   const sorted = [...rounds].sort((a, b) => a.reqPerSec - b.reqPerSec);
   const middle = sorted[Math.floor(sorted.length / 2)]!;
-  return { ...middle, non2xx: rounds.reduce((n, r) => n + r.non2xx, 0), errors: rounds.reduce((n, r) => n + r.errors, 0) };
+  return {
+    ...middle,
+    non2xx: rounds.reduce((n, r) => n + r.non2xx, 0),
+    errors: rounds.reduce((n, r) => n + r.errors, 0),
+  };
 }

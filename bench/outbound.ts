@@ -39,7 +39,6 @@ export interface OutboundFigures {
   fastP99WithSlow: number;
 }
 
-
 /**
  * Records deliveries the way a burst of send_webhook steps does: rows written together and queued in
  * shared batch jobs (a lone delivery gets a job of its own).
@@ -49,7 +48,12 @@ async function recordMany(recorder: DeliveryRecorder, botId: string, urls: strin
   for (let start = 0; start < urls.length; start += 1000) {
     const deliveries = urls.slice(start, start + 1000).map((url) => {
       const id = randomUUID();
-      return { id, chatId: 1, stepId: null, request: { botId, messageId: `msg_${id.replace(/-/g, '')}`, method: 'GET', url, headers: {}, body: null } };
+      return {
+        id,
+        chatId: 1,
+        stepId: null,
+        request: { botId, messageId: `msg_${id.replace(/-/g, '')}`, method: 'GET', url, headers: {}, body: null },
+      };
     });
     await recorder.recordAll(deliveries);
     // Sub-millisecond wall-clock time, as the sink notes arrivals (a 5 ms p99 is not rounded to whole ms).
@@ -60,21 +64,43 @@ async function recordMany(recorder: DeliveryRecorder, botId: string, urls: strin
 }
 
 /** Records deliveries one at a time, each with a job of its own (as steps far apart do). */
-async function recordEach(database: BenchDatabase, queue: Queue<OutboundDeliveryJob>, botId: string, urls: string[]): Promise<void> {
+async function recordEach(
+  database: BenchDatabase,
+  queue: Queue<OutboundDeliveryJob>,
+  botId: string,
+  urls: string[],
+): Promise<void> {
   for (let start = 0; start < urls.length; start += 1000) {
     const rows = urls.slice(start, start + 1000).map((url) => {
       const id = randomUUID();
-      return { id, bot_id: botId, chat_id: 1, message_id: `msg_${id.replace(/-/g, '')}`, method: 'GET', url, headers: '{}' };
+      return {
+        id,
+        bot_id: botId,
+        chat_id: 1,
+        message_id: `msg_${id.replace(/-/g, '')}`,
+        method: 'GET',
+        url,
+        headers: '{}',
+      };
     });
     await database.db('deliveries').insert(rows);
     await queue.addBulk(
-      rows.map((row) => deliveryJob({ id: row.id, chain: 1, request: { botId, messageId: row.message_id, method: row.method, url: row.url, headers: {}, body: null } })),
+      rows.map((row) =>
+        deliveryJob({
+          id: row.id,
+          chain: 1,
+          request: { botId, messageId: row.message_id, method: row.method, url: row.url, headers: {}, body: null },
+        }),
+      ),
     );
   }
 }
 
 async function pendingCount(database: BenchDatabase, botId: string): Promise<number> {
-  const [row] = await database.db('deliveries').where({ bot_id: botId, state: 'pending' }).count<{ count: string }[]>('* as count');
+  const [row] = await database
+    .db('deliveries')
+    .where({ bot_id: botId, state: 'pending' })
+    .count<{ count: string }[]>('* as count');
   return Number(row!.count);
 }
 
@@ -84,7 +110,12 @@ async function arrivals(sinkUrl: string): Promise<Map<string, number>> {
 }
 
 /** Fast-host deliveries at a steady rate; their latency from record to arrival at the sink. */
-async function fastLatencies(recorder: DeliveryRecorder, botId: string, sinkUrl: string, tag: string): Promise<number[]> {
+async function fastLatencies(
+  recorder: DeliveryRecorder,
+  botId: string,
+  sinkUrl: string,
+  tag: string,
+): Promise<number[]> {
   await arrivals(sinkUrl);
   const created = new Map<string, number>();
   const total = FAST_RATE * FAST_SECONDS;
@@ -160,7 +191,9 @@ export async function benchOutbound(database: BenchDatabase): Promise<OutboundFi
     const bot = await insertBot(database.db, { name: 'bench', timezone: 'UTC', telegram: null });
     // Timed from the first delivery taken to the last recorded (polling Redis, not the database under test).
     const queued = async () => {
-      const counts = await Promise.all([chains, batches].map((queue) => queue.getJobCounts('wait', 'active', 'delayed')));
+      const counts = await Promise.all(
+        [chains, batches].map((queue) => queue.getJobCounts('wait', 'active', 'delayed')),
+      );
       return counts.reduce((sum, c) => sum + (c.wait ?? 0) + (c.active ?? 0) + (c.delayed ?? 0), 0);
     };
     // One worker process for every round (warm, as the bare loop's process is); the queues are
@@ -201,7 +234,11 @@ export async function benchOutbound(database: BenchDatabase): Promise<OutboundFi
     children.push(runScript('src/cli/worker.ts', workerEnv));
     await sleep(2_000);
     const alone = await fastLatencies(recorder, bot.id, fastUrl, 'alone');
-    await recordMany(recorder, bot.id, Array.from({ length: SLOW_BACKLOG }, (_, i) => `${slowUrl}/slow-${i}`));
+    await recordMany(
+      recorder,
+      bot.id,
+      Array.from({ length: SLOW_BACKLOG }, (_, i) => `${slowUrl}/slow-${i}`),
+    );
     await sleep(1_000);
     const withSlow = await fastLatencies(recorder, bot.id, fastUrl, 'beside-slow');
     return {

@@ -5,7 +5,8 @@ import { createBenchDatabase } from './lib/database.js';
 import { benchOutbound } from './outbound.js';
 import { benchTelegram } from './telegram.js';
 
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)} ×`;
 const cpu = (ms: number | null) => (ms === null ? '?' : `${ms.toFixed(2)} ms`);
 
@@ -15,7 +16,8 @@ const lines: string[] = [];
 try {
   if (!only || only === 'ingest') {
     const { bare, postback } = await benchIngest(database);
-    if (postback.non2xx || postback.errors) throw new Error(`ingest: ${postback.non2xx} non-2xx answers, ${postback.errors} errors`);
+    if (postback.non2xx || postback.errors)
+      throw new Error(`ingest: ${postback.non2xx} non-2xx answers, ${postback.errors} errors`);
     lines.push(
       '(a) ingest: postback route vs bare Koa + queue.add (64 connections, median of 3 alternating rounds)',
       `    bare route      ${fmt(bare.reqPerSec)} req/s   p50 ${bare.p50} ms   p99 ${bare.p99} ms`,
@@ -44,7 +46,8 @@ try {
       `(d) latency: postback stepId → sendMessage at the fake server, over ${fmt(t.latency[0]?.postbacks ?? 0)} started dialogs`,
       `    one sendMessage, alone   p50 ${t.bareSendP50.toFixed(1)} ms   p99 ${t.bareSendP99.toFixed(1)} ms`,
       ...t.latency.map(
-        (l) => `    at ${fmt(l.rate).padStart(5)} postbacks/s  p50 ${l.p50.toFixed(1)} ms   p99 ${l.p99.toFixed(1)} ms   max ${l.max.toFixed(1)} ms   (target at 1,000/s: p99 < 50 ms)`,
+        (l) =>
+          `    at ${fmt(l.rate).padStart(5)} postbacks/s  p50 ${l.p50.toFixed(1)} ms   p99 ${l.p99.toFixed(1)} ms   max ${l.max.toFixed(1)} ms   (target at 1,000/s: p99 < 50 ms)`,
       ),
       ...t.latency.map(
         (l) =>
@@ -61,7 +64,7 @@ try {
       `    deliveries               ${fmt(o.deliveriesPerSec)} deliveries/s   (recorded together: batch jobs)`,
       `    ratio                    ${o.deliveryRatio.toFixed(2)} ×   (target ≥ 0.50 ×; median of the rounds: ${o.roundRatios.map((r) => r.toFixed(2)).join(', ')})`,
       `    one job per delivery     ${fmt(o.singleDeliveriesPerSec)} deliveries/s   (${ratio(o.singleDeliveriesPerSec, o.bareRequestsPerSec)})`,
-      '(f) fairness: a fast host\'s delivery latency at 50/s for 30 s (record → arrival)',
+      "(f) fairness: a fast host's delivery latency at 50/s for 30 s (record → arrival)",
       `    alone                    p50 ${o.fastP50Alone.toFixed(1)} ms   p99 ${o.fastP99Alone.toFixed(1)} ms`,
       `    beside a slow host       p50 ${o.fastP50WithSlow.toFixed(1)} ms   p99 ${o.fastP99WithSlow.toFixed(1)} ms   (1,000 queued, 5 s answers)`,
       `    ratio of p99             ${ratio(o.fastP99WithSlow, o.fastP99Alone)}   (target ≤ 2 ×)`,

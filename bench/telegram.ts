@@ -37,11 +37,11 @@ export interface TelegramFigures {
   bareSendP99: number;
 }
 
-
 async function waitForSends(fake: FakeTelegram, token: string, count: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (fake.callsOf('sendMessage', token).length < count) {
-    if (Date.now() > deadline) throw new Error(`only ${fake.callsOf('sendMessage', token).length} of ${count} messages arrived`);
+    if (Date.now() > deadline)
+      throw new Error(`only ${fake.callsOf('sendMessage', token).length} of ${count} messages arrived`);
     await sleep(20);
   }
 }
@@ -123,7 +123,16 @@ export async function benchTelegram(database: BenchDatabase): Promise<TelegramFi
 
     // Queue every /start first, then start the worker and time the whole backlog.
     for (let i = 0; i < CHATS; i++) {
-      const update = { update_id: i + 1, message: { message_id: i + 1, date: 0, chat: { id: 1_000 + i, type: 'private' }, from: { id: 1_000 + i, is_bot: false, first_name: 'Bench' }, text: '/start' } };
+      const update = {
+        update_id: i + 1,
+        message: {
+          message_id: i + 1,
+          date: 0,
+          chat: { id: 1_000 + i, type: 'private' },
+          from: { id: 1_000 + i, is_bot: false, first_name: 'Bench' },
+          text: '/start',
+        },
+      };
       const res = await fetch(`${base}/telegram/${bot.id}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': row.telegram_secret },
@@ -158,7 +167,11 @@ export async function benchTelegram(database: BenchDatabase): Promise<TelegramFi
         const wait = due - performance.now();
         if (wait > 0) await sleep(wait);
         sentAt.set(n, timeOrigin + performance.now());
-        inFlight.push(pool.request({ method: 'GET', path: `${path}?chatId=${1_000 + (i % CHATS)}&stepId=target&n=${n}` }).then((r) => r.body.dump()));
+        inFlight.push(
+          pool
+            .request({ method: 'GET', path: `${path}?chatId=${1_000 + (i % CHATS)}&stepId=target&n=${n}` })
+            .then((r) => r.body.dump()),
+        );
       }
       await Promise.all(inFlight);
       await waitForSends(fake, token, sentBefore + POSTBACKS, 60_000);

@@ -26,9 +26,13 @@ export async function up(knex: Knex): Promise<void> {
     t.primary(['bot_id', 'chat_id', 'seq']);
     t.foreign(['bot_id', 'chat_id']).references(['bot_id', 'chat_id']).inTable('dialogs').onDelete('CASCADE');
   });
-  await knex.raw('CREATE UNIQUE INDEX dialog_inputs_dedupe_idx ON dialog_inputs (bot_id, dedupe_key) WHERE dedupe_key IS NOT NULL');
+  await knex.raw(
+    'CREATE UNIQUE INDEX dialog_inputs_dedupe_idx ON dialog_inputs (bot_id, dedupe_key) WHERE dedupe_key IS NOT NULL',
+  );
   // The open inputs of a dialog (few at any time): read in order by the drain, looked for by the sweeper.
-  await knex.raw(`CREATE INDEX dialog_inputs_open_idx ON dialog_inputs (bot_id, chat_id, seq) WHERE state IN ('pending', 'acting')`);
+  await knex.raw(
+    `CREATE INDEX dialog_inputs_open_idx ON dialog_inputs (bot_id, chat_id, seq) WHERE state IN ('pending', 'acting')`,
+  );
   await knex.raw('CREATE INDEX dialog_inputs_seq_idx ON dialog_inputs (seq)');
   await knex.raw(`CREATE INDEX dialog_inputs_dead_idx ON dialog_inputs (bot_id, updated_at) WHERE state = 'dead'`);
   await knex.raw('CREATE INDEX dialog_inputs_prune_idx ON dialog_inputs (updated_at)');

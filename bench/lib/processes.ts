@@ -14,10 +14,14 @@ export interface Child {
 /** Runs an entry point (`src/cli/worker.ts`: its compiled JavaScript) in its own process, as in production. */
 export function runScript(script: string, env: Record<string, string>): Child {
   const compiled = new URL(script.replace(/\.ts$/, '.js'), DIST).pathname;
-  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), compiled], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), compiled],
+    {
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   return {
     process: child,
     stop: async () => {

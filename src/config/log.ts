@@ -8,7 +8,14 @@ export function createLogger(level: string, name = 'flowpost'): Logger {
     name,
     level,
     redact: {
-      paths: ['token', 'telegramToken', '*.token', '*.telegramToken', 'headers.authorization', '*.headers.authorization'],
+      paths: [
+        'token',
+        'telegramToken',
+        '*.token',
+        '*.telegramToken',
+        'headers.authorization',
+        '*.headers.authorization',
+      ],
       censor: '[redacted]',
     },
   });

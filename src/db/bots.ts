@@ -86,7 +86,10 @@ export async function setSigningSecret(db: Knex, id: string, secret: string | nu
 }
 
 /** What a Telegram webhook call is checked against: the bot's secret and token (null when the bot does not exist). */
-export async function findTelegramWebhookSecret(db: Knex, id: string): Promise<{ secret: string | null; token: string | null } | null> {
+export async function findTelegramWebhookSecret(
+  db: Knex,
+  id: string,
+): Promise<{ secret: string | null; token: string | null } | null> {
   const row: { telegram_secret: string | null; telegram_token: string | null } | undefined = await db('bots')
     .where({ id })
     .first('telegram_secret', 'telegram_token');
@@ -115,12 +118,26 @@ interface FieldRow {
 
 export async function upsertField(db: Knex, botId: string, field: FieldDefinition): Promise<void> {
   await db('bot_fields')
-    .insert({ bot_id: botId, key: field.key, name: field.name, type: field.type, options: field.options === null ? null : JSON.stringify(field.options) })
+    .insert({
+      bot_id: botId,
+      key: field.key,
+      name: field.name,
+      type: field.type,
+      options: field.options === null ? null : JSON.stringify(field.options),
+    })
     .onConflict(['bot_id', 'key'])
-    .merge({ name: field.name, type: field.type, options: field.options === null ? null : JSON.stringify(field.options), updated_at: db.fn.now() });
+    .merge({
+      name: field.name,
+      type: field.type,
+      options: field.options === null ? null : JSON.stringify(field.options),
+      updated_at: db.fn.now(),
+    });
 }
 
 export async function listFields(db: Knex, botId: string): Promise<FieldDefinition[]> {
-  const rows: FieldRow[] = await db('bot_fields').where({ bot_id: botId }).orderBy('key').select('key', 'name', 'type', 'options');
+  const rows: FieldRow[] = await db('bot_fields')
+    .where({ bot_id: botId })
+    .orderBy('key')
+    .select('key', 'name', 'type', 'options');
   return rows.map((row) => ({ key: row.key, name: row.name, type: row.type, options: row.options }));
 }

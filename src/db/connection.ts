@@ -8,7 +8,8 @@ export type Db = Knex;
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
 export function createDb(databaseUrl: string, pool: { min?: number; max?: number } = {}, log?: Logger): Db {
-  const forward = (level: 'warn' | 'error' | 'debug') => (message: unknown) => log?.[level]({ knex: String(message) }, 'knex');
+  const forward = (level: 'warn' | 'error' | 'debug') => (message: unknown) =>
+    log?.[level]({ knex: String(message) }, 'knex');
   return knexFactory({
     log: { warn: forward('warn'), error: forward('debug'), debug: forward('debug'), deprecate: forward('warn') },
     client: 'pg',
@@ -53,8 +54,10 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string } | null;
   if (!e) return false;
   const code = e.code ?? '';
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(code)) return true;
-  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300') return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(code))
+    return true;
+  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300')
+    return true;
   const message = e.message ?? '';
   return /Connection terminated|Knex: Timeout acquiring a connection|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(
     message,

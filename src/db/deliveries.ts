@@ -131,14 +131,25 @@ export interface DeliveryToInsert {
   id: string;
   chatId: number | null;
   stepId: string | null;
-  request: { botId: string; messageId: string; method: string; url: string; headers: Record<string, string>; body: string | null };
+  request: {
+    botId: string;
+    messageId: string;
+    method: string;
+    url: string;
+    headers: Record<string, string>;
+    body: string | null;
+  };
 }
 
 /**
  * Inserts deliveries (those already recorded under their id are left as they are), each with the
  * batch job it is queued in, if any. Returns the ids inserted now.
  */
-export async function insertDeliveries(db: Knex, deliveries: readonly DeliveryToInsert[], batchOf: ReadonlyMap<string, string>): Promise<Set<string>> {
+export async function insertDeliveries(
+  db: Knex,
+  deliveries: readonly DeliveryToInsert[],
+  batchOf: ReadonlyMap<string, string>,
+): Promise<Set<string>> {
   const inserted: Array<{ id: string }> = await db('deliveries')
     .insert(
       deliveries.map((delivery) => ({
@@ -169,7 +180,9 @@ export interface DeliveryChainState {
 }
 
 export async function findChainStates(db: Knex, ids: readonly string[]): Promise<DeliveryChainState[]> {
-  const rows: Array<{ id: string; state: DeliveryState; chain: number; queued_in: string | null }> = await db('deliveries')
+  const rows: Array<{ id: string; state: DeliveryState; chain: number; queued_in: string | null }> = await db(
+    'deliveries',
+  )
     .whereIn('id', ids)
     .select('id', 'state', 'chain', 'queued_in');
   return rows.map((row) => ({ id: row.id, state: row.state, chain: row.chain, queuedIn: row.queued_in }));
@@ -179,7 +192,11 @@ export async function findChainStates(db: Knex, ids: readonly string[]): Promise
  * Pending deliveries with nothing due for `staleMs`: not updated for that long and no attempt due
  * within it (at most `limit`).
  */
-export async function listStrandedDeliveries(db: Knex, staleMs: number, limit = 500): Promise<Array<{ id: string; queuedIn: string | null }>> {
+export async function listStrandedDeliveries(
+  db: Knex,
+  staleMs: number,
+  limit = 500,
+): Promise<Array<{ id: string; queuedIn: string | null }>> {
   const rows: Array<{ id: string; queued_in: string | null }> = await db('deliveries')
     .where({ state: 'pending' })
     .andWhere('updated_at', '<', new Date(Date.now() - staleMs))
@@ -193,7 +210,9 @@ export async function listStrandedDeliveries(db: Knex, staleMs: number, limit = 
 
 /** The bot's signing secret (`whsec_…`), which signs its deliveries; null when it signs none. */
 export async function findSigningSecret(db: Knex, botId: string): Promise<string | null> {
-  const row: { signing_secret: string | null } | undefined = await db('bots').where({ id: botId }).first('signing_secret');
+  const row: { signing_secret: string | null } | undefined = await db('bots')
+    .where({ id: botId })
+    .first('signing_secret');
   return row?.signing_secret ?? null;
 }
 
@@ -201,26 +220,39 @@ export async function findSigningSecret(db: Knex, botId: string): Promise<string
  * Puts failed deliveries back to pending with a fresh chain of attempts (same message id, so
  * receivers still deduplicate). Returns the ids replayed.
  */
-export async function replayDeliveries(db: Knex, where: { id?: string; botId?: string; since?: Date }): Promise<string[]> {
+export async function replayDeliveries(
+  db: Knex,
+  where: { id?: string; botId?: string; since?: Date },
+): Promise<string[]> {
   const query = db('deliveries').where({ state: 'failed' });
   if (where.id) query.andWhere({ id: where.id });
   if (where.botId) query.andWhere({ bot_id: where.botId });
   if (where.since) query.andWhere('created_at', '>=', where.since);
-  const rows = await query.update({
-    state: 'pending',
-    chain: db.raw('chain + 1'),
-    attempt_count: 0,
-    last_error: null,
-    next_attempt_at: null,
-    finished_at: null,
-    updated_at: db.fn.now(),
-  }, ['id']);
+  const rows = await query.update(
+    {
+      state: 'pending',
+      chain: db.raw('chain + 1'),
+      attempt_count: 0,
+      last_error: null,
+      next_attempt_at: null,
+      finished_at: null,
+      updated_at: db.fn.now(),
+    },
+    ['id'],
+  );
   return rows.map((row: { id: string }) => row.id);
 }
 
 export interface AttemptWrite {
   delivery: Pick<DeliveryRecord, 'id' | 'chain' | 'attemptCount'>;
-  attempt: { startedAt: Date; durationMs: number; status: number | null; error: string | null; errorKind: string | null; excerpt: string | null };
+  attempt: {
+    startedAt: Date;
+    durationMs: number;
+    status: number | null;
+    error: string | null;
+    errorKind: string | null;
+    excerpt: string | null;
+  };
   outcome: { state: DeliveryState; nextAttemptAt: Date | null };
 }
 
@@ -278,9 +310,11 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 const LONE_SURROGATE_ALL = new RegExp(LONE_SURROGATE.source, 'g');
 
 /** `,"key":"text"` for a text value (escaped as JSON), nothing when there is none. */
-const text = (key: string, value: string | null | undefined): string => (value == null ? '' : `,"${key}":${JSON.stringify(value)}`);
+const text = (key: string, value: string | null | undefined): string =>
+  value == null ? '' : `,"${key}":${JSON.stringify(value)}`;
 /** `,"key":n` for a finite number, nothing otherwise (JSON has no NaN: one bad value must not fail the batch). */
-const num = (key: string, value: number | null | undefined): string => (value != null && Number.isFinite(value) ? `,"${key}":${value}` : '');
+const num = (key: string, value: number | null | undefined): string =>
+  value != null && Number.isFinite(value) ? `,"${key}":${value}` : '';
 /** A whole number for an int column, whatever arrived. */
 const int = (value: number): number => (Number.isFinite(value) ? Math.round(value) : 0);
 
@@ -300,7 +334,8 @@ export function recordAttemptsValues(writes: readonly AttemptWrite[]): [string, 
   for (let index = 0; index < writes.length; index++) {
     const { delivery, attempt, outcome } = writes[index]!;
     ids[index] = delivery.id;
-    const lastError = outcome.state === 'succeeded' ? null : (attempt.error ?? (attempt.status ? `HTTP ${attempt.status}` : null));
+    const lastError =
+      outcome.state === 'succeeded' ? null : (attempt.error ?? (attempt.status ? `HTTP ${attempt.status}` : null));
     json +=
       `${index === 0 ? '' : ','}{"i":${JSON.stringify(delivery.id)},"c":${int(delivery.chain)},"n":${int(delivery.attemptCount)},"s":${JSON.stringify(outcome.state)}` +
       `,"t":${startedAtMs(attempt.startedAt)},"ms":${int(attempt.durationMs)}${num('st', attempt.status)}${num('na', outcome.nextAttemptAt?.getTime())}` +

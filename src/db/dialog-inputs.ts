@@ -44,7 +44,14 @@ const JOURNAL_INSERT = `
 /** The JSON rows of JOURNAL_INSERT. Every input has a dedupe key (a move's is its order), so one arbiter takes every repeat. */
 export function journalRows(inputs: readonly NewInput[]): string {
   return JSON.stringify(
-    inputs.map((i) => ({ b: i.botId, c: i.chatId, s: i.seq, k: i.input.kind, p: i.input, d: i.dedupeKey ?? `seq:${i.seq}` })),
+    inputs.map((i) => ({
+      b: i.botId,
+      c: i.chatId,
+      s: i.seq,
+      k: i.input.kind,
+      p: i.input,
+      d: i.dedupeKey ?? `seq:${i.seq}`,
+    })),
   );
 }
 
@@ -55,7 +62,14 @@ export async function journalInputs(db: Knex, inputs: readonly NewInput[]): Prom
 }
 
 interface LoadedRow extends DialogRow {
-  inputs: Array<{ seq: string | number; payload: DialogInput; state: 'pending' | 'acting'; effects: RecordedEffect[] | null; effects_done: number; attempts: number }> | null;
+  inputs: Array<{
+    seq: string | number;
+    payload: DialogInput;
+    state: 'pending' | 'acting';
+    effects: RecordedEffect[] | null;
+    effects_done: number;
+    attempts: number;
+  }> | null;
 }
 
 const LOAD_OPEN_INPUTS: NamedStatement = {
@@ -70,7 +84,11 @@ const LOAD_OPEN_INPUTS: NamedStatement = {
 };
 
 /** The dialog and its open inputs, oldest first (at most `limit`); null when the dialog is gone. */
-export async function loadOpenInputs(db: Knex, ref: DialogRef, limit = 20): Promise<{ dialog: DialogRecord; inputs: OpenInput[] } | null> {
+export async function loadOpenInputs(
+  db: Knex,
+  ref: DialogRef,
+  limit = 20,
+): Promise<{ dialog: DialogRecord; inputs: OpenInput[] } | null> {
   const rows = await runNamed<LoadedRow>(db, LOAD_OPEN_INPUTS, [limit, ref.botId, ref.chatId]);
   const row = rows[0];
   if (!row) return null;
@@ -201,7 +219,9 @@ export class DecisionRecorder {
   private async write(writes: DecisionWrite[]): Promise<Array<DialogRecord | null>> {
     type Row = DialogRow & { bot_id: string; chat_id: string | number; input_seq: string | number };
     // A deadlock: a batch journaling a repeat of one of these inputs at the same moment.
-    const rows = await retryingDeadlocks(() => runNamed<Row>(this.db, RECORD_DECISIONS, [JSON.stringify(writes.map(decisionRow))]));
+    const rows = await retryingDeadlocks(() =>
+      runNamed<Row>(this.db, RECORD_DECISIONS, [JSON.stringify(writes.map(decisionRow))]),
+    );
     const written = new Map(rows.map((row) => [`${row.bot_id}/${row.chat_id}/${row.input_seq}`, toRecord(row)]));
     return writes.map((w) => written.get(`${w.botId}/${w.chatId}/${w.seq}`) ?? null);
   }
@@ -220,7 +240,13 @@ export async function blockDialog(db: Knex, ref: DialogRef, seq: number): Promis
  * Counts a failed try of an input; after `maxAttempts` it is set aside as `dead` (the dialog goes
  * on with its next input). Returns the input's state after the failure.
  */
-export async function failInput(db: Knex, ref: DialogRef, seq: number, error: string, maxAttempts: number): Promise<InputState> {
+export async function failInput(
+  db: Knex,
+  ref: DialogRef,
+  seq: number,
+  error: string,
+  maxAttempts: number,
+): Promise<InputState> {
   const result = await db.raw<{ rows: Array<{ state: InputState }> }>(
     `UPDATE dialog_inputs SET attempts = attempts + 1, last_error = ?, updated_at = now(),
        state = CASE WHEN attempts + 1 >= ? THEN 'dead' ELSE state END
@@ -256,12 +282,26 @@ interface DeadInputRow {
   updated_at: Date;
 }
 
-export async function listDeadInputs(db: Knex, botId: string, options: { chatId?: number; limit: number }): Promise<DeadInputView[]> {
+export async function listDeadInputs(
+  db: Knex,
+  botId: string,
+  options: { chatId?: number; limit: number },
+): Promise<DeadInputView[]> {
   const query = db('dialog_inputs')
     .where({ bot_id: botId, state: 'dead' })
     .orderBy('updated_at', 'desc')
     .limit(options.limit)
-    .select<DeadInputRow[]>('chat_id', 'seq', 'kind', 'payload', 'attempts', 'last_error', 'effects_done', 'created_at', 'updated_at');
+    .select<DeadInputRow[]>(
+      'chat_id',
+      'seq',
+      'kind',
+      'payload',
+      'attempts',
+      'last_error',
+      'effects_done',
+      'created_at',
+      'updated_at',
+    );
   if (options.chatId !== undefined) void query.andWhere({ chat_id: options.chatId });
   const rows = await query;
   return rows.map((row) => ({
@@ -281,7 +321,11 @@ export async function listDeadInputs(db: Knex, botId: string, options: { chatId?
 export async function reviveDeadInput(db: Knex, ref: DialogRef, seq: number): Promise<boolean> {
   const count = await db('dialog_inputs')
     .where({ bot_id: ref.botId, chat_id: ref.chatId, seq, state: 'dead' })
-    .update({ state: db.raw(`CASE WHEN effects IS NULL THEN 'pending' ELSE 'acting' END`), attempts: 0, updated_at: db.fn.now() });
+    .update({
+      state: db.raw(`CASE WHEN effects IS NULL THEN 'pending' ELSE 'acting' END`),
+      attempts: 0,
+      updated_at: db.fn.now(),
+    });
   return count > 0;
 }
 
@@ -298,12 +342,18 @@ export async function dialogsWithStaleInputs(db: Knex, staleMs: number, limit: n
 }
 
 /** Pending delays due longer than `graceMs` ago (their alarm was lost). */
-export async function overdueTimers(db: Knex, graceMs: number, limit: number): Promise<Array<DialogRef & { timer: DialogTimer }>> {
+export async function overdueTimers(
+  db: Knex,
+  graceMs: number,
+  limit: number,
+): Promise<Array<DialogRef & { timer: DialogTimer }>> {
   const result = await db.raw<{ rows: Array<{ bot_id: string; chat_id: string | number; timer: DialogTimer }> }>(
     `SELECT bot_id, chat_id, timer FROM dialogs WHERE timer_at < now() - make_interval(secs => ?) ORDER BY timer_at LIMIT ?`,
     [graceMs / 1000, limit],
   );
-  return result.rows.filter((r) => r.timer).map((r) => ({ botId: r.bot_id, chatId: Number(r.chat_id), timer: r.timer }));
+  return result.rows
+    .filter((r) => r.timer)
+    .map((r) => ({ botId: r.bot_id, chatId: Number(r.chat_id), timer: r.timer }));
 }
 
 /** Forgets handled inputs older than `keepMs` (their dedupe window with them). */

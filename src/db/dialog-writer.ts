@@ -117,8 +117,21 @@ function groupUpdates(updates: readonly DialogUpdateInput[]): { groups: Map<stri
     if (!group) groups.set(key, (group = { botId: update.botId, chatId: update.chatId, patches: [], inputs: [] }));
     if (update.patch) group.patches.push({ seq: update.seq, patch: update.patch });
     if (update.input) {
-      group.inputs.push({ seq: update.seq, input: update.input, state: 'pending', effects: null, effectsDone: 0, attempts: 0 });
-      inputs.push({ botId: update.botId, chatId: update.chatId, seq: update.seq, input: update.input, dedupeKey: update.dedupeKey ?? null });
+      group.inputs.push({
+        seq: update.seq,
+        input: update.input,
+        state: 'pending',
+        effects: null,
+        effectsDone: 0,
+        attempts: 0,
+      });
+      inputs.push({
+        botId: update.botId,
+        chatId: update.chatId,
+        seq: update.seq,
+        input: update.input,
+        dedupeKey: update.dedupeKey ?? null,
+      });
     }
   }
   // A repeat within the batch (the same Telegram update delivered twice) is one input, at its later order.
@@ -182,7 +195,12 @@ export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdat
     const absent = todo.filter((g) => !found.has(dialogKey(g.botId, g.chatId)));
     const merges = [...existing, ...absent.map(newRow)].map((row) => {
       const group = groups.get(dialogKey(row.bot_id, row.chat_id))!;
-      return { row, group, isNew: !found.has(dialogKey(row.bot_id, row.chat_id)), merged: mergeUpdates(rowState(row), group.patches) };
+      return {
+        row,
+        group,
+        isNew: !found.has(dialogKey(row.bot_id, row.chat_id)),
+        merged: mergeUpdates(rowState(row), group.patches),
+      };
     });
     const values = (m: (typeof merges)[number]) => ({
       bot_id: m.row.bot_id,
@@ -197,7 +215,11 @@ export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdat
     });
     const updated = merges
       .filter((m) => !m.isNew && m.merged.changed)
-      .map((m) => ({ ...values(m), version: m.row.version, clear_reason: m.merged.statusChanged && m.merged.state.status !== 'manual' }));
+      .map((m) => ({
+        ...values(m),
+        version: m.row.version,
+        clear_reason: m.merged.statusChanged && m.merged.state.status !== 'manual',
+      }));
     const created = merges.filter((m) => m.isNew).map(values);
     const todoKeys = new Set(todo.map((g) => dialogKey(g.botId, g.chatId)));
     const journal = inputs.filter((i) => todoKeys.has(dialogKey(i.botId, i.chatId)));
@@ -222,7 +244,9 @@ export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdat
         botId: row.bot_id,
         chatId: row.chat_id,
         journaled,
-        ...(journaled && !row.has_open ? { snapshot: { dialog: { ...toRecord(after), state: merged.state }, inputs: group.inputs } } : {}),
+        ...(journaled && !row.has_open
+          ? { snapshot: { dialog: { ...toRecord(after), state: merged.state }, inputs: group.inputs } }
+          : {}),
       });
     }
     todo = retry;

@@ -24,12 +24,14 @@ export class GroupCommit<I, O> {
     if (this.running >= this.maxParallel || this.pending.length === 0) return;
     const batch = this.pending.splice(0, this.maxBatch);
     this.running++;
-    this.flush(batch.map((entry) => entry.item)).then(
-      (results) => batch.forEach((entry, i) => entry.resolve(results[i]!)),
-      (error: unknown) => batch.forEach((entry) => entry.reject(error)),
-    ).finally(() => {
-      this.running--;
-      this.drain();
-    });
+    this.flush(batch.map((entry) => entry.item))
+      .then(
+        (results) => batch.forEach((entry, i) => entry.resolve(results[i]!)),
+        (error: unknown) => batch.forEach((entry) => entry.reject(error)),
+      )
+      .finally(() => {
+        this.running--;
+        this.drain();
+      });
   }
 }

@@ -24,7 +24,12 @@ function toEndpoint(row: EndpointRow): PostbackEndpoint {
   return { id: row.id, botId: row.bot_id, name: row.name, rateLimit: row.rate_limit, createdAt: row.created_at };
 }
 
-export async function insertEndpoint(db: Knex, botId: string, name: string, rateLimit: number | null): Promise<PostbackEndpoint> {
+export async function insertEndpoint(
+  db: Knex,
+  botId: string,
+  name: string,
+  rateLimit: number | null,
+): Promise<PostbackEndpoint> {
   const [row] = await db<EndpointRow>('postback_endpoints')
     .insert({ id: randomUUID(), bot_id: botId, name, rate_limit: rateLimit })
     .returning('*');

@@ -30,7 +30,10 @@ export async function loadScript(db: Knex, botId: string): Promise<EngineScript 
     db('script_steps').where({ bot_id: botId }).orderBy('position').select('id', 'definition'),
   ]);
   if (!startKey) return null;
-  return { startKey, steps: steps.map((row: { id: string; definition: Step }) => ({ id: row.id, step: row.definition })) };
+  return {
+    startKey,
+    steps: steps.map((row: { id: string; definition: Step }) => ({ id: row.id, step: row.definition })),
+  };
 }
 
 /** Replaces a bot's script: the given steps (with their ids already assigned) and its start step. */
@@ -49,7 +52,15 @@ export async function replaceScript(
     .delete();
   if (steps.length > 0) {
     await trx('script_steps')
-      .insert(steps.map((s, position) => ({ id: s.id, bot_id: botId, key: s.key, position, definition: JSON.stringify(s.definition) })))
+      .insert(
+        steps.map((s, position) => ({
+          id: s.id,
+          bot_id: botId,
+          key: s.key,
+          position,
+          definition: JSON.stringify(s.definition),
+        })),
+      )
       .onConflict('id')
       .merge(['key', 'position', 'definition']);
   }

@@ -48,7 +48,8 @@ export function parseFieldValue(definition: FieldDefinition | undefined, raw: Ra
 
   switch (type) {
     case 'number': {
-      if (typeof raw === 'number') return Number.isFinite(raw) ? { ok: true, value: raw } : { ok: false, reason: 'must be a finite number' };
+      if (typeof raw === 'number')
+        return Number.isFinite(raw) ? { ok: true, value: raw } : { ok: false, reason: 'must be a finite number' };
       const text = asText(raw).trim();
       const value = Number(text);
       return NUMBER_PATTERN.test(text) && Number.isFinite(value)
@@ -58,7 +59,9 @@ export function parseFieldValue(definition: FieldDefinition | undefined, raw: Ra
     case 'date': {
       const text = asText(raw).trim();
       if (DATE_ONLY.test(text)) {
-        return isCalendarDate(text) ? { ok: true, value: text } : { ok: false, reason: 'must be a date (YYYY-MM-DD or ISO 8601)' };
+        return isCalendarDate(text)
+          ? { ok: true, value: text }
+          : { ok: false, reason: 'must be a date (YYYY-MM-DD or ISO 8601)' };
       }
       // The day must exist (no 2024-02-30 rolling into March); a time without an offset is UTC, never the server's zone.
       const valid = DATE_TIME.test(text) && isCalendarDate(text.slice(0, 10));

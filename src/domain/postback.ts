@@ -55,22 +55,38 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 function checkValue(name: string, value: RawValue): void {
   const text = Array.isArray(value) ? value.join(',') : typeof value === 'string' ? value : '';
   if (byteLength(text) > MAX_VALUE_BYTES) {
-    throw new DomainError('too_large', 'value_too_large', `${truncate(name)} is larger than ${MAX_VALUE_BYTES} bytes`, { param: truncate(name) });
+    throw new DomainError('too_large', 'value_too_large', `${truncate(name)} is larger than ${MAX_VALUE_BYTES} bytes`, {
+      param: truncate(name),
+    });
   }
   if (SURROGATE.test(text) && LONE_SURROGATE.test(text)) {
-    throw new DomainError('invalid', 'invalid_encoding', `${truncate(name)} is not valid Unicode (an unpaired surrogate)`, { param: truncate(name) });
+    throw new DomainError(
+      'invalid',
+      'invalid_encoding',
+      `${truncate(name)} is not valid Unicode (an unpaired surrogate)`,
+      { param: truncate(name) },
+    );
   }
-  if (text.includes('\u0000')) throw new DomainError('invalid', 'invalid_value', `${truncate(name)} must not contain U+0000`, { param: truncate(name) });
+  if (text.includes('\u0000'))
+    throw new DomainError('invalid', 'invalid_value', `${truncate(name)} must not contain U+0000`, {
+      param: truncate(name),
+    });
 }
 
 function toRawValue(name: string, value: unknown): RawValue {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;
   if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new DomainError('invalid', 'invalid_value', `${name} must be a finite number`, { param: name });
+    if (!Number.isFinite(value))
+      throw new DomainError('invalid', 'invalid_value', `${name} must be a finite number`, { param: name });
     return value;
   }
   if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value;
-  throw new DomainError('invalid', 'invalid_value', `${name} must be a string, number, boolean, null or an array of strings`, { param: name });
+  throw new DomainError(
+    'invalid',
+    'invalid_value',
+    `${name} must be a string, number, boolean, null or an array of strings`,
+    { param: name },
+  );
 }
 
 /** Flattens a JSON body into parameter names as they would arrive in a query string. */
@@ -103,7 +119,10 @@ function collectPairs(pairs: ReadonlyArray<readonly [string, string]>): Map<stri
   const out = new Map<string, RawValue>();
   for (const [name, value] of pairs) {
     const previous = out.get(name);
-    out.set(name, TAG_PARAMS.has(name) && typeof previous === 'string' && previous !== '' ? `${previous},${value}` : value);
+    out.set(
+      name,
+      TAG_PARAMS.has(name) && typeof previous === 'string' && previous !== '' ? `${previous},${value}` : value,
+    );
   }
   return out;
 }
@@ -117,7 +136,8 @@ function splitName(name: string): { prefix: string | undefined; key: string } {
 
 function checkKey(key: string, param: string): void {
   const problem = keyProblem(key);
-  if (problem) throw new DomainError('invalid', 'invalid_key', `${truncate(param)}: key ${problem}`, { param: truncate(param) });
+  if (problem)
+    throw new DomainError('invalid', 'invalid_key', `${truncate(param)}: key ${problem}`, { param: truncate(param) });
 }
 
 function truncate(text: string): string {
@@ -131,18 +151,29 @@ function parseChatId(value: RawValue | undefined): number {
   const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
   const chatId = CHAT_ID_PATTERN.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(chatId) || chatId === 0) {
-    throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be a non-zero integer with |chatId| ≤ 2^53−1', { param: 'chatId' });
+    throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be a non-zero integer with |chatId| ≤ 2^53−1', {
+      param: 'chatId',
+    });
   }
   return chatId;
 }
 
 function parseTags(name: string, value: RawValue): string[] {
-  if (typeof value !== 'string') throw new DomainError('invalid', 'invalid_tag', `${name} must be comma-separated tags`, { param: name });
-  const tags = value.split(',').map((tag) => tag.trim()).filter((tag) => tag !== '');
+  if (typeof value !== 'string')
+    throw new DomainError('invalid', 'invalid_tag', `${name} must be comma-separated tags`, { param: name });
+  const tags = value
+    .split(',')
+    .map((tag) => tag.trim())
+    .filter((tag) => tag !== '');
   for (const tag of tags) {
     // eslint-disable-next-line no-control-regex
     if (tag.length > MAX_TAG_LENGTH || /[\u0000-\u001f\u007f]/.test(tag)) {
-      throw new DomainError('invalid', 'invalid_tag', `${name}: a tag is at most ${MAX_TAG_LENGTH} printable characters`, { param: name });
+      throw new DomainError(
+        'invalid',
+        'invalid_tag',
+        `${name}: a tag is at most ${MAX_TAG_LENGTH} printable characters`,
+        { param: name },
+      );
     }
   }
   return [...new Set(tags)];
@@ -157,7 +188,12 @@ function asString(name: string, value: RawValue): string {
 /** Reads a postback's parameters (every form and alias of the contract) into a request. Throws DomainError. */
 export function parsePostback(input: PostbackInput): PostbackRequest {
   const params = collectPairs(input.query);
-  const body = input.body === null ? null : Array.isArray(input.body) ? collectPairs(input.body) : flattenJson(input.body as Record<string, unknown>);
+  const body =
+    input.body === null
+      ? null
+      : Array.isArray(input.body)
+        ? collectPairs(input.body)
+        : flattenJson(input.body as Record<string, unknown>);
   // A body value wins over the query's, an alias included (body `chat_id` beats query `chatId`).
   for (const names of ALIASES) {
     if (names.some((name) => body?.has(name))) names.forEach((name) => params.delete(name));
@@ -186,7 +222,10 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
         continue;
       case 'status': {
         const status = typeof value === 'string' ? parseStatus(value) : null;
-        if (!status) throw new DomainError('invalid', 'invalid_status', 'status must be auto, manual or blocked', { param: 'status' });
+        if (!status)
+          throw new DomainError('invalid', 'invalid_status', 'status must be auto, manual or blocked', {
+            param: 'status',
+          });
         request.status = status;
         continue;
       }
@@ -203,7 +242,9 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
     }
     const { prefix, key } = splitName(name);
     if (!prefix && RESERVED_NAMES.has(name)) {
-      throw new DomainError('invalid', 'invalid_param', `${name} needs a key: ${name}.KEY or ${name}[KEY]`, { param: name });
+      throw new DomainError('invalid', 'invalid_param', `${name} needs a key: ${name}.KEY or ${name}[KEY]`, {
+        param: name,
+      });
     }
     checkKey(key, name);
     if (prefix === 'tracker') {
@@ -215,14 +256,17 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
 
   request.chatId = parseChatId(chatId ?? chatIdAlias);
   if (request.stepRef === undefined && stepAlias !== undefined) request.stepRef = stepAlias;
-  if (request.stepRef === '') throw new DomainError('invalid', 'invalid_step_id', 'stepId must not be empty', { param: 'stepId' });
+  if (request.stepRef === '')
+    throw new DomainError('invalid', 'invalid_step_id', 'stepId must not be empty', { param: 'stepId' });
 
   const eventId = request.eventId ?? input.idempotencyKey;
   if (eventId !== undefined) {
     const trimmed = eventId.trim();
     if (trimmed === '' || trimmed.length > MAX_EVENT_ID_LENGTH) {
       const param = request.eventId !== undefined ? 'eventId' : 'Idempotency-Key';
-      throw new DomainError('invalid', 'invalid_event_id', `${param} must be 1-${MAX_EVENT_ID_LENGTH} characters`, { param });
+      throw new DomainError('invalid', 'invalid_event_id', `${param} must be 1-${MAX_EVENT_ID_LENGTH} characters`, {
+        param,
+      });
     }
     request.eventId = trimmed;
   }
@@ -235,7 +279,10 @@ export function resolvePostback(request: PostbackRequest, bot: BotPostbackView):
   if (request.status) patch.status = request.status;
   if (request.stepRef !== undefined) {
     const stepId = bot.stepIdByRef.get(request.stepRef);
-    if (!stepId) throw new DomainError('unprocessable', 'unknown_step', `no step with id or key "${truncate(request.stepRef)}"`, { param: 'stepId' });
+    if (!stepId)
+      throw new DomainError('unprocessable', 'unknown_step', `no step with id or key "${truncate(request.stepRef)}"`, {
+        param: 'stepId',
+      });
     patch.stepId = stepId;
     const stepKey = bot.stepKeyById?.get(stepId);
     if (stepKey !== undefined) patch.stepKey = stepKey;
@@ -244,7 +291,10 @@ export function resolvePostback(request: PostbackRequest, bot: BotPostbackView):
     const fields: Record<string, FieldValue | null> = {};
     for (const [key, raw] of request.fields) {
       const parsed = parseFieldValue(bot.fields.get(key), raw);
-      if (!parsed.ok) throw new DomainError('unprocessable', 'invalid_field_value', `fields.${key} ${parsed.reason}`, { param: `fields.${key}` });
+      if (!parsed.ok)
+        throw new DomainError('unprocessable', 'invalid_field_value', `fields.${key} ${parsed.reason}`, {
+          param: `fields.${key}`,
+        });
       fields[key] = parsed.value;
     }
     patch.fields = fields;

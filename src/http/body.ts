@@ -33,12 +33,14 @@ export function parseUrlEncoded(text: string): Array<[string, string]> {
 /** Reads the request body, at most `limit` bytes (413 past it). */
 async function readRawBody(ctx: Context, limit = MAX_REQUEST_BYTES): Promise<Buffer> {
   const declared = Number(ctx.get('content-length') || 0);
-  if (declared > limit) throw new DomainError('too_large', 'request_too_large', `the request body is larger than ${limit} bytes`);
+  if (declared > limit)
+    throw new DomainError('too_large', 'request_too_large', `the request body is larger than ${limit} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw new DomainError('too_large', 'request_too_large', `the request body is larger than ${limit} bytes`);
+    if (size > limit)
+      throw new DomainError('too_large', 'request_too_large', `the request body is larger than ${limit} bytes`);
     chunks.push(chunk);
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
@@ -75,7 +77,11 @@ export async function readParamsBody(ctx: Context): Promise<ParsedBody> {
   const type = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
   if (type === 'application/json' || type.endsWith('+json')) return parseJsonObject(raw);
   if (type === 'application/x-www-form-urlencoded' || type === '') return parseUrlEncoded(decodeUtf8(raw));
-  throw new DomainError('unsupported_media_type', 'unsupported_media_type', 'send application/json or application/x-www-form-urlencoded');
+  throw new DomainError(
+    'unsupported_media_type',
+    'unsupported_media_type',
+    'send application/json or application/x-www-form-urlencoded',
+  );
 }
 
 /** Reads a JSON object body (management API). */

@@ -45,7 +45,8 @@ export function errorMiddleware(log: Logger) {
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) sendError(ctx, 404, 'not_found', 'no such route');
-      if (ctx.status === 405 && !ctx.body) sendError(ctx, 405, 'method_not_allowed', `${ctx.method} is not allowed here`);
+      if (ctx.status === 405 && !ctx.body)
+        sendError(ctx, 405, 'method_not_allowed', `${ctx.method} is not allowed here`);
     } catch (error) {
       if (error instanceof DomainError && error.kind !== 'unavailable') {
         if (error.kind === 'rate_limited' && !ctx.response.get('Retry-After')) ctx.set('Retry-After', '1');

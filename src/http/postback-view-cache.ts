@@ -28,11 +28,21 @@ export class PostbackViewCache {
   }
 
   endpoint(id: string): Promise<EndpointView | null> {
-    return this.cached(this.endpoints, id, () => loadEndpointView(this.db, id), (view) => (view ? this.ttlMs : this.negativeTtlMs));
+    return this.cached(
+      this.endpoints,
+      id,
+      () => loadEndpointView(this.db, id),
+      (view) => (view ? this.ttlMs : this.negativeTtlMs),
+    );
   }
 
   bot(botId: string): Promise<BotPostbackView> {
-    return this.cached(this.bots, botId, () => loadBotPostbackView(this.db, botId), () => this.ttlMs);
+    return this.cached(
+      this.bots,
+      botId,
+      () => loadBotPostbackView(this.db, botId),
+      () => this.ttlMs,
+    );
   }
 
   invalidate(message: Invalidation): void {
@@ -45,7 +55,12 @@ export class PostbackViewCache {
     this.bots.clear();
   }
 
-  private cached<T>(map: LruCache<string, Entry<T>>, key: string, load: () => Promise<T>, ttl: (value: T) => number): Promise<T> {
+  private cached<T>(
+    map: LruCache<string, Entry<T>>,
+    key: string,
+    load: () => Promise<T>,
+    ttl: (value: T) => number,
+  ): Promise<T> {
     const now = Date.now();
     const hit = map.get(key);
     if (hit && hit.expires > now) return hit.value;

@@ -43,7 +43,13 @@ async function queueReadyOrUnreachable(queue: Queue, redis: Redis, timeoutMs: nu
     };
     redis.once('error', settle);
   });
-  await Promise.race([queue.waitUntilReady().then(() => undefined, () => undefined), failedOrLate]);
+  await Promise.race([
+    queue.waitUntilReady().then(
+      () => undefined,
+      () => undefined,
+    ),
+    failedOrLate,
+  ]);
   settle();
 }
 
@@ -55,7 +61,9 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
   queue.on('error', (error) => log.debug({ err: error }, 'queue error'));
 
   const sequenceFloor = SequenceFloor.forQueue(config.queuePrefix, QUEUES.dialogUpdates, () => highestSequence(db));
-  sequenceFloor.restoreOnReconnect(redis, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
+  sequenceFloor.restoreOnReconnect(redis, (error) =>
+    log.warn({ err: error }, 'could not restore the update order counter'),
+  );
   const updates = new DialogUpdateQueue(queue, redis, sequenceFloor);
 
   const views = new PostbackViewCache(db);
@@ -66,11 +74,17 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
   const invalidate = async (message: Invalidation): Promise<void> => {
     views.invalidate(message);
     await publishInvalidation(redis, config.queuePrefix, message).catch((error: unknown) =>
-      log.warn({ err: error, message }, 'could not publish a cache invalidation; other web processes expire it within a minute'),
+      log.warn(
+        { err: error, message },
+        'could not publish a cache invalidation; other web processes expire it within a minute',
+      ),
     );
   };
 
-  const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection: redis, prefix: config.queuePrefix });
+  const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, {
+    connection: redis,
+    prefix: config.queuePrefix,
+  });
   const stepRuns = new Queue<DialogRunJob>(QUEUES.stepRuns, { connection: redis, prefix: config.queuePrefix });
   stepRuns.on('error', (error) => log.debug({ err: error }, 'queue error'));
   outbound.on('error', (error) => log.debug({ err: error }, 'queue error'));
@@ -93,13 +107,24 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       telegramApiRoot: config.telegramApiRoot,
       invalidate,
       wakeDialog: async (botId, chatId) => {
-        await stepRuns.add(DRAIN_JOB, { botId, chatId }, { ...DIALOG_RUN_JOB_OPTIONS, jobId: `revive-${botId}-${chatId}-${Date.now()}` });
+        await stepRuns.add(
+          DRAIN_JOB,
+          { botId, chatId },
+          { ...DIALOG_RUN_JOB_OPTIONS, jobId: `revive-${botId}-${chatId}-${Date.now()}` },
+        );
       },
       replayDelivery: (d) =>
         enqueueDelivery(outbound, {
           id: d.id,
           chain: d.chain,
-          request: { botId: d.botId, messageId: d.messageId, method: d.method, url: d.url, headers: d.headers, body: d.body },
+          request: {
+            botId: d.botId,
+            messageId: d.messageId,
+            method: d.method,
+            url: d.url,
+            headers: d.headers,
+            body: d.body,
+          },
         }),
     },
     ready: async () => {
@@ -110,16 +135,29 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
 
   await queueReadyOrUnreachable(queue, redis, 2_000);
   // Before the first input is accepted: the order counter restarts above what Postgres has applied.
-  await sequenceFloor.restore(redis).catch((error: unknown) => log.warn({ err: error }, 'could not restore the update order counter'));
+  await sequenceFloor
+    .restore(redis)
+    .catch((error: unknown) => log.warn({ err: error }, 'could not restore the update order counter'));
   // Room for a 64 KiB postback query string in the request line (Node's default is 16 KiB).
   const handleRequest = app.callback();
   // Koa answers its own errors (ctx.onerror), so the request's promise has nothing left to handle.
-  const server = http.createServer({ maxHeaderSize: 80 * 1024 }, (request, response) => void handleRequest(request, response));
+  const server = http.createServer(
+    { maxHeaderSize: 80 * 1024 },
+    (request, response) => void handleRequest(request, response),
+  );
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const body = JSON.stringify({ ok: false, error: { code: status === 431 ? 'request_too_large' : 'bad_request', message: 'malformed or oversized HTTP request' } });
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    const body = JSON.stringify({
+      ok: false,
+      error: {
+        code: status === 431 ? 'request_too_large' : 'bad_request',
+        message: 'malformed or oversized HTTP request',
+      },
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   });
   server.listen(config.port, '0.0.0.0');
   await once(server, 'listening');

@@ -48,7 +48,10 @@ export async function applyDialogUpdate(
   const { botId, chatId } = job.data;
   const seq = sequenceOf(job.id);
   if (await deps.floor.drawnTooLow(deps.redis, seq)) {
-    deps.log.warn({ botId, chatId, jobId: job.id }, 'update drawn below the restored order counter; queued again above it');
+    deps.log.warn(
+      { botId, chatId, jobId: job.id },
+      'update drawn below the restored order counter; queued again above it',
+    );
     await deps.requeue(job.data);
     return 'requeued';
   }

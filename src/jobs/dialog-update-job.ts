@@ -22,6 +22,7 @@ export const DIALOG_UPDATE_JOB_OPTIONS = {
 /** The acceptance order of a dialog-update job. */
 export function sequenceOf(jobId: string | undefined): number {
   const seq = Number(jobId);
-  if (!Number.isSafeInteger(seq) || seq <= 0) throw new Error(`dialog-update job id "${jobId}" is not a sequence number`);
+  if (!Number.isSafeInteger(seq) || seq <= 0)
+    throw new Error(`dialog-update job id "${jobId}" is not a sequence number`);
   return seq;
 }

@@ -29,7 +29,12 @@ export class DialogUpdateQueue {
       // Only a job no worker has taken is withdrawn (a taken one cannot be removed while locked,
       // and a finished one was queued again by its worker).
       const waiting = (await added.getState().catch(() => 'unknown')) === 'waiting';
-      const withdrawn = waiting && (await added.remove().then(() => true, () => false));
+      const withdrawn =
+        waiting &&
+        (await added.remove().then(
+          () => true,
+          () => false,
+        ));
       if (!withdrawn) return id;
     }
   }

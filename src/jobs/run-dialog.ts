@@ -15,7 +15,11 @@ export interface RunDialogDeps {
 }
 
 /** Journals a delay's firing as the dialog's next input, with an order drawn from the one counter. A repeat is one input. */
-export async function journalTimer(deps: Omit<RunDialogDeps, 'drainer'>, dialog: DialogRef, timer: DialogTimer): Promise<number> {
+export async function journalTimer(
+  deps: Omit<RunDialogDeps, 'drainer'>,
+  dialog: DialogRef,
+  timer: DialogTimer,
+): Promise<number> {
   const seq = await deps.floor.next(deps.redis);
   await journalInputs(deps.db, [
     {

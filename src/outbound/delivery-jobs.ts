@@ -28,8 +28,13 @@ const HANDOFF_GROUP = 20;
  * A chain job: one dispatch of its delivery. A retry is the same job, delayed by the schedule (or
  * the receiver's Retry-After); a delivery that moved on under it carries on as the database says.
  */
-export async function processDeliveryChainJob(data: OutboundDeliveryJob, deps: DeliveryJobDeps): Promise<DeliveryJobNext<OutboundDeliveryJob>> {
-  const result = await dispatchDelivery(data, 'chain', deps).catch((error: unknown) => waitOutDatabaseOutage(error, data, deps));
+export async function processDeliveryChainJob(
+  data: OutboundDeliveryJob,
+  deps: DeliveryJobDeps,
+): Promise<DeliveryJobNext<OutboundDeliveryJob>> {
+  const result = await dispatchDelivery(data, 'chain', deps).catch((error: unknown) =>
+    waitOutDatabaseOutage(error, data, deps),
+  );
   switch (result.kind) {
     case 'finished':
       return FINISHED;
@@ -55,7 +60,8 @@ export async function processDeliveryBatchJob(
   deps: DeliveryJobDeps,
 ): Promise<DeliveryJobNext<OutboundBatchJob>> {
   const sorting = new BatchSorting();
-  const members = job.attemptsStarted > 1 ? await membersStillAsQueued(job.data.deliveries, sorting, deps) : job.data.deliveries;
+  const members =
+    job.attemptsStarted > 1 ? await membersStillAsQueued(job.data.deliveries, sorting, deps) : job.data.deliveries;
   const dispatches: Array<Promise<void>> = [];
   for (const [index, member] of members.entries()) {
     // Let other work run between groups of starts: a hundred at once would hold the event loop.
@@ -90,13 +96,18 @@ class BatchSorting {
 }
 
 /** The members the database still has as the batch queued them; the others leave as it has them now. */
-async function membersStillAsQueued(members: OutboundDeliveryJob[], sorting: BatchSorting, deps: DeliveryJobDeps): Promise<OutboundDeliveryJob[]> {
+async function membersStillAsQueued(
+  members: OutboundDeliveryJob[],
+  sorting: BatchSorting,
+  deps: DeliveryJobDeps,
+): Promise<OutboundDeliveryJob[]> {
   const unchanged: OutboundDeliveryJob[] = [];
   await Promise.all(
     members.map(async (member) => {
       const current = await continuationFromDatabase(member, deps);
       if (!current) return;
-      if (current.data.chain === member.chain && current.data.attempts === (member.attempts ?? 0)) unchanged.push(member);
+      if (current.data.chain === member.chain && current.data.attempts === (member.attempts ?? 0))
+        unchanged.push(member);
       else sorting.leave(chainJob(current.data, current.delayMs));
     }),
   );
@@ -104,7 +115,11 @@ async function membersStillAsQueued(members: OutboundDeliveryJob[], sorting: Bat
 }
 
 /** One member's dispatch; an unexpected failure sends it off to a chain job of its own, the batch carries on. */
-async function dispatchBatchMember(member: OutboundDeliveryJob, sorting: BatchSorting, deps: DeliveryJobDeps): Promise<void> {
+async function dispatchBatchMember(
+  member: OutboundDeliveryJob,
+  sorting: BatchSorting,
+  deps: DeliveryJobDeps,
+): Promise<void> {
   const result = await dispatchDelivery(member, 'batch', deps)
     .catch((error: unknown) => waitOutDatabaseOutage(error, member, deps))
     .catch((error: unknown): DispatchResult => {
@@ -139,7 +154,10 @@ function waitOutDatabaseOutage(error: unknown, job: OutboundDeliveryJob, deps: D
 }
 
 /** A delivery's chain job as the database has it, and when its next attempt is due; null once it is no longer pending. */
-async function continuationFromDatabase(job: OutboundDeliveryJob, deps: DeliveryJobDeps): Promise<{ data: OutboundDeliveryJob; delayMs: number } | null> {
+async function continuationFromDatabase(
+  job: OutboundDeliveryJob,
+  deps: DeliveryJobDeps,
+): Promise<{ data: OutboundDeliveryJob; delayMs: number } | null> {
   const delivery = await deps.store.loadPending(job.deliveryId);
   if (!delivery) return null;
   return {

@@ -46,7 +46,9 @@ export class DeliveryRecorder {
 
   /** Records and queues deliveries known together (a bulk import, say) in one go. */
   async recordAll(deliveries: readonly NewDelivery[]): Promise<void> {
-    const plan = new DeliveryJobPlan(deliveries.map((delivery) => ({ id: delivery.id, chain: 1, request: delivery.request })));
+    const plan = new DeliveryJobPlan(
+      deliveries.map((delivery) => ({ id: delivery.id, chain: 1, request: delivery.request })),
+    );
     const fresh = await insertDeliveries(this.db, deliveries, plan.batchOf);
     const { chains, batches } = plan.jobs(fresh);
     const known = deliveries.filter((delivery) => !fresh.has(delivery.id));
@@ -69,7 +71,10 @@ export class DeliveryRecorder {
    * delivered and not waiting in a batch (a chain's job id makes a repeat a no-op while it exists).
    */
   private async stillToQueue(known: readonly NewDelivery[]) {
-    const states = await findChainStates(this.db, known.map((delivery) => delivery.id));
+    const states = await findChainStates(
+      this.db,
+      known.map((delivery) => delivery.id),
+    );
     const byId = new Map(known.map((delivery) => [delivery.id, delivery]));
     const jobs: ReturnType<typeof deliveryJob>[] = [];
     for (const { id, state, chain, queuedIn } of states) {
@@ -86,7 +91,14 @@ export class DeliveryRecorder {
       return items.map(() => null);
     } catch (error) {
       if (items.length === 1 || isDatabaseUnavailable(error)) return items.map(() => ({ error }));
-      return Promise.all(items.map((item) => this.recordAll([item]).then(() => null, (failure: unknown) => ({ error: failure }))));
+      return Promise.all(
+        items.map((item) =>
+          this.recordAll([item]).then(
+            () => null,
+            (failure: unknown) => ({ error: failure }),
+          ),
+        ),
+      );
     }
   }
 }

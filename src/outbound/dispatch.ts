@@ -12,7 +12,14 @@ import type { Logger } from '../config/log.js';
 import { storableText, type AttemptWrite, type DeliveryRecord, type DeliveryStore } from '../db/deliveries.js';
 import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import { CLOSED, type CircuitView } from './circuit-view.js';
-import { attemptDelivery, classifyOutcome, deliveryHeaders, nextAttemptDelayMs, validateDeliveryRequest, type AttemptResult } from './delivery/index.js';
+import {
+  attemptDelivery,
+  classifyOutcome,
+  deliveryHeaders,
+  nextAttemptDelayMs,
+  validateDeliveryRequest,
+  type AttemptResult,
+} from './delivery/index.js';
 import { hostKey, type CircuitState, type HostPace, type LocalHostLimiter } from './fairness/index.js';
 import type { SigningSecrets } from './signing-secrets.js';
 import type { Slots } from './slots.js';
@@ -61,7 +68,10 @@ const MOVED_ON: DispatchResult = { kind: 'moved_on' };
 const BATCH_HOST_WAIT_MS = 1_000;
 
 /** What a dispatch sends, as the job carries it or the database has it. */
-export type DeliveryToDispatch = Pick<DeliveryRecord, 'id' | 'botId' | 'messageId' | 'method' | 'url' | 'headers' | 'body' | 'chain' | 'attemptCount'>;
+export type DeliveryToDispatch = Pick<
+  DeliveryRecord,
+  'id' | 'botId' | 'messageId' | 'method' | 'url' | 'headers' | 'body' | 'chain' | 'attemptCount'
+>;
 
 /** Known once prepared: a valid request, a slot of its host held, and the circuit letting it through. */
 interface PreparedDispatch {
@@ -80,7 +90,11 @@ interface CompletedDispatch extends PreparedDispatch {
 }
 
 /** One dispatch of the job's delivery. */
-export async function dispatchDelivery(job: OutboundDeliveryJob, kind: DeliveryJobKind, deps: DispatchDeps): Promise<DispatchResult> {
+export async function dispatchDelivery(
+  job: OutboundDeliveryJob,
+  kind: DeliveryJobKind,
+  deps: DispatchDeps,
+): Promise<DispatchResult> {
   const prepared = await prepareDispatch(job, kind, deps);
   if ('kind' in prepared) return prepared;
   const call = await makeHttpCall(prepared, kind, deps);
@@ -89,12 +103,21 @@ export async function dispatchDelivery(job: OutboundDeliveryJob, kind: DeliveryJ
 }
 
 /** The delivery, its request checked, a slot of its host taken and the circuit asked; or why it is not sent now. */
-async function prepareDispatch(job: OutboundDeliveryJob, kind: DeliveryJobKind, deps: DispatchDeps): Promise<PreparedDispatch | DispatchResult> {
+async function prepareDispatch(
+  job: OutboundDeliveryJob,
+  kind: DeliveryJobKind,
+  deps: DispatchDeps,
+): Promise<PreparedDispatch | DispatchResult> {
   const turnedAway = turnAwayBeforeAnyIo(job, kind, deps);
   if (turnedAway) return turnedAway;
   const delivery = carriedDelivery(job) ?? (await deps.store.loadPending(job.deliveryId));
   if (!delivery) return FINISHED;
-  const checked = validateDeliveryRequest({ method: delivery.method, url: delivery.url, headers: delivery.headers, body: delivery.body });
+  const checked = validateDeliveryRequest({
+    method: delivery.method,
+    url: delivery.url,
+    headers: delivery.headers,
+    body: delivery.body,
+  });
   if (!checked.ok) return refuseInvalidRequest(delivery, checked.reason, deps);
   const host = hostKey(checked.url);
   if (kind === 'batch' && deps.pace.isSlow(host)) return slowHost(host, delivery.attemptCount, deps);
@@ -105,7 +128,11 @@ async function prepareDispatch(job: OutboundDeliveryJob, kind: DeliveryJobKind, 
  * The cheap gates, from what the job says of its host: this process's share of the host (a chain
  * job); a batch never waits behind a slow host (the delivery leaves for a chain job of its own).
  */
-function turnAwayBeforeAnyIo(job: OutboundDeliveryJob, kind: DeliveryJobKind, deps: DispatchDeps): DispatchResult | null {
+function turnAwayBeforeAnyIo(
+  job: OutboundDeliveryJob,
+  kind: DeliveryJobKind,
+  deps: DispatchDeps,
+): DispatchResult | null {
   if (!job.host) return null;
   if (kind === 'batch' && deps.pace.isSlow(job.host)) return slowHost(job.host, job.attempts ?? 0, deps);
   if (kind === 'chain' && deps.local.isFull(job.host)) return hostBusy(job.host, job.attempts ?? 0, deps);
@@ -130,10 +157,21 @@ function carriedDelivery(job: OutboundDeliveryJob): DeliveryToDispatch | null {
 }
 
 /** A request that can never be sent fails for good, with the reason recorded. */
-async function refuseInvalidRequest(delivery: DeliveryToDispatch, reason: string, deps: DispatchDeps): Promise<DispatchResult> {
+async function refuseInvalidRequest(
+  delivery: DeliveryToDispatch,
+  reason: string,
+  deps: DispatchDeps,
+): Promise<DispatchResult> {
   await deps.store.record({
     delivery,
-    attempt: { startedAt: new Date(), durationMs: 0, status: null, error: reason, errorKind: 'invalid_request', excerpt: null },
+    attempt: {
+      startedAt: new Date(),
+      durationMs: 0,
+      status: null,
+      error: reason,
+      errorKind: 'invalid_request',
+      excerpt: null,
+    },
     outcome: { state: 'failed', nextAttemptAt: null },
   });
   deps.log.warn({ deliveryId: delivery.id, reason }, 'webhook delivery refused');
@@ -158,7 +196,11 @@ async function admitToHost(
   }
   if (circuit.state === 'open') {
     deps.local.release(host);
-    return { kind: 'held_by_host', delayMs: circuit.retryAtMs - Date.now() + deps.random() * 5_000, attempts: delivery.attemptCount };
+    return {
+      kind: 'held_by_host',
+      delayMs: circuit.retryAtMs - Date.now() + deps.random() * 5_000,
+      attempts: delivery.attemptCount,
+    };
   }
   return { ...dispatch, circuit };
 }
@@ -174,7 +216,11 @@ function slowHost(host: string, attempts: number, deps: DispatchDeps): DispatchR
 }
 
 /** The HTTP call, signed; the host's slot (and a batched delivery's batch slot) is given back however it ends. */
-async function makeHttpCall(dispatch: PreparedDispatch, kind: DeliveryJobKind, deps: DispatchDeps): Promise<CompletedDispatch> {
+async function makeHttpCall(
+  dispatch: PreparedDispatch,
+  kind: DeliveryJobKind,
+  deps: DispatchDeps,
+): Promise<CompletedDispatch> {
   const { delivery, host } = dispatch;
   if (kind === 'batch') await deps.batchSlots.acquire();
   const startedAt = new Date();
@@ -207,17 +253,31 @@ async function makeHttpCall(dispatch: PreparedDispatch, kind: DeliveryJobKind, d
 
 /** A 2xx: the circuit hears of it (when worth it), and the delivery is recorded succeeded. */
 async function handleSuccessfulDispatch(call: CompletedDispatch, deps: DispatchDeps): Promise<DispatchResult> {
-  if (deps.circuit.successWorthReporting(call.host, call.circuit.state === 'half_open')) await deps.circuit.recordSuccess(call.host);
-  const counted = await deps.store.record({ delivery: call.delivery, attempt: call.attempt, outcome: { state: 'succeeded', nextAttemptAt: null } });
+  if (deps.circuit.successWorthReporting(call.host, call.circuit.state === 'half_open'))
+    await deps.circuit.recordSuccess(call.host);
+  const counted = await deps.store.record({
+    delivery: call.delivery,
+    attempt: call.attempt,
+    outcome: { state: 'succeeded', nextAttemptAt: null },
+  });
   return counted ? FINISHED : MOVED_ON;
 }
 
 /** Any other answer: the circuit hears of the host's trouble; the delivery retries later, or gives up. */
-async function handleFailedDispatch(call: CompletedDispatch, outcome: 'retry' | 'final', deps: DispatchDeps): Promise<DispatchResult> {
+async function handleFailedDispatch(
+  call: CompletedDispatch,
+  outcome: 'retry' | 'final',
+  deps: DispatchDeps,
+): Promise<DispatchResult> {
   const { delivery, result } = call;
   if (isHostTrouble(result)) await deps.circuit.recordFailure(call.host);
   if (outcome === 'final') {
-    return giveUp(call, deps, () => deps.log.info({ deliveryId: delivery.id, status: result.status, error: result.error }, 'webhook delivery failed for good'));
+    return giveUp(call, deps, () =>
+      deps.log.info(
+        { deliveryId: delivery.id, status: result.status, error: result.error },
+        'webhook delivery failed for good',
+      ),
+    );
   }
   const delay = nextAttemptDelayMs({
     attempt: delivery.attemptCount + 1,
@@ -227,9 +287,18 @@ async function handleFailedDispatch(call: CompletedDispatch, outcome: 'retry' | 
     now: new Date(),
   });
   if (delay === null) {
-    return giveUp(call, deps, () => deps.log.info({ deliveryId: delivery.id, attempts: delivery.attemptCount + 1 }, 'webhook delivery exhausted its attempts'));
+    return giveUp(call, deps, () =>
+      deps.log.info(
+        { deliveryId: delivery.id, attempts: delivery.attemptCount + 1 },
+        'webhook delivery exhausted its attempts',
+      ),
+    );
   }
-  const counted = await deps.store.record({ delivery, attempt: call.attempt, outcome: { state: 'pending', nextAttemptAt: new Date(Date.now() + delay) } });
+  const counted = await deps.store.record({
+    delivery,
+    attempt: call.attempt,
+    outcome: { state: 'pending', nextAttemptAt: new Date(Date.now() + delay) },
+  });
   return counted ? { kind: 'retry_later', delayMs: delay, attempts: delivery.attemptCount + 1 } : MOVED_ON;
 }
 
@@ -240,7 +309,11 @@ function isHostTrouble(result: AttemptResult): boolean {
 
 /** Records the delivery failed (kept for replay); `announce` once it counted. */
 async function giveUp(call: CompletedDispatch, deps: DispatchDeps, announce: () => void): Promise<DispatchResult> {
-  const counted = await deps.store.record({ delivery: call.delivery, attempt: call.attempt, outcome: { state: 'failed', nextAttemptAt: null } });
+  const counted = await deps.store.record({
+    delivery: call.delivery,
+    attempt: call.attempt,
+    outcome: { state: 'failed', nextAttemptAt: null },
+  });
   if (!counted) return MOVED_ON;
   announce();
   return FINISHED;

@@ -34,14 +34,17 @@ export class DialogLease {
     const taken = await scripts.acquireDialogLease.run(this.redis, [lease, dirty], [owner, String(this.ttlMs)]);
     if (taken !== 1) return null;
     let held = true;
-    const timer = setInterval(() => {
-      scripts.extendLock.run(this.redis, [lease], [owner, String(this.ttlMs)]).then(
-        (result) => {
-          if (result !== 1) held = false;
-        },
-        () => undefined,
-      );
-    }, Math.max(500, Math.floor(this.ttlMs / 3)));
+    const timer = setInterval(
+      () => {
+        scripts.extendLock.run(this.redis, [lease], [owner, String(this.ttlMs)]).then(
+          (result) => {
+            if (result !== 1) held = false;
+          },
+          () => undefined,
+        );
+      },
+      Math.max(500, Math.floor(this.ttlMs / 3)),
+    );
     timer.unref();
     const stop = () => {
       clearInterval(timer);

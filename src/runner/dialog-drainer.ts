@@ -86,7 +86,8 @@ export class DialogDrainer {
         }
         // All there was is handled: an input journaled since then left a note (its wake-up found
         // the lease taken), so letting go unless there is a note loses nothing.
-        if (dialog !== RELOAD && loaded.inputs.length < OPEN_INPUTS_PER_READ && (await hold.releaseIfDone())) return 'drained';
+        if (dialog !== RELOAD && loaded.inputs.length < OPEN_INPUTS_PER_READ && (await hold.releaseIfDone()))
+          return 'drained';
       }
     } catch (error) {
       await hold.drop().catch(() => undefined);
@@ -102,7 +103,10 @@ export class DialogDrainer {
       const message = error instanceof Error ? error.message : String(error);
       const state = await failInput(this.deps.db, ref, input.seq, message, this.maxAttempts);
       if (state !== 'dead') throw error;
-      this.deps.log.error({ err: error, ...ref, seq: input.seq, kind: input.input.kind }, 'dialog input set aside after repeated failures');
+      this.deps.log.error(
+        { err: error, ...ref, seq: input.seq, kind: input.input.kind },
+        'dialog input set aside after repeated failures',
+      );
       return RELOAD;
     }
   }
@@ -162,11 +166,16 @@ export class DialogDrainer {
     let read: InputEvent | null = null;
     await feedUpdate(grammyBot, input.update as Update, async (event: TelegramEvent | null, ctx: Context) => {
       if (!event) {
-        this.deps.log.warn({ botId: ref.botId, updateId: ctx.update.update_id }, 'telegram update of an unknown shape dropped');
+        this.deps.log.warn(
+          { botId: ref.botId, updateId: ctx.update.update_id },
+          'telegram update of an unknown shape dropped',
+        );
         return;
       }
       if (event.kind === 'button') {
-        await ctx.answerCallbackQuery().catch((error: unknown) => this.deps.log.debug({ err: error }, 'answerCallbackQuery failed'));
+        await ctx
+          .answerCallbackQuery()
+          .catch((error: unknown) => this.deps.log.debug({ err: error }, 'answerCallbackQuery failed'));
       }
       read = toInputEvent(event);
     });

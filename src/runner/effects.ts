@@ -60,7 +60,11 @@ async function armTimer(timers: Queue<DialogRunJob>, dialog: DialogRef, timer: D
   await timers.add(
     TIMER_JOB,
     { ...dialog, timer },
-    { ...DIALOG_RUN_JOB_OPTIONS, jobId: timerJobId(dialog.botId, dialog.chatId, timer.scheduledBy), delay: Math.max(0, Date.parse(timer.at) - now.getTime()) },
+    {
+      ...DIALOG_RUN_JOB_OPTIONS,
+      jobId: timerJobId(dialog.botId, dialog.chatId, timer.scheduledBy),
+      delay: Math.max(0, Date.parse(timer.at) - now.getTime()),
+    },
   );
 }
 
@@ -84,7 +88,10 @@ export async function carryOut(
     switch (effect.type) {
       case 'send_message': {
         if (!bot.credentials) {
-          deps.log.warn({ botId: dialog.botId, stepId: effect.stepId }, 'send_message skipped: the bot has no Telegram token');
+          deps.log.warn(
+            { botId: dialog.botId, stepId: effect.stepId },
+            'send_message skipped: the bot has no Telegram token',
+          );
           break;
         }
         try {

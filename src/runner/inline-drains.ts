@@ -38,9 +38,11 @@ export class InlineDrains {
         () => undefined,
         async (error: unknown) => {
           this.options.log.warn({ err: error, ...dialog }, 'dialog drain failed; retried as a job');
-          await this.options.queue(dialog, { delayMs: 1_000 }).catch((failure: unknown) =>
-            this.options.log.warn({ err: failure, ...dialog }, 'dialog drain not queued; the sweeper wakes it'),
-          );
+          await this.options
+            .queue(dialog, { delayMs: 1_000 })
+            .catch((failure: unknown) =>
+              this.options.log.warn({ err: failure, ...dialog }, 'dialog drain not queued; the sweeper wakes it'),
+            );
         },
       )
       .finally(() => this.running.delete(run));

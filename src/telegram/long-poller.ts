@@ -259,15 +259,25 @@ class BotPoller {
     const { limit, pollTimeoutSeconds } = this.#settings;
     const offset = this.#offset;
     return api.getUpdates(
-      { ...(offset !== undefined ? { offset } : {}), limit, timeout: pollTimeoutSeconds, allowed_updates: [...ALLOWED_UPDATES] },
+      {
+        ...(offset !== undefined ? { offset } : {}),
+        limit,
+        timeout: pollTimeoutSeconds,
+        allowed_updates: [...ALLOWED_UPDATES],
+      },
       grammySignal(this.#signal),
     );
   }
 
   async #waitAfterFailedPoll(error: TelegramApiError, failures: number): Promise<void> {
     const wait =
-      error.errorCode === 429 && error.retryAfter !== undefined ? error.retryAfter * 1000 : this.#retryDelayMs(failures - 1);
-    this.#log.warn({ errorCode: error.errorCode, description: error.description, waitMs: wait }, 'telegram getUpdates failed');
+      error.errorCode === 429 && error.retryAfter !== undefined
+        ? error.retryAfter * 1000
+        : this.#retryDelayMs(failures - 1);
+    this.#log.warn(
+      { errorCode: error.errorCode, description: error.description, waitMs: wait },
+      'telegram getUpdates failed',
+    );
     await pause(wait, this.#signal);
   }
 
@@ -289,7 +299,10 @@ class BotPoller {
         await this.#settings.onUpdate(this.#bot.botId, update, this.#bot);
         return true;
       } catch (error) {
-        this.#log.error({ err: error, updateId: update.update_id, attempt }, 'telegram update handler failed; retrying');
+        this.#log.error(
+          { err: error, updateId: update.update_id, attempt },
+          'telegram update handler failed; retrying',
+        );
         await pause(this.#retryDelayMs(attempt), this.#signal);
       }
     }
@@ -314,7 +327,10 @@ class BotPoller {
   /** A token Telegram refuses: leave the bot alone for a while (another process will not do better). */
   #refused(error: TelegramApiError): boolean {
     if (error.errorCode !== 401 && error.errorCode !== 404) return false;
-    this.#log.error({ method: error.method, errorCode: error.errorCode }, 'telegram refused the bot token; polling paused');
+    this.#log.error(
+      { method: error.method, errorCode: error.errorCode },
+      'telegram refused the bot token; polling paused',
+    );
     this.#coolDown();
     return true;
   }
@@ -400,7 +416,9 @@ class PollerPool {
   /** A bot deleted, or its token changed: stop its poller (a changed one starts again once taken). */
   async #haltUnwanted(wanted: Map<string, PolledBot>): Promise<void> {
     await Promise.all(
-      [...this.#running].filter(([botId, entry]) => wanted.get(botId)?.token !== entry.token).map(([botId]) => this.#halt(botId)),
+      [...this.#running]
+        .filter(([botId, entry]) => wanted.get(botId)?.token !== entry.token)
+        .map(([botId]) => this.#halt(botId)),
     );
   }
 

@@ -75,7 +75,9 @@ export function toTelegramApiError(error: unknown, method: string, token?: strin
       errorCode: error.error_code,
       description: error.description,
       ...(typeof error.parameters.retry_after === 'number' ? { retryAfter: error.parameters.retry_after } : {}),
-      ...(typeof error.parameters.migrate_to_chat_id === 'number' ? { migrateToChatId: error.parameters.migrate_to_chat_id } : {}),
+      ...(typeof error.parameters.migrate_to_chat_id === 'number'
+        ? { migrateToChatId: error.parameters.migrate_to_chat_id }
+        : {}),
     });
   }
   if (error instanceof HttpError) {

@@ -116,11 +116,14 @@ function inlineKeyboard(buttons: ButtonLayout): InlineKeyboardMarkup | undefined
       if ('callbackData' in button) {
         const size = byteLength(button.callbackData);
         if (size < 1 || size > CALLBACK_DATA_MAX_BYTES) {
-          throw invalid(`button "${button.text}" has callback data of ${size} bytes (1-${CALLBACK_DATA_MAX_BYTES} allowed)`);
+          throw invalid(
+            `button "${button.text}" has callback data of ${size} bytes (1-${CALLBACK_DATA_MAX_BYTES} allowed)`,
+          );
         }
         built.push({ text: button.text, callback_data: button.callbackData });
       } else {
-        if (typeof button.url !== 'string' || button.url.trim() === '') throw invalid(`button "${button.text}" has no url`);
+        if (typeof button.url !== 'string' || button.url.trim() === '')
+          throw invalid(`button "${button.text}" has no url`);
         built.push({ text: button.text, url: button.url });
       }
     }
@@ -165,7 +168,12 @@ export class TelegramSender {
    * Resolves `{ ok: true, messageIds }`, or `{ ok: false, blocked: true }` when the chat cannot be
    * written to; throws TelegramSendError otherwise.
    */
-  async sendMessage(bot: BotCredentials, chatId: number | string, text: string, buttons: ButtonLayout = []): Promise<SendResult> {
+  async sendMessage(
+    bot: BotCredentials,
+    chatId: number | string,
+    text: string,
+    buttons: ButtonLayout = [],
+  ): Promise<SendResult> {
     const keyboard = inlineKeyboard(buttons);
     if (text.trim() === '') {
       throw new TelegramSendError({ description: 'message text is empty', retryable: false, attempts: 0 });
@@ -191,7 +199,10 @@ export class TelegramSender {
       return true;
     } catch (raw) {
       const error = toTelegramApiError(raw, 'answerCallbackQuery', bot.token);
-      this.log?.debug({ botId: bot.botId, errorCode: error.errorCode, description: error.description }, 'telegram callback query not answered');
+      this.log?.debug(
+        { botId: bot.botId, errorCode: error.errorCode, description: error.description },
+        'telegram callback query not answered',
+      );
       return false;
     }
   }
@@ -251,7 +262,14 @@ export class TelegramSender {
       const backoff = Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** (failures - 1));
       const jittered = Math.round(backoff * (0.8 + Math.random() * 0.4));
       this.log?.warn(
-        { botId: bot.botId, chatId, errorCode: error.errorCode, description: error.description, attempts, backoffMs: jittered },
+        {
+          botId: bot.botId,
+          chatId,
+          errorCode: error.errorCode,
+          description: error.description,
+          attempts,
+          backoffMs: jittered,
+        },
         'telegram send failed, retrying',
       );
       await this.sleep(jittered);

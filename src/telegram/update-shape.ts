@@ -60,7 +60,11 @@ function parseStartCommand(text: string, options: ClassifyOptions = {}): { paylo
   const match = START_COMMAND.exec(text.trim());
   if (!match) return undefined;
   const mention = match[1];
-  if (mention !== undefined && options.botUsername !== undefined && mention.toLowerCase() !== options.botUsername.toLowerCase()) {
+  if (
+    mention !== undefined &&
+    options.botUsername !== undefined &&
+    mention.toLowerCase() !== options.botUsername.toLowerCase()
+  ) {
     return undefined;
   }
   const payload = match[2]?.trim() ?? '';

@@ -32,9 +32,7 @@ class RenderBudget {
   iterate(run: () => string): string {
     this.iterations += 1;
     if (this.iterations > MAX_EACH_ITERATIONS) {
-      throw new TemplateError(
-        `Template loops ran more than ${MAX_EACH_ITERATIONS} iterations in one render`,
-      );
+      throw new TemplateError(`Template loops ran more than ${MAX_EACH_ITERATIONS} iterations in one render`);
     }
     this.open.push(0);
     let text: string;

@@ -1,14 +1,6 @@
 import { FIELD_KEY_PATTERN } from './limits.js';
 import type { TemplateContext, TemplateMode } from './types.js';
-import {
-  type BagValue,
-  emptyBag,
-  fieldValue,
-  isoDate,
-  scalarValue,
-  setEntry,
-  textValue,
-} from './values.js';
+import { type BagValue, emptyBag, fieldValue, isoDate, scalarValue, setEntry, textValue } from './values.js';
 
 /** Dialog values available by name at the template root. */
 export const BUILTIN_NAMES: ReadonlySet<string> = new Set([

@@ -49,8 +49,7 @@ registerCounted('each', function (this: unknown, ...args: unknown[]) {
     const fn = options.fn;
     const counted: BlockOptions = {
       ...options,
-      fn: (context: unknown, runtime?: Handlebars.RuntimeOptions) =>
-        budgetedIteration(() => fn(context, runtime)),
+      fn: (context: unknown, runtime?: Handlebars.RuntimeOptions) => budgetedIteration(() => fn(context, runtime)),
     };
     return builtinEach.call(this, args[0], counted);
   }

@@ -7,7 +7,12 @@ import { DeliveryStore } from '../db/deliveries.js';
 import type { OutboundBatchJob, OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import { CircuitView } from '../outbound/circuit-view.js';
-import { processDeliveryBatchJob, processDeliveryChainJob, type DeliveryJobDeps, type DeliveryJobNext } from '../outbound/delivery-jobs.js';
+import {
+  processDeliveryBatchJob,
+  processDeliveryChainJob,
+  type DeliveryJobDeps,
+  type DeliveryJobNext,
+} from '../outbound/delivery-jobs.js';
 import { HostPace, type HostCircuit, type LocalHostLimiter } from '../outbound/fairness/index.js';
 import { SigningSecrets } from '../outbound/signing-secrets.js';
 import { Slots } from '../outbound/slots.js';

@@ -22,12 +22,18 @@ export function startDialogRunsConsumer(options: DialogRunsConsumerOptions): Wor
       try {
         await runDialog(job.data, options);
       } catch (error) {
-        await pauseOnOutage(worker, error, { log, message: 'postgres unreachable; dialog runs wait', retryMs: options.databaseRetryMs ?? 2_000 });
+        await pauseOnOutage(worker, error, {
+          log,
+          message: 'postgres unreachable; dialog runs wait',
+          retryMs: options.databaseRetryMs ?? 2_000,
+        });
       }
     },
     { connection: options.redis, prefix: options.prefix, concurrency: options.concurrency, maxStalledCount: 10 },
   );
-  worker.on('failed', (job, error) => log.warn({ err: error, jobId: job?.id, attempts: job?.attemptsMade }, 'dialog run failed'));
+  worker.on('failed', (job, error) =>
+    log.warn({ err: error, jobId: job?.id, attempts: job?.attemptsMade }, 'dialog run failed'),
+  );
   worker.on('error', (error) => log.warn({ err: error }, 'step-runs worker error'));
   return worker;
 }

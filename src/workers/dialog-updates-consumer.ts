@@ -56,7 +56,12 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
       // One update Postgres refuses must not hold back the rest of its batch: apply each alone.
       log.warn({ err: error, batch: updates.length }, 'batch refused; applying its updates one by one');
       return Promise.all(
-        updates.map((update) => applyBatch([update]).then(([outcome]) => outcome!, (failure: unknown) => ({ error: failure }))),
+        updates.map((update) =>
+          applyBatch([update]).then(
+            ([outcome]) => outcome!,
+            (failure: unknown) => ({ error: failure }),
+          ),
+        ),
       );
     }
   }, options.concurrency);

@@ -32,16 +32,26 @@ export function startStrandedSweeper(options: {
       await enqueueDelivery(options.queue, {
         id: d.id,
         chain: d.chain,
-        request: { botId: d.botId, messageId: d.messageId, method: d.method, url: d.url, headers: d.headers, body: d.body },
+        request: {
+          botId: d.botId,
+          messageId: d.messageId,
+          method: d.method,
+          url: d.url,
+          headers: d.headers,
+          body: d.body,
+        },
       });
       queued++;
     }
     if (queued > 0) options.log.info({ deliveries: queued }, 'pending deliveries queued again');
   };
   const interval = options.intervalMs ?? 60_000;
-  const timer = setInterval(() => {
-    sweep().catch((error: unknown) => options.log.warn({ err: error }, 'pending-delivery sweep failed'));
-  }, interval + Math.floor(Math.random() * interval * 0.2));
+  const timer = setInterval(
+    () => {
+      sweep().catch((error: unknown) => options.log.warn({ err: error }, 'pending-delivery sweep failed'));
+    },
+    interval + Math.floor(Math.random() * interval * 0.2),
+  );
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }

@@ -27,7 +27,15 @@ import { BotCache } from '../runner/bot-cache.js';
 import { DialogDrainer } from '../runner/dialog-drainer.js';
 import { InlineDrains } from '../runner/inline-drains.js';
 import { startDialogSweeper, type DialogSweeper } from './dialog-sweeper.js';
-import { BotRegistry, parseBotInfo, SendLimiter, startPollers, TelegramSender, usesWebhook, type Pollers } from '../telegram/index.js';
+import {
+  BotRegistry,
+  parseBotInfo,
+  SendLimiter,
+  startPollers,
+  TelegramSender,
+  usesWebhook,
+  type Pollers,
+} from '../telegram/index.js';
 import { telegramUpdateJob } from '../telegram/update-job.js';
 import { startDialogRunsConsumer } from './dialog-runs-consumer.js';
 import { startDialogUpdatesConsumer } from './dialog-updates-consumer.js';
@@ -70,7 +78,10 @@ function openPlumbing(config: Config, db: Knex, log: Logger): Plumbing {
   const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection, prefix });
   const outboundBatches = new Queue<OutboundBatchJob>(QUEUES.outboundBatches, { connection, prefix });
   const registry = new BotRegistry({ apiRoot: config.telegramApiRoot });
-  const limiter = new SendLimiter(connection, { prefix, limits: { botPerSecond: config.telegramBotRateLimit, chatPerSecond: config.telegramChatRateLimit } });
+  const limiter = new SendLimiter(connection, {
+    prefix,
+    limits: { botPerSecond: config.telegramBotRateLimit, chatPerSecond: config.telegramChatRateLimit },
+  });
   return {
     connection,
     prefix,
@@ -90,11 +101,19 @@ function openPlumbing(config: Config, db: Knex, log: Logger): Plumbing {
 }
 
 /** One order for every input of a dialog: the counter is restored above Postgres' highest before any is drawn. */
-async function restoreInputOrder(db: Knex, log: Logger, plumbing: Plumbing): Promise<{ floor: SequenceFloor; updates: DialogUpdateQueue }> {
+async function restoreInputOrder(
+  db: Knex,
+  log: Logger,
+  plumbing: Plumbing,
+): Promise<{ floor: SequenceFloor; updates: DialogUpdateQueue }> {
   const { connection, prefix } = plumbing;
   const floor = SequenceFloor.forQueue(prefix, QUEUES.dialogUpdates, () => highestSequence(db));
-  floor.restoreOnReconnect(connection, (error) => log.warn({ err: error }, 'could not restore the update order counter'));
-  await floor.restore(connection).catch((error: unknown) => log.warn({ err: error }, 'could not restore the update order counter'));
+  floor.restoreOnReconnect(connection, (error) =>
+    log.warn({ err: error }, 'could not restore the update order counter'),
+  );
+  await floor
+    .restore(connection)
+    .catch((error: unknown) => log.warn({ err: error }, 'could not restore the update order counter'));
   return { floor, updates: new DialogUpdateQueue(plumbing.dialogUpdates, connection, floor) };
 }
 
@@ -107,7 +126,13 @@ interface DialogRunner {
   wake(botId: string, chatId: number, jobId: string, delayMs?: number): Promise<void>;
 }
 
-function startDialogRunner(config: Config, db: Knex, log: Logger, plumbing: Plumbing, options: WorkerTierOptions): DialogRunner {
+function startDialogRunner(
+  config: Config,
+  db: Knex,
+  log: Logger,
+  plumbing: Plumbing,
+  options: WorkerTierOptions,
+): DialogRunner {
   const { connection, prefix, stepRuns } = plumbing;
   const bots = new BotCache(db);
   const invalidations = subscribeInvalidations(config.redisUrl, prefix, log, {
@@ -131,11 +156,16 @@ function startDialogRunner(config: Config, db: Knex, log: Logger, plumbing: Plum
     ...(options.maxInputAttempts !== undefined ? { maxAttempts: options.maxInputAttempts } : {}),
   });
   const wake = async (botId: string, chatId: number, jobId: string, delayMs = 0): Promise<void> => {
-    await stepRuns.add(DRAIN_JOB, { botId, chatId }, { ...DIALOG_RUN_JOB_OPTIONS, jobId, ...(delayMs > 0 ? { delay: delayMs } : {}) });
+    await stepRuns.add(
+      DRAIN_JOB,
+      { botId, chatId },
+      { ...DIALOG_RUN_JOB_OPTIONS, jobId, ...(delayMs > 0 ? { delay: delayMs } : {}) },
+    );
   };
   const inlineDrains = new InlineDrains({
     drain: (dialog, snapshot) => drainer.drain(dialog, snapshot),
-    queue: (dialog, { delayMs }) => wake(dialog.botId, dialog.chatId, `wake-${dialog.botId}-${dialog.chatId}-${randomUUID()}`, delayMs),
+    queue: (dialog, { delayMs }) =>
+      wake(dialog.botId, dialog.chatId, `wake-${dialog.botId}-${dialog.chatId}-${randomUUID()}`, delayMs),
     limit: config.workerConcurrency,
     log,
   });
@@ -163,7 +193,8 @@ function startConsumers(
       requeue: (job) => order.updates.add(job),
       // An update that journaled an input (a move, a Telegram update) wakes its dialog, here and now.
       onApplied: async (applied) => {
-        if (applied.journaled) await runner.inlineDrains.wake({ botId: applied.botId, chatId: applied.chatId }, applied.snapshot);
+        if (applied.journaled)
+          await runner.inlineDrains.wake({ botId: applied.botId, chatId: applied.chatId }, applied.snapshot);
       },
     }),
     startDialogRunsConsumer({
@@ -203,11 +234,17 @@ function startSweepers(
   runner: DialogRunner,
   options: WorkerTierOptions,
 ): { stranded: { stop(): void }; dialogs: DialogSweeper } {
-  const stranded = startStrandedSweeper({ db, queue: plumbing.outbound, recorder: plumbing.deliveries, log: log.child({ component: 'outbound-sweeper' }) });
+  const stranded = startStrandedSweeper({
+    db,
+    queue: plumbing.outbound,
+    recorder: plumbing.deliveries,
+    log: log.child({ component: 'outbound-sweeper' }),
+  });
   const dialogs = startDialogSweeper({
     db,
     log: log.child({ component: 'dialog-sweeper' }),
-    drain: (dialog) => runner.wake(dialog.botId, dialog.chatId, `sweep-${dialog.botId}-${dialog.chatId}-${randomUUID()}`),
+    drain: (dialog) =>
+      runner.wake(dialog.botId, dialog.chatId, `sweep-${dialog.botId}-${dialog.chatId}-${randomUUID()}`),
     fire: async (dialog, timer) => {
       const seq = await journalTimer({ db, redis: plumbing.connection, floor }, dialog, timer);
       await runner.wake(dialog.botId, dialog.chatId, drainJobId(dialog.botId, dialog.chatId, seq));
@@ -219,7 +256,14 @@ function startSweepers(
 }
 
 /** Long-polls the bots that have a token, when PUBLIC_URL cannot take Telegram's webhook; null otherwise. */
-function startTelegramPolling(config: Config, db: Knex, log: Logger, plumbing: Plumbing, updates: DialogUpdateQueue, options: WorkerTierOptions): Pollers | null {
+function startTelegramPolling(
+  config: Config,
+  db: Knex,
+  log: Logger,
+  plumbing: Plumbing,
+  updates: DialogUpdateQueue,
+  options: WorkerTierOptions,
+): Pollers | null {
   if (!(options.poll ?? true) || usesWebhook(config.publicUrl)) return null;
   return startPollers({
     redis: plumbing.connection,
@@ -241,7 +285,12 @@ function startTelegramPolling(config: Config, db: Knex, log: Logger, plumbing: P
 }
 
 /** Starts every queue consumer of a worker process, the sweepers, and the Telegram pollers when bots are polled. */
-export async function startWorkerTier(config: Config, db: Knex, log: Logger, options: WorkerTierOptions = {}): Promise<WorkerTier> {
+export async function startWorkerTier(
+  config: Config,
+  db: Knex,
+  log: Logger,
+  options: WorkerTierOptions = {},
+): Promise<WorkerTier> {
   const plumbing = openPlumbing(config, db, log);
   const order = await restoreInputOrder(db, log, plumbing);
   const runner = startDialogRunner(config, db, log, plumbing, options);
@@ -249,7 +298,10 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
   const sweepers = startSweepers(db, log, plumbing, order.floor, runner, options);
   const pollers = startTelegramPolling(config, db, log, plumbing, order.updates, options);
-  log.info({ queues: workers.map((w) => w.name), concurrency: config.workerConcurrency, polling: Boolean(pollers) }, 'workers running');
+  log.info(
+    { queues: workers.map((w) => w.name), concurrency: config.workerConcurrency, polling: Boolean(pollers) },
+    'workers running',
+  );
   return {
     workers,
     sweepOnce: () => sweepers.dialogs.sweepOnce(),
@@ -259,7 +311,12 @@ export async function startWorkerTier(config: Config, db: Knex, log: Logger, opt
       await pollers?.stop();
       await Promise.all(workers.map((worker) => worker.close()));
       await runner.inlineDrains.close();
-      await Promise.all([plumbing.stepRuns.close(), plumbing.dialogUpdates.close(), plumbing.outbound.close(), plumbing.outboundBatches.close()]);
+      await Promise.all([
+        plumbing.stepRuns.close(),
+        plumbing.dialogUpdates.close(),
+        plumbing.outbound.close(),
+        plumbing.outboundBatches.close(),
+      ]);
       await runner.invalidations.close();
       await plumbing.outboundAgent.close();
       plumbing.connection.disconnect();

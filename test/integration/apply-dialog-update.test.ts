@@ -25,8 +25,11 @@ function applied(update: DialogUpdateInput): AppliedDialog {
 }
 
 describe('toUpdateInput', () => {
-  it('merges a postback\'s values at once and journals its step move with the status it came with', () => {
-    const input = toUpdateInput({ botId: BOT, chatId: 5, patch: { fields: { a: 1 }, status: 'auto', stepId: 'id-x', stepKey: 'x' } }, 42);
+  it("merges a postback's values at once and journals its step move with the status it came with", () => {
+    const input = toUpdateInput(
+      { botId: BOT, chatId: 5, patch: { fields: { a: 1 }, status: 'auto', stepId: 'id-x', stepKey: 'x' } },
+      42,
+    );
     expect(input.patch).toEqual({ fields: { a: 1 }, status: 'auto' });
     expect(input.input).toEqual({ kind: 'move', stepId: 'id-x', stepKey: 'x', status: 'auto' });
     expect(toUpdateInput({ botId: BOT, chatId: 5, patch: { status: 'manual' } }, 43).input).toBeUndefined();
@@ -66,7 +69,13 @@ describe('applyDialogUpdate, without BullMQ', () => {
     const requeued: DialogUpdateJob[] = [];
     const outcome = await applyDialogUpdate(
       { id: '3', data: job },
-      { redis, floor, log, apply: async () => expect.unreachable('a low order is not applied'), requeue: async (j) => void requeued.push(j) },
+      {
+        redis,
+        floor,
+        log,
+        apply: async () => expect.unreachable('a low order is not applied'),
+        requeue: async (j) => void requeued.push(j),
+      },
     );
     expect(outcome).toBe('requeued');
     expect(requeued).toEqual([job]);
@@ -78,7 +87,13 @@ describe('applyDialogUpdate, without BullMQ', () => {
     other.observe(1_000);
     const late = await applyDialogUpdate(
       { id: '700', data: job },
-      { redis, floor: other, log, apply: async (u) => applied(u), requeue: async () => expect.unreachable('700 was drawn above the reset') },
+      {
+        redis,
+        floor: other,
+        log,
+        apply: async (u) => applied(u),
+        requeue: async () => expect.unreachable('700 was drawn above the reset'),
+      },
     );
     expect(late).toBe('applied');
   });

@@ -126,7 +126,11 @@ describe('cache invalidation across web processes', () => {
     expect(await statusOf(postbackUrl(webB, endpointId, 'chatId=3&score=42'))).toBe(202);
 
     // And back: a field defined through A after B cached the bot applies too.
-    const defined = await apiA('PUT', `/api/v1/bots/${botId}/fields/plan`, { name: 'Plan', type: 'select', options: ['free', 'pro'] });
+    const defined = await apiA('PUT', `/api/v1/bots/${botId}/fields/plan`, {
+      name: 'Plan',
+      type: 'select',
+      options: ['free', 'pro'],
+    });
     const since2 = Date.now();
     expect(defined.status).toBe(200);
     await pollUntil(postbackUrl(webB, endpointId, 'chatId=3&plan=enterprise'), 422, since2);
@@ -195,7 +199,8 @@ describe('the invalidation subscription', () => {
         });
         try {
           const deadline = Date.now() + 1000;
-          while (received.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+          while (received.length === 0 && Date.now() < deadline)
+            await new Promise((resolve) => setTimeout(resolve, 10));
           expect(resets).toBe(1);
           expect(received).toEqual([{ kind: 'endpoint', id: `after-reset-${i}` }]);
         } finally {

@@ -123,7 +123,10 @@ describe('loadConfig', () => {
   });
 
   it('names the bad variable even when the others are fine', () => {
-    const error = expectConfigError({ PORT: '3000', LOG_LEVEL: 'loud', REDIS_URL: 'redis://127.0.0.1:6379' }, 'LOG_LEVEL');
+    const error = expectConfigError(
+      { PORT: '3000', LOG_LEVEL: 'loud', REDIS_URL: 'redis://127.0.0.1:6379' },
+      'LOG_LEVEL',
+    );
     expect(error.message).toMatch(/info/); // says what is allowed
   });
 
@@ -189,7 +192,12 @@ const children: Child[] = [];
 
 /** Runs `npx tsx <script>` in its own process group. */
 function start(script: string, env: Record<string, string>): Child {
-  const proc = spawn('npx', ['tsx', script], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const proc = spawn('npx', ['tsx', script], {
+    cwd: ROOT,
+    env: childEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   const child: Child = {
     pid: proc.pid!,
     stdout: '',
@@ -215,7 +223,11 @@ function start(script: string, env: Record<string, string>): Child {
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`no matching log line within ${timeoutMs} ms; stdout:\n${child.stdout}\nstderr:\n${child.stderr}`));
+          reject(
+            new Error(
+              `no matching log line within ${timeoutMs} ms; stdout:\n${child.stdout}\nstderr:\n${child.stderr}`,
+            ),
+          );
         }, timeoutMs);
         const onData = () => void scan();
         const onExit = () => {
@@ -251,10 +263,16 @@ function start(script: string, env: Record<string, string>): Child {
   return child;
 }
 
-async function exitOf(child: Child, timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+async function exitOf(
+  child: Child,
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still running after ${timeoutMs} ms; stderr:\n${child.stderr}`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new Error(`still running after ${timeoutMs} ms; stderr:\n${child.stderr}`)),
+      timeoutMs,
+    );
   });
   try {
     return await Promise.race([child.exited, timeout]);
@@ -285,7 +303,9 @@ async function withAdmin<T>(run: (client: pg.Client) => Promise<T>): Promise<T> 
 }
 
 async function databaseExists(name: string): Promise<boolean> {
-  return withAdmin(async (client) => ((await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount ?? 0) > 0);
+  return withAdmin(
+    async (client) => ((await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount ?? 0) > 0,
+  );
 }
 
 const createdDatabases: string[] = [];
@@ -331,7 +351,11 @@ describe.concurrent('processes', () => {
     expect(await ensureDatabase(serverUrl(name))).toBe(false);
     // Concurrent first starts (web and worker dynos) do not fail each other.
     const other = uniqueDatabase();
-    const results = await Promise.all([ensureDatabase(serverUrl(other)), ensureDatabase(serverUrl(other)), ensureDatabase(serverUrl(other))]);
+    const results = await Promise.all([
+      ensureDatabase(serverUrl(other)),
+      ensureDatabase(serverUrl(other)),
+      ensureDatabase(serverUrl(other)),
+    ]);
     expect(results.filter(Boolean)).toHaveLength(1);
     expect(await databaseExists(other)).toBe(true);
   });
@@ -349,8 +373,11 @@ describe.concurrent('processes', () => {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
       );
       const names = tables.rows.map((row: { table_name: string }) => row.table_name);
-      for (const table of ['bots', 'bot_fields', 'postback_endpoints', 'script_steps', 'dialogs']) expect(names).toContain(table);
-      const columns = await client.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'dialogs'");
+      for (const table of ['bots', 'bot_fields', 'postback_endpoints', 'script_steps', 'dialogs'])
+        expect(names).toContain(table);
+      const columns = await client.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'dialogs'",
+      );
       expect(columns.rows.map((row: { column_name: string }) => row.column_name)).toEqual(
         expect.arrayContaining(['bot_id', 'chat_id', 'fields', 'tracker', 'tags', 'step_id', 'status']),
       );

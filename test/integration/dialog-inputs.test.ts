@@ -48,7 +48,12 @@ async function newDialog(seq = orders(1)[0]!): Promise<number> {
 }
 
 const move = (stepKey: string): DialogInput => ({ kind: 'move', stepKey });
-const input = (chatId: number, seq: number, payload: DialogInput = move(`s${seq}`), dedupeKey: string | null = null): NewInput => ({
+const input = (
+  chatId: number,
+  seq: number,
+  payload: DialogInput = move(`s${seq}`),
+  dedupeKey: string | null = null,
+): NewInput => ({
   botId,
   chatId,
   seq,
@@ -56,8 +61,17 @@ const input = (chatId: number, seq: number, payload: DialogInput = move(`s${seq}
   dedupeKey,
 });
 const rowsOf = (chatId: number) =>
-  db('dialog_inputs').where({ bot_id: botId, chat_id: chatId }).orderBy('seq').select('seq', 'state', 'dedupe_key', 'attempts');
-const recorded = (decision: Partial<Decision> = {}): Decision => ({ outcome: 'recorded', changes: {}, effects: [], log: [], ...decision });
+  db('dialog_inputs')
+    .where({ bot_id: botId, chat_id: chatId })
+    .orderBy('seq')
+    .select('seq', 'state', 'dedupe_key', 'attempts');
+const recorded = (decision: Partial<Decision> = {}): Decision => ({
+  outcome: 'recorded',
+  changes: {},
+  effects: [],
+  log: [],
+  ...decision,
+});
 
 describe('journaling inputs', () => {
   it('reads the open inputs back oldest first whatever the order they were journaled in, up to the limit', async () => {
@@ -98,7 +112,16 @@ describe('journaling inputs', () => {
     const [first, repeat] = orders(2) as [number, number];
     await journalInputs(db, [input(chatId, first, move('a'), `repeat:${chatId}`)]);
     const { dialog } = (await loadOpenInputs(db, { botId, chatId }))!;
-    expect(await new DecisionRecorder(db).record({ botId, chatId, dialog, seq: first, decision: recorded(), incomingPayload: null })).not.toBeNull();
+    expect(
+      await new DecisionRecorder(db).record({
+        botId,
+        chatId,
+        dialog,
+        seq: first,
+        decision: recorded(),
+        incomingPayload: null,
+      }),
+    ).not.toBeNull();
     await journalInputs(db, [input(chatId, repeat, move('a'), `repeat:${chatId}`)]);
     expect(await rowsOf(chatId)).toEqual([{ seq: first, state: 'done', dedupe_key: `repeat:${chatId}`, attempts: 0 }]);
   });
@@ -113,13 +136,20 @@ describe('journaling inputs', () => {
 });
 
 describe('recording decisions', () => {
-  it('writes the dialog with the input\'s order and bumps its version; the same decision again finds it changed', async () => {
+  it("writes the dialog with the input's order and bumps its version; the same decision again finds it changed", async () => {
     const chatId = await newDialog();
     const [seq] = orders(1) as [number];
     await journalInputs(db, [input(chatId, seq)]);
     const { dialog } = (await loadOpenInputs(db, { botId, chatId }))!;
     const recorder = new DecisionRecorder(db);
-    const write = { botId, chatId, dialog, seq, decision: recorded({ changes: { fields: { plan: 'gold' } } }), incomingPayload: null };
+    const write = {
+      botId,
+      chatId,
+      dialog,
+      seq,
+      decision: recorded({ changes: { fields: { plan: 'gold' } } }),
+      incomingPayload: null,
+    };
     const written = await recorder.record(write);
     expect(written!.version).toBe(dialog.version + 1);
     expect(written!.state.fields).toEqual({ created: 'yes', plan: 'gold' });
@@ -136,7 +166,16 @@ describe('recording decisions', () => {
     const first = (await loadOpenInputs(db, { botId, chatId }))!.dialog;
     await recorder.record({ botId, chatId, dialog: first, seq, decision: recorded(), incomingPayload: null });
     const current = (await loadOpenInputs(db, { botId, chatId }))!.dialog;
-    expect(await recorder.record({ botId, chatId, dialog: current, seq, decision: recorded({ changes: { fields: { again: 'x' } } }), incomingPayload: null })).toBeNull();
+    expect(
+      await recorder.record({
+        botId,
+        chatId,
+        dialog: current,
+        seq,
+        decision: recorded({ changes: { fields: { again: 'x' } } }),
+        incomingPayload: null,
+      }),
+    ).toBeNull();
     expect((await loadOpenInputs(db, { botId, chatId }))!.dialog).toEqual(current);
   });
 
@@ -147,9 +186,26 @@ describe('recording decisions', () => {
     const recorder = new DecisionRecorder(db);
     const effects = [{ type: 'send_message', text: 'hello' }] as Decision['effects'];
     let { dialog } = (await loadOpenInputs(db, { botId, chatId }))!;
-    dialog = (await recorder.record({ botId, chatId, dialog, seq: acting, decision: recorded({ outcome: 'ran', effects }), incomingPayload: null }))!;
-    await recorder.record({ botId, chatId, dialog, seq: superseded, decision: recorded({ outcome: 'superseded' }), incomingPayload: null });
-    expect((await rowsOf(chatId)).map((r) => [r.seq, r.state])).toEqual([[acting, 'acting'], [superseded, 'superseded']]);
+    dialog = (await recorder.record({
+      botId,
+      chatId,
+      dialog,
+      seq: acting,
+      decision: recorded({ outcome: 'ran', effects }),
+      incomingPayload: null,
+    }))!;
+    await recorder.record({
+      botId,
+      chatId,
+      dialog,
+      seq: superseded,
+      decision: recorded({ outcome: 'superseded' }),
+      incomingPayload: null,
+    });
+    expect((await rowsOf(chatId)).map((r) => [r.seq, r.state])).toEqual([
+      [acting, 'acting'],
+      [superseded, 'superseded'],
+    ]);
     const open = (await loadOpenInputs(db, { botId, chatId }))!.inputs;
     expect(open).toMatchObject([{ seq: acting, state: 'acting', effects, effectsDone: 0 }]);
   });
@@ -167,7 +223,9 @@ describe('failed inputs', () => {
     expect((await loadOpenInputs(db, ref))!.inputs).toEqual([]);
 
     const dead = await listDeadInputs(db, botId, { chatId, limit: 10 });
-    expect(dead).toMatchObject([{ chatId, seq: String(seq), kind: 'move', attempts: 3, error: 'third: 429', effectsDone: 0 }]);
+    expect(dead).toMatchObject([
+      { chatId, seq: String(seq), kind: 'move', attempts: 3, error: 'third: 429', effectsDone: 0 },
+    ]);
 
     expect(await reviveDeadInput(db, ref, seq)).toBe(true);
     expect((await loadOpenInputs(db, ref))!.inputs).toMatchObject([{ seq, state: 'pending', attempts: 0 }]);
@@ -181,7 +239,14 @@ describe('failed inputs', () => {
     await journalInputs(db, [input(chatId, seq)]);
     const { dialog } = (await loadOpenInputs(db, { botId, chatId }))!;
     const effects = [{ type: 'send_message', text: 'hi' }] as Decision['effects'];
-    await new DecisionRecorder(db).record({ botId, chatId, dialog, seq, decision: recorded({ outcome: 'ran', effects }), incomingPayload: null });
+    await new DecisionRecorder(db).record({
+      botId,
+      chatId,
+      dialog,
+      seq,
+      decision: recorded({ outcome: 'ran', effects }),
+      incomingPayload: null,
+    });
     expect(await failInput(db, { botId, chatId }, seq, 'boom', 1)).toBe('dead');
     expect(await reviveDeadInput(db, { botId, chatId }, seq)).toBe(true);
     expect((await rowsOf(chatId)).map((r) => r.state)).toEqual(['acting']);
@@ -195,7 +260,10 @@ describe('what the sweeper finds', () => {
     const handled = await newDialog();
     const [a, b, c] = orders(3) as [number, number, number];
     await journalInputs(db, [input(stale, a), input(fresh, b), input(handled, c)]);
-    await db('dialog_inputs').where({ bot_id: botId }).whereIn('chat_id', [stale, handled]).update({ updated_at: db.raw(`now() - interval '1 hour'`) });
+    await db('dialog_inputs')
+      .where({ bot_id: botId })
+      .whereIn('chat_id', [stale, handled])
+      .update({ updated_at: db.raw(`now() - interval '1 hour'`) });
     await db('dialog_inputs').where({ bot_id: botId, chat_id: handled }).update({ state: 'done' });
     const found = (await dialogsWithStaleInputs(db, 60_000, 1_000)).filter((d) => d.botId === botId);
     expect(found).toEqual([{ botId, chatId: stale }]);
@@ -204,10 +272,19 @@ describe('what the sweeper finds', () => {
   it('finds delays due longer ago than the grace, with their timer', async () => {
     const overdue = await newDialog();
     const soon = await newDialog();
-    const timer = { at: new Date(Date.now() - 3_600_000).toISOString(), scheduledBy: 1, stepId: null, stepKey: 'later' };
-    await db('dialogs').where({ bot_id: botId, chat_id: overdue }).update({ timer_at: timer.at, timer: JSON.stringify(timer) });
+    const timer = {
+      at: new Date(Date.now() - 3_600_000).toISOString(),
+      scheduledBy: 1,
+      stepId: null,
+      stepKey: 'later',
+    };
+    await db('dialogs')
+      .where({ bot_id: botId, chat_id: overdue })
+      .update({ timer_at: timer.at, timer: JSON.stringify(timer) });
     const future = { ...timer, at: new Date(Date.now() + 3_600_000).toISOString() };
-    await db('dialogs').where({ bot_id: botId, chat_id: soon }).update({ timer_at: future.at, timer: JSON.stringify(future) });
+    await db('dialogs')
+      .where({ bot_id: botId, chat_id: soon })
+      .update({ timer_at: future.at, timer: JSON.stringify(future) });
     const found = (await overdueTimers(db, 60_000, 1_000)).filter((d) => d.botId === botId);
     expect(found).toEqual([{ botId, chatId: overdue, timer }]);
   });
@@ -217,13 +294,22 @@ describe('what the sweeper finds', () => {
     // old and handled: forgotten; recent and handled: kept; old and open: kept.
     const [old, recent, open] = orders(3) as [number, number, number];
     await journalInputs(db, [input(chatId, old), input(chatId, recent), input(chatId, open)]);
-    await db('dialog_inputs').where({ bot_id: botId, chat_id: chatId }).whereIn('seq', [old, recent]).update({ state: 'done' });
-    await db('dialog_inputs').where({ bot_id: botId, chat_id: chatId }).whereIn('seq', [old, open]).update({ updated_at: db.raw(`now() - interval '3 days'`) });
+    await db('dialog_inputs')
+      .where({ bot_id: botId, chat_id: chatId })
+      .whereIn('seq', [old, recent])
+      .update({ state: 'done' });
+    await db('dialog_inputs')
+      .where({ bot_id: botId, chat_id: chatId })
+      .whereIn('seq', [old, open])
+      .update({ updated_at: db.raw(`now() - interval '3 days'`) });
     expect(await pruneInputs(db, 86_400_000, 1_000)).toBeGreaterThanOrEqual(1);
-    expect((await rowsOf(chatId)).map((r) => [r.seq, r.state])).toEqual([[recent, 'done'], [open, 'pending']]);
+    expect((await rowsOf(chatId)).map((r) => [r.seq, r.state])).toEqual([
+      [recent, 'done'],
+      [open, 'pending'],
+    ]);
   });
 
-  it('the highest order held covers both the dialogs\' last orders and the journal', async () => {
+  it("the highest order held covers both the dialogs' last orders and the journal", async () => {
     const before = await highestSequence(db);
     const chatId = await newDialog(before + 100);
     expect(await highestSequence(db)).toBe(before + 100);

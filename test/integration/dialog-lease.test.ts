@@ -90,7 +90,7 @@ describe('DialogLease', () => {
     await hold!.drop();
   });
 
-  it('a lease that expired is taken by another: the first holder learns it is no longer held and releases nothing of the new holder\'s', async () => {
+  it("a lease that expired is taken by another: the first holder learns it is no longer held and releases nothing of the new holder's", async () => {
     const stale = new DialogLease(redis, prefix, 100); // expires before its first extension (500 ms)
     const chatId = chat++;
     const first = await stale.acquire(BOT, chatId);

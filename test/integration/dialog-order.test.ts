@@ -10,7 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../../src/jobs/queue-names.js';
 import { createLogger } from '../../src/config/log.js';
 import { startWorkerTier, type WorkerTier } from '../../src/workers/worker-tier.js';
-import { createScriptedBot, dialogOf, messagesTo, sendUpdate, waitForMessages, type TestBot } from '../support/bot-scripts.js';
+import {
+  createScriptedBot,
+  dialogOf,
+  messagesTo,
+  sendUpdate,
+  waitForMessages,
+  type TestBot,
+} from '../support/bot-scripts.js';
 import { fakeApiError, fakeUpdates, type FakeApiError } from '../support/fake-telegram.js';
 import { REDIS_URL, startHarness, waitFor, type Harness } from '../support/harness.js';
 
@@ -25,7 +32,11 @@ const newToken = () => `${tokenCounter++}:AAH-second-token-for-tests-${Math.rand
  * A 429 whose retry_after is beyond what the sender waits in place (60 s): the sender gives up at
  * once with a retryable error, so one answer fails one try of the input (no 5xx backoff to sit out).
  */
-const THROTTLED: FakeApiError = { error_code: 429, description: 'Too Many Requests: retry after 120', parameters: { retry_after: 120 } };
+const THROTTLED: FakeApiError = {
+  error_code: 429,
+  description: 'Too Many Requests: retry after 120',
+  parameters: { retry_after: 120 },
+};
 
 interface TextFailure {
   chatId: number;
@@ -69,7 +80,14 @@ function acknowledged(target: Harness, bot: TestBot, chatId: number, token = bot
     .map((call) => String(call.params.text));
 }
 
-async function waitForAcknowledged(target: Harness, bot: TestBot, chatId: number, count: number, timeoutMs = 8_000, token = bot.token): Promise<string[]> {
+async function waitForAcknowledged(
+  target: Harness,
+  bot: TestBot,
+  chatId: number,
+  count: number,
+  timeoutMs = 8_000,
+  token = bot.token,
+): Promise<string[]> {
   return waitFor(
     async () => {
       const texts = acknowledged(target, bot, chatId, token);
@@ -177,7 +195,11 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
     await sleep(800);
     expect(messagesTo(h, bot, chatId).map((c) => c.params.text)).toEqual(['Question?', 'Got first', 'Question?']);
     expect((await dialogOf(h, bot, chatId)).fields.answer).toBe('first');
-    const journaled = await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId, kind: 'telegram' }).count({ n: '*' }).first();
+    const journaled = await h
+      .db('dialog_inputs')
+      .where({ bot_id: bot.botId, chat_id: chatId, kind: 'telegram' })
+      .count({ n: '*' })
+      .first();
     expect(Number(journaled!.n)).toBe(3);
   });
 
@@ -216,14 +238,20 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
     const retried = await h.api('POST', `/api/v1/bots/${bot.botId}/dead-letters/${chatId}/${dead.seq}/retry`);
     expect(retried.status, JSON.stringify(retried.body)).toBe(202);
     expect(await waitForAcknowledged(h, bot, chatId, 3)).toEqual(['P-A', 'P-LATER', 'P-B']);
-    await waitFor(async () => (await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId, seq: dead.seq }).first())?.state === 'done');
+    await waitFor(
+      async () =>
+        (await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId, seq: dead.seq }).first())?.state ===
+        'done',
+    );
     const after = await h.api('GET', `/api/v1/bots/${bot.botId}/dead-letters?chatId=${chatId}`);
     expect(after.body.items).toEqual([]);
     await sleep(500);
     const sent = messagesTo(h, bot, chatId).map((c) => `${c.params.text}:${c.status}`);
     expect(sent).toEqual(['P-A:200', 'P-B:429', 'P-B:429', 'P-LATER:200', 'P-B:200']);
     // A second retry of the same seq finds nothing dead.
-    expect((await h.api('POST', `/api/v1/bots/${bot.botId}/dead-letters/${chatId}/${dead.seq}/retry`)).status).toBe(404);
+    expect((await h.api('POST', `/api/v1/bots/${bot.botId}/dead-letters/${chatId}/${dead.seq}/retry`)).status).toBe(
+      404,
+    );
   });
 
   it('a retried run resumes after the messages Telegram acknowledged: ONE, TWO, THREE, ONE only once', async () => {
@@ -240,7 +268,12 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
     await sendUpdate(h, bot, fakeUpdates.start(chatId));
     expect(await waitForAcknowledged(h, bot, chatId, 3)).toEqual(['ONE', 'TWO', 'THREE']);
     await sleep(500);
-    expect(messagesTo(h, bot, chatId).map((c) => `${c.params.text}:${c.status}`)).toEqual(['ONE:200', 'TWO:429', 'TWO:200', 'THREE:200']);
+    expect(messagesTo(h, bot, chatId).map((c) => `${c.params.text}:${c.status}`)).toEqual([
+      'ONE:200',
+      'TWO:429',
+      'TWO:200',
+      'THREE:200',
+    ]);
     const input = await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId }).first();
     expect(input).toMatchObject({ state: 'done', attempts: 1, effects_done: 3 });
   });
@@ -250,7 +283,12 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
     const conditional = await createScriptedBot(h, {
       start: 'check',
       steps: [
-        { key: 'check', type: 'condition', branches: [{ when: [{ subject: 'fields.tier', op: 'is', value: 'gold' }], next: 'g_hook' }], else: 's_hook' },
+        {
+          key: 'check',
+          type: 'condition',
+          branches: [{ when: [{ subject: 'fields.tier', op: 'is', value: 'gold' }], next: 'g_hook' }],
+          else: 's_hook',
+        },
         { key: 'g_hook', type: 'send_webhook', method: 'GET', url: hook('gold'), next: 'g_msg' },
         { key: 'g_msg', type: 'send_message', text: 'GOLD' },
         { key: 's_hook', type: 'send_webhook', method: 'GET', url: hook('silver'), next: 's_msg' },
@@ -260,7 +298,14 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
     const split = await createScriptedBot(h, {
       start: 'split',
       steps: [
-        { key: 'split', type: 'ab_split', variants: [{ weight: 50, next: 'a_hook' }, { weight: 50, next: 'b_hook' }] },
+        {
+          key: 'split',
+          type: 'ab_split',
+          variants: [
+            { weight: 50, next: 'a_hook' },
+            { weight: 50, next: 'b_hook' },
+          ],
+        },
         { key: 'a_hook', type: 'send_webhook', method: 'GET', url: hook('a'), next: 'a_msg' },
         { key: 'a_msg', type: 'send_message', text: 'A' },
         { key: 'b_hook', type: 'send_webhook', method: 'GET', url: hook('b'), next: 'b_msg' },
@@ -295,16 +340,27 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
       redis.disconnect();
     }
     expect(await waitForAcknowledged(h, conditional, chatId, 1)).toEqual(['SILVER']);
-    const sentAt = h.telegram.callsOf('sendMessage', conditional.token).find((c) => Number(c.params.chat_id) === chatId && c.status === 200)!.at;
+    const sentAt = h.telegram
+      .callsOf('sendMessage', conditional.token)
+      .find((c) => Number(c.params.chat_id) === chatId && c.status === 200)!.at;
     expect(sentAt, 'the retry came after the postback made the user gold').toBeGreaterThan(goldAt);
-    const conditionalDeliveries = await h.db('deliveries').where({ bot_id: conditional.botId, chat_id: chatId }).select('url');
+    const conditionalDeliveries = await h
+      .db('deliveries')
+      .where({ bot_id: conditional.botId, chat_id: chatId })
+      .select('url');
     expect(conditionalDeliveries.map((d: { url: string }) => new URL(d.url).pathname)).toEqual(['/silver']);
 
     for (const c of splitChats) {
       const [text] = await waitForAcknowledged(h, split, c, 1);
       const rows = await h.db('deliveries').where({ bot_id: split.botId, chat_id: c }).select('url');
-      expect(rows.map((d: { url: string }) => new URL(d.url).pathname), `chat ${c} got ${text}`).toEqual([`/${text!.toLowerCase()}`]);
-      expect(messagesTo(h, split, c).map((m) => `${m.params.text}:${m.status}`)).toEqual([`${text}:429`, `${text}:200`]);
+      expect(
+        rows.map((d: { url: string }) => new URL(d.url).pathname),
+        `chat ${c} got ${text}`,
+      ).toEqual([`/${text!.toLowerCase()}`]);
+      expect(messagesTo(h, split, c).map((m) => `${m.params.text}:${m.status}`)).toEqual([
+        `${text}:429`,
+        `${text}:200`,
+      ]);
     }
     await sleep(300);
     expect(acknowledged(h, conditional, chatId)).toEqual(['SILVER']);
@@ -327,7 +383,11 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
     await sendUpdate(h, renamed, fakeUpdates.start(renamedChat));
     await waitForMessages(h, kept, keptChat, 1);
     await waitForMessages(h, renamed, renamedChat, 1);
-    await waitFor(async () => (await dialogOf(h, kept, keptChat))?.stepKey === 'wait' && (await dialogOf(h, renamed, renamedChat))?.stepKey === 'wait');
+    await waitFor(
+      async () =>
+        (await dialogOf(h, kept, keptChat))?.stepKey === 'wait' &&
+        (await dialogOf(h, renamed, renamedChat))?.stepKey === 'wait',
+    );
 
     // `second` is dropped, then uploaded again: the same key, a new step id.
     const oldId = kept.steps.get('second');
@@ -351,10 +411,14 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
     expect(await waitForMessages(h, kept, keptChat, 2, 6_000)).toEqual(['one', 'two, as uploaded again']);
     expect(await dialogOf(h, kept, keptChat)).toMatchObject({ stepKey: 'second', stepId: newId, status: 'auto' });
 
-    const manual = await waitFor(async () => {
-      const dialog = await dialogOf(h, renamed, renamedChat);
-      return dialog?.status === 'manual' ? dialog : null;
-    }, 6_000, 'the renamed dialog to turn manual');
+    const manual = await waitFor(
+      async () => {
+        const dialog = await dialogOf(h, renamed, renamedChat);
+        return dialog?.status === 'manual' ? dialog : null;
+      },
+      6_000,
+      'the renamed dialog to turn manual',
+    );
     expect(manual.manualReason).toMatch(/second/);
     expect(messagesTo(h, renamed, renamedChat).map((c) => c.params.text)).toEqual(['one']);
     await sleep(300);
@@ -420,14 +484,24 @@ describe.concurrent('inputs that come in while a run is still sending', () => {
     postbackUrls.set('/faq/1', bot.postbackUrl);
     const chatId = nextChat();
     await sendUpdate(slow, bot, fakeUpdates.start(chatId));
-    expect(await waitForMessages(slow, bot, chatId, 4, 9_000)).toEqual(['Welcome 1', 'Welcome 2', 'Welcome 3', 'Thanks!']);
+    expect(await waitForMessages(slow, bot, chatId, 4, 9_000)).toEqual([
+      'Welcome 1',
+      'Welcome 2',
+      'Welcome 3',
+      'Thanks!',
+    ]);
     // The postback came in while the run was still sending.
     const answer = answered.find((a) => a.chatId === String(chatId));
     expect(answer).toBeDefined();
     const welcome3 = messagesTo(slow, bot, chatId)[2]!;
     expect(answer!.at).toBeLessThan(welcome3.at);
     await sleep(1_200);
-    expect(messagesTo(slow, bot, chatId).map((c) => c.params.text)).toEqual(['Welcome 1', 'Welcome 2', 'Welcome 3', 'Thanks!']);
+    expect(messagesTo(slow, bot, chatId).map((c) => c.params.text)).toEqual([
+      'Welcome 1',
+      'Welcome 2',
+      'Welcome 3',
+      'Thanks!',
+    ]);
     expect(await dialogOf(slow, bot, chatId)).toMatchObject({ stepKey: 'thanks', status: 'auto' });
   });
 
@@ -450,7 +524,13 @@ describe.concurrent('inputs that come in while a run is still sending', () => {
     await postback(bot, `chatId=${chatId}&stepId=vip`);
     expect(messagesTo(slow, bot, chatId).length).toBeLessThan(3);
 
-    expect(await waitForMessages(slow, bot, chatId, 5, 9_000)).toEqual(['Hi 1', 'Hi 2', 'Your e-mail?', 'Thanks, a@b.example', 'VIP']);
+    expect(await waitForMessages(slow, bot, chatId, 5, 9_000)).toEqual([
+      'Hi 1',
+      'Hi 2',
+      'Your e-mail?',
+      'Thanks, a@b.example',
+      'VIP',
+    ]);
     await sleep(1_200);
     expect(messagesTo(slow, bot, chatId)).toHaveLength(5);
     const dialog = await dialogOf(slow, bot, chatId);
@@ -464,11 +544,14 @@ describe.concurrent('inputs that come in while a run is still sending', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('long polling after a token change', () => {
-  it('serves the new token\'s first updates (the old token\'s offset and update ids are not applied)', async () => {
+  it("serves the new token's first updates (the old token's offset and update ids are not applied)", async () => {
     const polled = await startHarness({ env: { TELEGRAM_CHAT_RATE_LIMIT: '0' } });
     let pollers: WorkerTier | undefined;
     try {
-      const bot = await createScriptedBot(polled, { start: 'hello', steps: [{ key: 'hello', type: 'send_message', text: 'Hello, {{name}}!' }] });
+      const bot = await createScriptedBot(polled, {
+        start: 'hello',
+        steps: [{ key: 'hello', type: 'send_message', text: 'Hello, {{name}}!' }],
+      });
       pollers = await startWorkerTier(polled.config, polled.db, createLogger('silent'), { poll: true });
       const chatId = nextChat();
       polled.telegram.pushUpdate(bot.token, { update_id: 700, ...fakeUpdates.start(chatId) });
@@ -484,8 +567,10 @@ describe('long polling after a token change', () => {
       polled.telegram.pushUpdate(token, { update_id: 1, ...fakeUpdates.start(chatId) });
       polled.telegram.pushUpdate(token, { update_id: 2, ...fakeUpdates.start(other) });
       const sent = (c: number) =>
-        polled.telegram.callsOf('sendMessage', token).filter((call) => Number(call.params.chat_id) === c && call.status === 200).length;
-      await waitFor(async () => sent(chatId) === 1 && sent(other) === 1, 9_000, 'the new token\'s updates to be served');
+        polled.telegram
+          .callsOf('sendMessage', token)
+          .filter((call) => Number(call.params.chat_id) === c && call.status === 200).length;
+      await waitFor(async () => sent(chatId) === 1 && sent(other) === 1, 9_000, "the new token's updates to be served");
       // The new token was polled from no offset at all.
       expect(polled.telegram.callsOf('getUpdates', token)[0]!.params.offset).toBeUndefined();
     } finally {

@@ -26,8 +26,16 @@ afterAll(async () => {
 
 const dialogRow = (chatId: number) => db('dialogs').where({ bot_id: botId, chat_id: chatId }).first();
 const journal = (chatId: number) =>
-  db('dialog_inputs').where({ bot_id: botId, chat_id: chatId }).orderBy('seq').select('seq', 'kind', 'state', 'dedupe_key');
-const fields = (chatId: number, seq: number, values: Record<string, string>): DialogUpdateInput => ({ botId, chatId, seq, patch: { fields: values } });
+  db('dialog_inputs')
+    .where({ bot_id: botId, chat_id: chatId })
+    .orderBy('seq')
+    .select('seq', 'kind', 'state', 'dedupe_key');
+const fields = (chatId: number, seq: number, values: Record<string, string>): DialogUpdateInput => ({
+  botId,
+  chatId,
+  seq,
+  patch: { fields: values },
+});
 
 describe('splitPostback', () => {
   it('keeps the values to merge at once apart from the step move, which carries the status it came with', () => {
@@ -40,7 +48,7 @@ describe('splitPostback', () => {
 });
 
 describe('applyDialogUpdates', () => {
-  it('creates an absent dialog with the batch\'s values, journals its move, and hands back what a drain would read first', async () => {
+  it("creates an absent dialog with the batch's values, journals its move, and hands back what a drain would read first", async () => {
     const chatId = nextChat++;
     const [first, second] = orders(2) as [number, number];
     const applied = await applyDialogUpdates(db, [
@@ -50,7 +58,9 @@ describe('applyDialogUpdates', () => {
     expect(applied).toHaveLength(1);
     expect(applied[0]).toMatchObject({ botId, chatId, journaled: true });
     expect(applied[0]!.snapshot!.dialog.state.fields).toEqual({ plan: 'free' });
-    expect(applied[0]!.snapshot!.inputs).toMatchObject([{ seq: second, state: 'pending', input: { kind: 'move', stepKey: 'welcome' } }]);
+    expect(applied[0]!.snapshot!.inputs).toMatchObject([
+      { seq: second, state: 'pending', input: { kind: 'move', stepKey: 'welcome' } },
+    ]);
     const row = await dialogRow(chatId);
     expect(row).toMatchObject({ status: 'auto', fields: { plan: 'free' }, seqs: { 'f:plan': first } });
     expect(Number(row.last_seq)).toBe(first);
@@ -60,7 +70,10 @@ describe('applyDialogUpdates', () => {
   it('the newest write of each key wins, whatever order the batches and their updates come in', async () => {
     const chatId = nextChat++;
     const [older, middle, newest] = orders(3) as [number, number, number];
-    await applyDialogUpdates(db, [fields(chatId, newest, { a: 'newest' }), fields(chatId, older, { a: 'older', b: 'older' })]);
+    await applyDialogUpdates(db, [
+      fields(chatId, newest, { a: 'newest' }),
+      fields(chatId, older, { a: 'older', b: 'older' }),
+    ]);
     await applyDialogUpdates(db, [fields(chatId, middle, { a: 'middle', b: 'middle' })]);
     const row = await dialogRow(chatId);
     expect(row.fields).toEqual({ a: 'newest', b: 'middle' });
@@ -71,7 +84,10 @@ describe('applyDialogUpdates', () => {
   it('an update applied twice changes nothing the second time: no new version, no second input', async () => {
     const chatId = nextChat++;
     const [seq, moveSeq] = orders(2) as [number, number];
-    const batch: DialogUpdateInput[] = [fields(chatId, seq, { a: 'x' }), { botId, chatId, seq: moveSeq, input: { kind: 'move', stepKey: 's' } }];
+    const batch: DialogUpdateInput[] = [
+      fields(chatId, seq, { a: 'x' }),
+      { botId, chatId, seq: moveSeq, input: { kind: 'move', stepKey: 's' } },
+    ];
     await applyDialogUpdates(db, batch);
     const before = await dialogRow(chatId);
     const again = await applyDialogUpdates(db, batch);
@@ -116,7 +132,10 @@ describe('applyDialogUpdates', () => {
   it('writes many dialogs in one batch, each with its own updates', async () => {
     const chats = [nextChat++, nextChat++, nextChat++];
     const seqs = orders(3);
-    const applied = await applyDialogUpdates(db, chats.map((chatId, i) => fields(chatId, seqs[i]!, { who: `chat ${chatId}` })));
+    const applied = await applyDialogUpdates(
+      db,
+      chats.map((chatId, i) => fields(chatId, seqs[i]!, { who: `chat ${chatId}` })),
+    );
     expect(applied.map((a) => a.chatId).sort()).toEqual([...chats].sort());
     for (const chatId of chats) expect((await dialogRow(chatId)).fields).toEqual({ who: `chat ${chatId}` });
   });
@@ -133,7 +152,11 @@ describe('applyDialogUpdates', () => {
   it('drops the updates of a bot that does not exist, creating nothing', async () => {
     const ghost = randomUUID();
     const [seq] = orders(1) as [number];
-    expect(await applyDialogUpdates(db, [{ botId: ghost, chatId: 1, seq, patch: { fields: { a: 'x' } }, input: { kind: 'move', stepKey: 'a' } }])).toEqual([]);
+    expect(
+      await applyDialogUpdates(db, [
+        { botId: ghost, chatId: 1, seq, patch: { fields: { a: 'x' } }, input: { kind: 'move', stepKey: 'a' } },
+      ]),
+    ).toEqual([]);
     expect(await db('dialogs').where({ bot_id: ghost })).toEqual([]);
     expect(await db('dialog_inputs').where({ bot_id: ghost })).toEqual([]);
   });

@@ -43,7 +43,10 @@ describe('GroupCommit', () => {
     await settle();
     const rest = [2, 3, 4].map((n) => group.submit(n));
     await settle();
-    expect(calls.map((c) => c.items), 'nothing else flushes while one is in flight').toEqual([[1]]);
+    expect(
+      calls.map((c) => c.items),
+      'nothing else flushes while one is in flight',
+    ).toEqual([[1]]);
     calls[0]!.finish(['r1']);
     await settle();
     expect(calls.map((c) => c.items)).toEqual([[1], [2, 3, 4]]);
@@ -95,7 +98,10 @@ describe('GroupCommit', () => {
     const group = new GroupCommit(flush, 1, 2);
     const results = [1, 2, 3].map((n) => group.submit(n));
     await settle();
-    expect(calls.map((c) => c.items), 'two in flight, the third waits').toEqual([[1], [2]]);
+    expect(
+      calls.map((c) => c.items),
+      'two in flight, the third waits',
+    ).toEqual([[1], [2]]);
     calls[1]!.finish([2]);
     await settle();
     expect(calls.map((c) => c.items)).toEqual([[1], [2], [3]]);
@@ -117,25 +123,47 @@ describe('DecisionRecorder: decisions of many dialogs recorded together', () => 
     await db?.destroy();
   });
 
-  const recorded = (fields: Record<string, string>): Decision => ({ outcome: 'recorded', changes: { fields }, effects: [], log: [] });
+  const recorded = (fields: Record<string, string>): Decision => ({
+    outcome: 'recorded',
+    changes: { fields },
+    effects: [],
+    log: [],
+  });
 
   it('each decision submitted at once gets its own outcome: written, or null when its dialog changed since it was read', async () => {
     const chats = [401, 402, 403, 404];
-    await applyDialogUpdates(db, chats.map((chatId, i) => ({ botId, chatId, seq: 10 + i, input: { kind: 'move', stepKey: 'x' } })));
-    const loaded = await Promise.all(chats.map(async (chatId) => ({ chatId, ...(await loadOpenInputs(db, { botId, chatId }))! })));
+    await applyDialogUpdates(
+      db,
+      chats.map((chatId, i) => ({ botId, chatId, seq: 10 + i, input: { kind: 'move', stepKey: 'x' } })),
+    );
+    const loaded = await Promise.all(
+      chats.map(async (chatId) => ({ chatId, ...(await loadOpenInputs(db, { botId, chatId }))! })),
+    );
     // Dialog 403 is written by a postback after it was read: its decision must not land.
     await applyDialogUpdates(db, [{ botId, chatId: 403, seq: 50, patch: { fields: { late: 'postback' } } }]);
 
     const recorder = new DecisionRecorder(db);
     const results = await Promise.all(
       loaded.map(({ chatId, dialog, inputs }) =>
-        recorder.record({ botId, chatId, dialog, seq: inputs[0]!.seq, decision: recorded({ by: `chat ${chatId}` }), incomingPayload: null }),
+        recorder.record({
+          botId,
+          chatId,
+          dialog,
+          seq: inputs[0]!.seq,
+          decision: recorded({ by: `chat ${chatId}` }),
+          incomingPayload: null,
+        }),
       ),
     );
     expect(results.map((r) => r?.state.fields.by ?? null)).toEqual(['chat 401', 'chat 402', null, 'chat 404']);
-    for (const [i, r] of results.entries()) if (r) expect(r.version, `chat ${chats[i]}`).toBe(loaded[i]!.dialog.version + 1);
+    for (const [i, r] of results.entries())
+      if (r) expect(r.version, `chat ${chats[i]}`).toBe(loaded[i]!.dialog.version + 1);
 
-    const states = await db('dialog_inputs').where({ bot_id: botId }).whereIn('chat_id', chats).orderBy('chat_id').pluck('state');
+    const states = await db('dialog_inputs')
+      .where({ bot_id: botId })
+      .whereIn('chat_id', chats)
+      .orderBy('chat_id')
+      .pluck('state');
     expect(states).toEqual(['done', 'done', 'pending', 'done']);
     const late = await db('dialogs').where({ bot_id: botId, chat_id: 403 }).first('fields');
     expect(late.fields).toEqual({ late: 'postback' });

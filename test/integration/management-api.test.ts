@@ -3,7 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../src/db/connection.js';
 import { createLogger } from '../../src/config/log.js';
 import { startWebTier } from '../../src/http/server.js';
-import { ADMIN_KEY, createBotWithEndpoint, startHarness, testConfig, waitFor, type Harness } from '../support/harness.js';
+import {
+  ADMIN_KEY,
+  createBotWithEndpoint,
+  startHarness,
+  testConfig,
+  waitFor,
+  type Harness,
+} from '../support/harness.js';
 
 const PUBLIC_URL = 'https://flowpost.example.com/base';
 
@@ -27,7 +34,12 @@ interface RawResponse {
 }
 
 /** A request with exactly the given headers (no admin key unless given). */
-async function raw(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<RawResponse> {
+async function raw(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<RawResponse> {
   const response = await fetch(`${h.baseUrl}${path}`, { method, headers, body });
   const text = await response.text();
   let parsed: unknown = null;
@@ -99,9 +111,24 @@ describe('bots', () => {
     expectError(await h.api('POST', '/api/v1/bots', {}), 400, 'invalid_body', 'name');
     expectError(await h.api('POST', '/api/v1/bots', { name: '   ' }), 400, 'invalid_body', 'name');
     expectError(await h.api('POST', '/api/v1/bots', { name: 42 }), 400, 'invalid_body', 'name');
-    expectError(await h.api('POST', '/api/v1/bots', { name: 'x', telegramToken: 'not-a-token' }), 400, 'invalid_body', 'telegramToken');
-    expectError(await h.api('POST', '/api/v1/bots', { name: 'x', timezone: 'Mars/Olympus_Mons' }), 400, 'invalid_body', 'timezone');
-    expectError(await h.api('POST', '/api/v1/bots', { name: 'x', timezone: 'UTC+25' }), 400, 'invalid_body', 'timezone');
+    expectError(
+      await h.api('POST', '/api/v1/bots', { name: 'x', telegramToken: 'not-a-token' }),
+      400,
+      'invalid_body',
+      'telegramToken',
+    );
+    expectError(
+      await h.api('POST', '/api/v1/bots', { name: 'x', timezone: 'Mars/Olympus_Mons' }),
+      400,
+      'invalid_body',
+      'timezone',
+    );
+    expectError(
+      await h.api('POST', '/api/v1/bots', { name: 'x', timezone: 'UTC+25' }),
+      400,
+      'invalid_body',
+      'timezone',
+    );
     expectError(await h.api('POST', '/api/v1/bots', { name: 'x', timezone: 7 }), 400, 'invalid_body', 'timezone');
     const unknownKey = await h.api('POST', '/api/v1/bots', { name: 'x', colour: 'red' });
     expectError(unknownKey, 400, 'invalid_body');
@@ -124,10 +151,21 @@ describe('bots', () => {
     expectError(await h.api('GET', "/api/v1/bots/1'%20OR%20'1'='1"), 404, 'unknown_bot', 'botId');
     // Every sub-resource of an unknown bot is 404 too, before its body is looked at.
     const ghost = randomUUID();
-    expectError(await h.api('PUT', `/api/v1/bots/${ghost}/fields/score`, { name: 'S', type: 'number' }), 404, 'unknown_bot');
+    expectError(
+      await h.api('PUT', `/api/v1/bots/${ghost}/fields/score`, { name: 'S', type: 'number' }),
+      404,
+      'unknown_bot',
+    );
     expectError(await h.api('POST', `/api/v1/bots/${ghost}/webhooks`, { name: 'w' }), 404, 'unknown_bot');
     expectError(await h.api('GET', `/api/v1/bots/${ghost}/webhooks`), 404, 'unknown_bot');
-    expectError(await h.api('PUT', `/api/v1/bots/${ghost}/script`, { start: 'a', steps: [{ key: 'a', type: 'send_message', text: 'x' }] }), 404, 'unknown_bot');
+    expectError(
+      await h.api('PUT', `/api/v1/bots/${ghost}/script`, {
+        start: 'a',
+        steps: [{ key: 'a', type: 'send_message', text: 'x' }],
+      }),
+      404,
+      'unknown_bot',
+    );
     expectError(await h.api('GET', `/api/v1/bots/${ghost}/script`), 404, 'unknown_bot');
     expectError(await h.api('GET', `/api/v1/bots/${ghost}/dialogs/1`), 404, 'unknown_bot');
     expect(await h.db('bot_fields').where({ bot_id: ghost }).first()).toBeUndefined();
@@ -154,7 +192,12 @@ describe('fields', () => {
     expect(listed.status).toBe(200);
     expect(listed.body.fields).toHaveLength(definitions.length);
     for (const { key, ...body } of definitions) {
-      expect(listed.body.fields).toContainEqual({ key, name: body.name, type: body.type, options: body.options ?? null });
+      expect(listed.body.fields).toContainEqual({
+        key,
+        name: body.name,
+        type: body.type,
+        options: body.options ?? null,
+      });
     }
     // Another bot has none of them.
     const other = await createBot();
@@ -163,10 +206,30 @@ describe('fields', () => {
 
   it('refuses a select or multiselect without options, an unknown type and a bad body (400 naming the param)', async () => {
     const botId = await createBot();
-    expectError(await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { name: 'Plan', type: 'select' }), 400, 'invalid_body', 'options');
-    expectError(await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { name: 'Plan', type: 'select', options: [] }), 400, 'invalid_body', 'options');
-    expectError(await h.api('PUT', `/api/v1/bots/${botId}/fields/tags2`, { name: 'T', type: 'multiselect' }), 400, 'invalid_body', 'options');
-    expectError(await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { name: 'Plan', type: 'boolean' }), 400, 'invalid_body', 'type');
+    expectError(
+      await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { name: 'Plan', type: 'select' }),
+      400,
+      'invalid_body',
+      'options',
+    );
+    expectError(
+      await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { name: 'Plan', type: 'select', options: [] }),
+      400,
+      'invalid_body',
+      'options',
+    );
+    expectError(
+      await h.api('PUT', `/api/v1/bots/${botId}/fields/tags2`, { name: 'T', type: 'multiselect' }),
+      400,
+      'invalid_body',
+      'options',
+    );
+    expectError(
+      await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { name: 'Plan', type: 'boolean' }),
+      400,
+      'invalid_body',
+      'type',
+    );
     expectError(await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { type: 'text' }), 400, 'invalid_body', 'name');
     expect((await h.api('GET', `/api/v1/bots/${botId}/fields`)).body).toEqual({ fields: [] });
   });
@@ -177,7 +240,9 @@ describe('fields', () => {
       const res = await h.api('PUT', `/api/v1/bots/${botId}/fields/${key}`, { name: 'X', type: 'text' });
       expectError(res, 400, 'invalid_key', 'key');
     }
-    expect((await h.api('PUT', `/api/v1/bots/${botId}/fields/${'a'.repeat(64)}`, { name: 'X', type: 'text' })).status).toBe(200);
+    expect(
+      (await h.api('PUT', `/api/v1/bots/${botId}/fields/${'a'.repeat(64)}`, { name: 'X', type: 'text' })).status,
+    ).toBe(200);
     expect((await h.api('PUT', `/api/v1/bots/${botId}/fields/a.b-c_D9`, { name: 'X', type: 'text' })).status).toBe(200);
     const listed = await h.api('GET', `/api/v1/bots/${botId}/fields`);
     expect(listed.body.fields.map((f: { key: string }) => f.key).sort()).toEqual(['a'.repeat(64), 'a.b-c_D9'].sort());
@@ -221,12 +286,22 @@ describe('webhooks', () => {
   it('refuses a webhook without a name or with a bad rate limit', async () => {
     const botId = await createBot();
     expectError(await h.api('POST', `/api/v1/bots/${botId}/webhooks`, {}), 400, 'invalid_body', 'name');
-    expectError(await h.api('POST', `/api/v1/bots/${botId}/webhooks`, { name: 'w', rateLimit: 0 }), 400, 'invalid_body', 'rateLimit');
-    expectError(await h.api('POST', `/api/v1/bots/${botId}/webhooks`, { name: 'w', rateLimit: 'fast' }), 400, 'invalid_body', 'rateLimit');
+    expectError(
+      await h.api('POST', `/api/v1/bots/${botId}/webhooks`, { name: 'w', rateLimit: 0 }),
+      400,
+      'invalid_body',
+      'rateLimit',
+    );
+    expectError(
+      await h.api('POST', `/api/v1/bots/${botId}/webhooks`, { name: 'w', rateLimit: 'fast' }),
+      400,
+      'invalid_body',
+      'rateLimit',
+    );
     expect((await h.api('GET', `/api/v1/bots/${botId}/webhooks`)).body).toEqual({ webhooks: [] });
   });
 
-  it('GET lists the bot\'s webhooks, and only its own', async () => {
+  it("GET lists the bot's webhooks, and only its own", async () => {
     const botId = await createBot();
     const other = await createBot();
     expect((await h.api('GET', `/api/v1/bots/${botId}/webhooks`)).body).toEqual({ webhooks: [] });
@@ -238,7 +313,9 @@ describe('webhooks', () => {
     expect(listed.status).toBe(200);
     expect(listed.body.webhooks).toHaveLength(2);
     expect(listed.body.webhooks).toContainEqual(expect.objectContaining({ id: a.id, name: 'keitaro', url: a.url }));
-    expect(listed.body.webhooks).toContainEqual(expect.objectContaining({ id: b.id, name: 'binom', url: b.url, rateLimit: 10 }));
+    expect(listed.body.webhooks).toContainEqual(
+      expect.objectContaining({ id: b.id, name: 'binom', url: b.url, rateLimit: 10 }),
+    );
   });
 
   it('DELETE answers 204, the URL then answers 404, and a second DELETE answers 404', async () => {
@@ -259,7 +336,12 @@ describe('webhooks', () => {
   it('a webhook of another bot cannot be deleted through this bot', async () => {
     const mine = await createBot();
     const theirs = await createBotWithEndpoint(h);
-    expectError(await h.api('DELETE', `/api/v1/bots/${mine}/webhooks/${theirs.endpointId}`), 404, 'unknown_webhook', 'id');
+    expectError(
+      await h.api('DELETE', `/api/v1/bots/${mine}/webhooks/${theirs.endpointId}`),
+      404,
+      'unknown_webhook',
+      'id',
+    );
     const listed = await h.api('GET', `/api/v1/bots/${theirs.botId}/webhooks`);
     expect(listed.body.webhooks.map((w: { id: string }) => w.id)).toEqual([theirs.endpointId]);
     expect((await fetch(`${theirs.url}?chatId=1`)).status).toBe(202);
@@ -267,12 +349,18 @@ describe('webhooks', () => {
 });
 
 describe('script', () => {
-  it('PUT stores a valid script and answers 200 with every step\'s key and id', async () => {
+  it("PUT stores a valid script and answers 200 with every step's key and id", async () => {
     const botId = await createBot();
     const res = await h.api('PUT', `/api/v1/bots/${botId}/script`, {
       start: 'welcome',
       steps: [
-        { key: 'welcome', type: 'send_message', text: 'Hello, {{name}}!', buttons: [{ text: 'Go', next: 'offer' }], next: 'wait' },
+        {
+          key: 'welcome',
+          type: 'send_message',
+          text: 'Hello, {{name}}!',
+          buttons: [{ text: 'Go', next: 'offer' }],
+          next: 'wait',
+        },
         { key: 'wait', type: 'delay', seconds: 60, next: 'offer' },
         { key: 'offer', type: 'send_message', text: 'https://partner.example/signup?sub1={{tracker.clickid}}' },
       ],
@@ -305,7 +393,12 @@ describe('script', () => {
       ['a', first.get('a')],
       ['d', second.get('d')],
     ]);
-    expect(await h.db('script_steps').where({ id: first.get('b')! }).first()).toBeUndefined();
+    expect(
+      await h
+        .db('script_steps')
+        .where({ id: first.get('b')! })
+        .first(),
+    ).toBeUndefined();
 
     // A third upload with the same keys changes nothing about the ids.
     const third = await uploadScript(botId, ['c', 'a', 'd']);
@@ -353,7 +446,9 @@ describe('script', () => {
     // Nothing of it was stored.
     const got = await h.api('GET', `/api/v1/bots/${botId}/script`);
     expect(got.body.start).toBe('keep');
-    expect(got.body.steps.map((s: { key: string; id: string }) => [s.key, s.id])).toEqual([['keep', before.get('keep')]]);
+    expect(got.body.steps.map((s: { key: string; id: string }) => [s.key, s.id])).toEqual([
+      ['keep', before.get('keep')],
+    ]);
   });
 
   it('refuses a document that is not a script at all', async () => {
@@ -397,7 +492,9 @@ describe('script', () => {
 describe('dialogs', () => {
   it('GET shows a dialog once a postback has been applied', async () => {
     const { botId, url } = await createBotWithEndpoint(h);
-    expect((await h.api('PUT', `/api/v1/bots/${botId}/fields/userBalance`, { name: 'Balance', type: 'number' })).status).toBe(200);
+    expect(
+      (await h.api('PUT', `/api/v1/bots/${botId}/fields/userBalance`, { name: 'Balance', type: 'number' })).status,
+    ).toBe(200);
     const steps = await uploadScript(botId, ['welcome', 'deposit']);
     const chatId = -1001234567890;
     const before = Date.now();
@@ -407,12 +504,29 @@ describe('dialogs', () => {
     expect(res.status).toBe(202);
 
     // The step move is handled in the dialog's order of inputs, right after the values are merged.
-    const dialog = await waitFor(async () => {
-      const found = await h.api('GET', `/api/v1/bots/${botId}/dialogs/${chatId}`);
-      return found.status === 200 && found.body.stepId ? found.body : null;
-    }, 10_000, 'the dialog');
+    const dialog = await waitFor(
+      async () => {
+        const found = await h.api('GET', `/api/v1/bots/${botId}/dialogs/${chatId}`);
+        return found.status === 200 && found.body.stepId ? found.body : null;
+      },
+      10_000,
+      'the dialog',
+    );
     expect(Object.keys(dialog).sort()).toEqual(
-      ['chatId', 'username', 'name', 'status', 'stepId', 'stepKey', 'manualReason', 'fields', 'tracker', 'tags', 'createdAt', 'startedAt'].sort(),
+      [
+        'chatId',
+        'username',
+        'name',
+        'status',
+        'stepId',
+        'stepKey',
+        'manualReason',
+        'fields',
+        'tracker',
+        'tags',
+        'createdAt',
+        'startedAt',
+      ].sort(),
     );
     expect(dialog).toMatchObject({
       chatId,
@@ -480,13 +594,18 @@ describe('authentication', () => {
       ['the key with a suffix', { authorization: `Bearer ${ADMIN_KEY}x` }],
       ['a prefix of the key', { authorization: `Bearer ${ADMIN_KEY.slice(0, -1)}` }],
       ['an empty Bearer', { authorization: 'Bearer ' }],
-      ['Basic with the key as password', { authorization: `Basic ${Buffer.from(`admin:${ADMIN_KEY}`).toString('base64')}` }],
+      [
+        'Basic with the key as password',
+        { authorization: `Basic ${Buffer.from(`admin:${ADMIN_KEY}`).toString('base64')}` },
+      ],
       ['Basic with the key', { authorization: `Basic ${ADMIN_KEY}` }],
       ['the bare key', { authorization: ADMIN_KEY }],
       ['the key in another header', { 'x-api-key': ADMIN_KEY }],
     ];
     const botsBefore = Number((await h.db('bots').count<{ count: string }[]>('* as count'))[0]!.count);
-    const endpointsBefore = Number((await h.db('postback_endpoints').count<{ count: string }[]>('* as count'))[0]!.count);
+    const endpointsBefore = Number(
+      (await h.db('postback_endpoints').count<{ count: string }[]>('* as count'))[0]!.count,
+    );
     for (const route of routes) {
       for (const [label, headers] of badHeaders) {
         const res = await raw(
@@ -496,19 +615,29 @@ describe('authentication', () => {
           route.body === undefined ? undefined : JSON.stringify(route.body),
         );
         expect(res.status, `${route.method} ${route.path} with ${label}`).toBe(401);
-        expect(res.body, `${route.method} ${route.path} with ${label}`).toMatchObject({ ok: false, error: { code: 'unauthorized' } });
+        expect(res.body, `${route.method} ${route.path} with ${label}`).toMatchObject({
+          ok: false,
+          error: { code: 'unauthorized' },
+        });
         expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
       }
     }
     // Nothing the refused calls asked for happened.
     expect(Number((await h.db('bots').count<{ count: string }[]>('* as count'))[0]!.count)).toBe(botsBefore);
-    expect(Number((await h.db('postback_endpoints').count<{ count: string }[]>('* as count'))[0]!.count)).toBe(endpointsBefore);
+    expect(Number((await h.db('postback_endpoints').count<{ count: string }[]>('* as count'))[0]!.count)).toBe(
+      endpointsBefore,
+    );
     const botId = routes[1]!.path.split('/')[4]!;
     expect(await h.db('bot_fields').where({ bot_id: botId }).first()).toBeUndefined();
     expect((await h.api('GET', `/api/v1/bots/${botId}/script`)).body.steps[0].text).toBe('step a');
 
     for (const route of routes) {
-      const res = await raw(route.method, route.path, auth, route.body === undefined ? undefined : JSON.stringify(route.body));
+      const res = await raw(
+        route.method,
+        route.path,
+        auth,
+        route.body === undefined ? undefined : JSON.stringify(route.body),
+      );
       expect(res.status, `${route.method} ${route.path} with the key`).toBe(route.ok);
     }
     // The scheme is case-insensitive, as RFC 7235 says.

@@ -3,7 +3,14 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordDelivery } from '../../src/runner/effects.js';
-import { createBotWithEndpoint, dropPrefix, REDIS_URL, startHarness, waitFor, type Harness } from '../support/harness.js';
+import {
+  createBotWithEndpoint,
+  dropPrefix,
+  REDIS_URL,
+  startHarness,
+  waitFor,
+  type Harness,
+} from '../support/harness.js';
 import { answer, recorderFor, startTarget } from '../support/outbound-target.js';
 
 let h: Harness;
@@ -13,7 +20,12 @@ let botId: string;
 beforeAll(async () => {
   h = await startHarness({
     workers: true,
-    env: { OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8,::1/128', OUTBOUND_RETRY_SCHEDULE: '0,0.2,0.2,0.2', OUTBOUND_TIMEOUT_MS: '1000', OUTBOUND_MAX_PER_HOST: '4' },
+    env: {
+      OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8,::1/128',
+      OUTBOUND_RETRY_SCHEDULE: '0,0.2,0.2,0.2',
+      OUTBOUND_TIMEOUT_MS: '1000',
+      OUTBOUND_MAX_PER_HOST: '4',
+    },
   });
   botId = (await createBotWithEndpoint(h)).botId;
 });
@@ -60,25 +72,42 @@ describe.concurrent('crash safety', () => {
     try {
       const ids = await Promise.all(
         ['/quick-1', '/hang', '/quick-2'].map((path) =>
-          recordDelivery({ deliveries: queues.recorder }, { botId, chatId: 1 }, {
-            type: 'send_webhook', stepId: '00000000-0000-4000-8000-000000000000', method: 'GET', url: `${target.url}${path}`, headers: {}, body: null,
-          }),
+          recordDelivery(
+            { deliveries: queues.recorder },
+            { botId, chatId: 1 },
+            {
+              type: 'send_webhook',
+              stepId: '00000000-0000-4000-8000-000000000000',
+              method: 'GET',
+              url: `${target.url}${path}`,
+              headers: {},
+              body: null,
+            },
+          ),
         ),
       );
       expect(await queues.batches.getJobCounts('wait')).toEqual({ wait: 1 });
       const [quick1, hang, quick2] = ids as [string, string, string];
-      await waitFor(async () => {
-        const rows = await h.db('deliveries').whereIn('id', [quick1, quick2]).where({ state: 'succeeded' });
-        return hits.get('/hang') === 1 && rows.length === 2;
-      }, 20_000, 'the quick deliveries recorded while the other hangs');
+      await waitFor(
+        async () => {
+          const rows = await h.db('deliveries').whereIn('id', [quick1, quick2]).where({ state: 'succeeded' });
+          return hits.get('/hang') === 1 && rows.length === 2;
+        },
+        20_000,
+        'the quick deliveries recorded while the other hangs',
+      );
       first.kill('SIGKILL');
       await new Promise((resolve) => first.once('exit', resolve));
       expect((await h.db('deliveries').where({ id: hang }).first()).state).toBe('pending');
       second = spawnWorker(env);
-      const row = await waitFor(async () => {
-        const found = await h.db('deliveries').where({ id: hang }).first();
-        return found.state !== 'pending' ? found : null;
-      }, 30_000, 'the batch taken over');
+      const row = await waitFor(
+        async () => {
+          const found = await h.db('deliveries').where({ id: hang }).first();
+          return found.state !== 'pending' ? found : null;
+        },
+        30_000,
+        'the batch taken over',
+      );
       expect(row.state).toBe('succeeded');
       expect(Object.fromEntries(hits)).toEqual({ '/quick-1': 1, '/hang': 2, '/quick-2': 1 });
       for (const id of ids) expect((await attempts(id)).map((a) => a.status)).toEqual([200]);
@@ -103,18 +132,31 @@ describe.concurrent('crash safety', () => {
     const first = spawnWorker(env);
     let second: ReturnType<typeof spawnWorker> | undefined;
     try {
-      const id = await recordDelivery({ deliveries: queues.recorder }, { botId, chatId: 1 }, {
-        type: 'send_webhook', stepId: '00000000-0000-4000-8000-000000000000', method: 'GET', url: `${target.url}/crash`, headers: {}, body: null,
-      });
+      const id = await recordDelivery(
+        { deliveries: queues.recorder },
+        { botId, chatId: 1 },
+        {
+          type: 'send_webhook',
+          stepId: '00000000-0000-4000-8000-000000000000',
+          method: 'GET',
+          url: `${target.url}/crash`,
+          headers: {},
+          body: null,
+        },
+      );
       await waitFor(async () => calls === 1, 20_000, 'the first attempt');
       first.kill('SIGKILL');
       await new Promise((resolve) => first.once('exit', resolve));
       expect((await h.db('deliveries').where({ id }).first()).state).toBe('pending');
       second = spawnWorker(env);
-      const row = await waitFor(async () => {
-        const found = await h.db('deliveries').where({ id }).first();
-        return found.state !== 'pending' ? found : null;
-      }, 30_000, 'the delivery taken over');
+      const row = await waitFor(
+        async () => {
+          const found = await h.db('deliveries').where({ id }).first();
+          return found.state !== 'pending' ? found : null;
+        },
+        30_000,
+        'the delivery taken over',
+      );
       expect(row.state).toBe('succeeded');
       expect(calls).toBe(2);
       expect((await attempts(id)).map((a) => a.status)).toEqual([200]);

@@ -19,7 +19,12 @@ let botId: string;
 beforeAll(async () => {
   h = await startHarness({
     workers: true,
-    env: { OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8,::1/128', OUTBOUND_RETRY_SCHEDULE: '0,0.2,0.2,0.2', OUTBOUND_TIMEOUT_MS: '1000', OUTBOUND_MAX_PER_HOST: '4' },
+    env: {
+      OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8,::1/128',
+      OUTBOUND_RETRY_SCHEDULE: '0,0.2,0.2,0.2',
+      OUTBOUND_TIMEOUT_MS: '1000',
+      OUTBOUND_MAX_PER_HOST: '4',
+    },
   });
   ({ chains: outbound, batches: outboundBatches, recorder } = recorderFor(h.db, h.config.queuePrefix));
   botId = (await createBotWithEndpoint(h)).botId;
@@ -29,22 +34,38 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function deliver(url: string, options: { method?: 'GET' | 'POST' | 'PUT'; body?: string | null; headers?: Record<string, string>; bot?: string } = {}) {
-  return recordDelivery({ deliveries: recorder }, { botId: options.bot ?? botId, chatId: 1 }, {
-    type: 'send_webhook',
-    stepId: '00000000-0000-4000-8000-000000000000',
-    method: options.method ?? 'GET',
-    url,
-    headers: options.headers ?? {},
-    body: options.body ?? null,
-  });
+async function deliver(
+  url: string,
+  options: {
+    method?: 'GET' | 'POST' | 'PUT';
+    body?: string | null;
+    headers?: Record<string, string>;
+    bot?: string;
+  } = {},
+) {
+  return recordDelivery(
+    { deliveries: recorder },
+    { botId: options.bot ?? botId, chatId: 1 },
+    {
+      type: 'send_webhook',
+      stepId: '00000000-0000-4000-8000-000000000000',
+      method: options.method ?? 'GET',
+      url,
+      headers: options.headers ?? {},
+      body: options.body ?? null,
+    },
+  );
 }
 
 async function settled(id: string, timeoutMs = 10_000) {
-  return waitFor(async () => {
-    const row = await h.db('deliveries').where({ id }).first();
-    return row && row.state !== 'pending' ? row : null;
-  }, timeoutMs, `delivery ${id} to settle`);
+  return waitFor(
+    async () => {
+      const row = await h.db('deliveries').where({ id }).first();
+      return row && row.state !== 'pending' ? row : null;
+    },
+    timeoutMs,
+    `delivery ${id} to settle`,
+  );
 }
 
 async function attempts(id: string) {
@@ -87,7 +108,9 @@ describe('delivery', () => {
 
   it('honours Retry-After on a 429', async () => {
     let n = 0;
-    const target = await startTarget((req, res) => answer(++n === 1 ? 429 : 200, n === 1 ? { 'retry-after': '1' } : {})(req, res));
+    const target = await startTarget((req, res) =>
+      answer(++n === 1 ? 429 : 200, n === 1 ? { 'retry-after': '1' } : {})(req, res),
+    );
     try {
       const id = await deliver(`${target.url}/x`);
       expect((await settled(id)).state).toBe('succeeded');
@@ -99,7 +122,9 @@ describe('delivery', () => {
   });
 
   it('400 is final after one attempt; a redirect is not followed', async () => {
-    const target = await startTarget((req, res) => (req.url === '/moved' ? answer(302, { location: `/elsewhere` })(req, res) : answer(400)(req, res)));
+    const target = await startTarget((req, res) =>
+      req.url === '/moved' ? answer(302, { location: `/elsewhere` })(req, res) : answer(400)(req, res),
+    );
     try {
       const id = await deliver(`${target.url}/bad`);
       expect((await settled(id)).state).toBe('failed');
@@ -161,7 +186,7 @@ describe('bad requests', () => {
 });
 
 describe('signatures', () => {
-  it('signs with the bot\'s secret as Standard Webhooks defines it, verifiable by a receiver', async () => {
+  it("signs with the bot's secret as Standard Webhooks defines it, verifiable by a receiver", async () => {
     const target = await startTarget(answer(200));
     try {
       const created = await h.api('POST', `/api/v1/bots/${botId}/signing-secret`);
@@ -172,8 +197,12 @@ describe('signatures', () => {
       const id = await deliver(`${target.url}/signed`, { method: 'POST', body: '{"event":"sale"}' });
       await settled(id);
       const request = target.requests[0]!;
-      expect(verifySignature({ secret, headers: request.headers as Record<string, string>, body: request.body }).ok).toBe(true);
-      expect(verifySignature({ secret, headers: request.headers as Record<string, string>, body: '{"event":"other"}' }).ok).toBe(false);
+      expect(
+        verifySignature({ secret, headers: request.headers as Record<string, string>, body: request.body }).ok,
+      ).toBe(true);
+      expect(
+        verifySignature({ secret, headers: request.headers as Record<string, string>, body: '{"event":"other"}' }).ok,
+      ).toBe(false);
     } finally {
       await h.api('DELETE', `/api/v1/bots/${botId}/signing-secret`);
       await target.close();
@@ -214,7 +243,7 @@ describe('replay', () => {
 });
 
 describe('fairness', () => {
-  it('a slow host does not stop a fast host\'s deliveries', async () => {
+  it("a slow host does not stop a fast host's deliveries", async () => {
     const slow = await startTarget((req, res) => setTimeout(() => answer(200)(req, res), 900));
     const fast = await startTarget(answer(200));
     try {
@@ -224,7 +253,11 @@ describe('fairness', () => {
       const fastIds = await Promise.all(Array.from({ length: 10 }, (_, i) => deliver(`${fast.url}/f${i}`)));
       for (const id of fastIds) expect((await settled(id, 5_000)).state).toBe('succeeded');
       expect(Date.now() - started).toBeLessThan(3_000);
-      const pendingSlow = await h.db('deliveries').whereIn('id', slowIds).andWhere({ state: 'pending' }).count<{ count: string }[]>('* as count');
+      const pendingSlow = await h
+        .db('deliveries')
+        .whereIn('id', slowIds)
+        .andWhere({ state: 'pending' })
+        .count<{ count: string }[]>('* as count');
       expect(Number(pendingSlow[0]!.count)).toBeGreaterThan(0); // the slow host is still working through its backlog
     } finally {
       await slow.close();
@@ -254,7 +287,10 @@ describe.concurrent('deliveries recorded together', () => {
   });
 
   it('those held back by a busy host wait together, as their batch job, and go when it frees', async () => {
-    const own = await startHarness({ workers: true, env: { OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8', OUTBOUND_TIMEOUT_MS: '5000', OUTBOUND_MAX_PER_HOST: '4' } });
+    const own = await startHarness({
+      workers: true,
+      env: { OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8', OUTBOUND_TIMEOUT_MS: '5000', OUTBOUND_MAX_PER_HOST: '4' },
+    });
     const queues = recorderFor(own.db, own.config.queuePrefix);
     const target = await startTarget((req, res) => setTimeout(() => answer(200)(req, res), 1_500));
     try {
@@ -262,13 +298,26 @@ describe.concurrent('deliveries recorded together', () => {
       // The host's share is 4: four go at once; the other four wait in line, then with their batch.
       const ids = await Promise.all(
         Array.from({ length: 8 }, (_, i) =>
-          recordDelivery({ deliveries: queues.recorder }, { botId: ownBot, chatId: 1 }, {
-            type: 'send_webhook', stepId: '00000000-0000-4000-8000-000000000000', method: 'GET', url: `${target.url}/held-${i}`, headers: {}, body: null,
-          }),
+          recordDelivery(
+            { deliveries: queues.recorder },
+            { botId: ownBot, chatId: 1 },
+            {
+              type: 'send_webhook',
+              stepId: '00000000-0000-4000-8000-000000000000',
+              method: 'GET',
+              url: `${target.url}/held-${i}`,
+              headers: {},
+              body: null,
+            },
+          ),
         ),
       );
       const [{ queued_in: batchId }] = await own.db('deliveries').whereIn('id', ids).distinct('queued_in');
-      await waitFor(async () => (await queues.batches.getJob(batchId))?.isDelayed(), 5_000, 'the batch waiting for its host');
+      await waitFor(
+        async () => (await queues.batches.getJob(batchId))?.isDelayed(),
+        5_000,
+        'the batch waiting for its host',
+      );
       expect((await queues.batches.getJob(batchId))!.data.deliveries).toHaveLength(4);
       expect(await queues.chains.getJobCounts('wait', 'active', 'delayed')).toEqual({ wait: 0, active: 0, delayed: 0 });
       for (const id of ids) {
@@ -277,7 +326,9 @@ describe.concurrent('deliveries recorded together', () => {
           return found.state !== 'pending' ? found : null;
         }, 15_000);
         expect(row.state).toBe('succeeded');
-        expect((await own.db('delivery_attempts').where({ delivery_id: id })).map((a: { status: number }) => a.status)).toEqual([200]);
+        expect(
+          (await own.db('delivery_attempts').where({ delivery_id: id })).map((a: { status: number }) => a.status),
+        ).toEqual([200]);
       }
       expect(target.requests.filter((r) => r.url.startsWith('/held-'))).toHaveLength(8);
     } finally {
@@ -314,12 +365,27 @@ describe('target safety', () => {
     try {
       const { botId: ownBot } = await createBotWithEndpoint(guarded);
       const port = new URL(v4.url).port;
-      const urls = [`${v4.url}/a`, `http://localhost:${port}/b`, `${v6.url}/c`, `http://2130706433:${port}/d`, 'http://169.254.169.254/latest/meta-data'];
+      const urls = [
+        `${v4.url}/a`,
+        `http://localhost:${port}/b`,
+        `${v6.url}/c`,
+        `http://2130706433:${port}/d`,
+        'http://169.254.169.254/latest/meta-data',
+      ];
       const ids = await Promise.all(
         urls.map((url) =>
-          recordDelivery({ deliveries: queues.recorder }, { botId: ownBot, chatId: 1 }, {
-            type: 'send_webhook', stepId: '00000000-0000-4000-8000-000000000000', method: 'GET', url, headers: {}, body: null,
-          }),
+          recordDelivery(
+            { deliveries: queues.recorder },
+            { botId: ownBot, chatId: 1 },
+            {
+              type: 'send_webhook',
+              stepId: '00000000-0000-4000-8000-000000000000',
+              method: 'GET',
+              url,
+              headers: {},
+              body: null,
+            },
+          ),
         ),
       );
       for (const id of ids) {
@@ -373,24 +439,53 @@ describe('a delivery left without a job', () => {
   it('is left alone while its batch job still holds it, and queued again once that job is gone', async () => {
     // Queues without workers, so the batch job stays waiting.
     const idle = recorderFor(h.db, `${h.config.queuePrefix}_idle`);
-    const sweeper = startStrandedSweeper({ db: h.db, queue: idle.chains, recorder: idle.recorder, log: createLogger('silent'), intervalMs: 100, staleMs: 60_000 });
+    const sweeper = startStrandedSweeper({
+      db: h.db,
+      queue: idle.chains,
+      recorder: idle.recorder,
+      log: createLogger('silent'),
+      intervalMs: 100,
+      staleMs: 60_000,
+    });
     try {
       const ids = ['6a0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f61', '6a0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f62'];
       await idle.recorder.recordAll(
-        ids.map((id) => ({ id, chatId: 1, stepId: null, request: { botId, messageId: `msg_${id}`, method: 'GET', url: 'http://example.test/', headers: {}, body: null } })),
+        ids.map((id) => ({
+          id,
+          chatId: 1,
+          stepId: null,
+          request: {
+            botId,
+            messageId: `msg_${id}`,
+            method: 'GET',
+            url: 'http://example.test/',
+            headers: {},
+            body: null,
+          },
+        })),
       );
-      await h.db('deliveries').whereIn('id', ids).update({ updated_at: new Date(Date.now() - 3_600_000) });
+      await h
+        .db('deliveries')
+        .whereIn('id', ids)
+        .update({ updated_at: new Date(Date.now() - 3_600_000) });
       const [{ queued_in: batch }] = await h.db('deliveries').whereIn('id', ids).select('queued_in');
       expect(batch).toMatch(/^batch-/);
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect((await idle.chains.getJobCounts('wait')).wait).toBe(0);
       await (await idle.batches.getJob(batch))!.remove();
-      await waitFor(async () => (await idle.chains.getJobCounts('wait')).wait === 2, 5_000, 'the deliveries queued again');
+      await waitFor(
+        async () => (await idle.chains.getJobCounts('wait')).wait === 2,
+        5_000,
+        'the deliveries queued again',
+      );
     } finally {
       sweeper.stop();
       await idle.close();
       await dropPrefix(`${h.config.queuePrefix}_idle`);
-      await h.db('deliveries').whereIn('id', ['6a0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f61', '6a0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f62']).delete();
+      await h
+        .db('deliveries')
+        .whereIn('id', ['6a0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f61', '6a0c3f1e-9a3b-4c7e-8d2a-1b2c3d4e5f62'])
+        .delete();
     }
   });
 
@@ -407,7 +502,14 @@ describe('a delivery left without a job', () => {
       headers: '{}',
       updated_at: new Date(Date.now() - 3_600_000),
     });
-    const sweeper = startStrandedSweeper({ db: h.db, queue: outbound, recorder, log: createLogger('silent'), intervalMs: 100, staleMs: 60_000 });
+    const sweeper = startStrandedSweeper({
+      db: h.db,
+      queue: outbound,
+      recorder,
+      log: createLogger('silent'),
+      intervalMs: 100,
+      staleMs: 60_000,
+    });
     try {
       expect((await settled(id)).state).toBe('succeeded');
       expect(target.requests.map((r) => r.url)).toEqual(['/stranded']);

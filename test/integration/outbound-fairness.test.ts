@@ -222,7 +222,7 @@ describe('HostCircuit', () => {
     expect(fresh.retryAtMs! - now).toBeLessThanOrEqual(150);
   });
 
-  it("frees the probe after probeLeaseMs when the prober never reports", async () => {
+  it('frees the probe after probeLeaseMs when the prober never reports', async () => {
     const options = { prefix: newPrefix(), minFailures: 1, openMs: 100, probeLeaseMs: 150 };
     const circuitA = new HostCircuit(a, options);
     const circuitB = new HostCircuit(b, options);

@@ -14,7 +14,7 @@ async function dialog(botId: string, chatId: number) {
   return res.status === 200 ? res.body : null;
 }
 
-describe('the seed\'s postback examples', () => {
+describe("the seed's postback examples", () => {
   it('stores refID and userBalance for a user who has not started yet', async () => {
     const { botId, url } = await createBotWithEndpoint(h);
     const first = await fetch(`${url}?chatId=1227280&refID=12345`);

@@ -93,7 +93,12 @@ function withQuery(url: string, query: Params): string {
   return text ? `${url}?${text}` : url;
 }
 
-function postForm(url: string, body: Params | Uint8Array, query: Params = '', contentType = 'application/x-www-form-urlencoded'): Promise<Reply> {
+function postForm(
+  url: string,
+  body: Params | Uint8Array,
+  query: Params = '',
+  contentType = 'application/x-www-form-urlencoded',
+): Promise<Reply> {
   return send(withQuery(url, query), {
     method: 'POST',
     headers: { 'content-type': contentType },
@@ -102,7 +107,12 @@ function postForm(url: string, body: Params | Uint8Array, query: Params = '', co
 }
 
 /** POSTs JSON: a string is sent as is (raw JSON text), anything else through JSON.stringify. */
-function postJson(url: string, body: unknown, query: Params = '', headers: Record<string, string> = {}): Promise<Reply> {
+function postJson(
+  url: string,
+  body: unknown,
+  query: Params = '',
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   return send(withQuery(url, query), {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
@@ -122,7 +132,13 @@ function rawRequest(
     const req = http.request({ host: '127.0.0.1', port, method, path: target, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString(), contentType: res.headers['content-type'] }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode!,
+          text: Buffer.concat(chunks).toString(),
+          contentType: res.headers['content-type'],
+        }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -175,11 +191,20 @@ async function dialog(botId: string, chatId: number | string): Promise<any> {
   return res.body;
 }
 
-async function waitForDialog(botId: string, chatId: number | string, check: (d: any) => boolean, what = 'the dialog'): Promise<any> {
-  return waitFor(async () => {
-    const found = await dialog(botId, chatId);
-    return found && check(found) ? found : null;
-  }, 10_000, what);
+async function waitForDialog(
+  botId: string,
+  chatId: number | string,
+  check: (d: any) => boolean,
+  what = 'the dialog',
+): Promise<any> {
+  return waitFor(
+    async () => {
+      const found = await dialog(botId, chatId);
+      return found && check(found) ? found : null;
+    },
+    10_000,
+    what,
+  );
 }
 
 let markers = 0;
@@ -202,7 +227,12 @@ function withoutMarker(d: any): any {
  * queued nothing: the updateIds are consecutive (plus `extraQueued` accepted on purpose inside
  * `refuse`) and the dialog is unchanged apart from the marker.
  */
-async function expectNothingQueued(t: Target, chatId: number, refuse: () => Promise<void>, extraQueued = 0): Promise<any> {
+async function expectNothingQueued(
+  t: Target,
+  chatId: number,
+  refuse: () => Promise<void>,
+  extraQueued = 0,
+): Promise<any> {
   const before = await settle(t, chatId);
   await refuse();
   const after = await settle(t, chatId);
@@ -264,7 +294,13 @@ describe('GET and POST; query, form and JSON', () => {
 
   it('query + form body: a body value wins over a query value of the same name; the rest of both applies', async () => {
     const t = await fresh();
-    accepted(await postForm(t.url, 'refID=body&fromBody=2&status=manual', 'chatId=1005&refID=query&fromQuery=1&status=blocked'));
+    accepted(
+      await postForm(
+        t.url,
+        'refID=body&fromBody=2&status=manual',
+        'chatId=1005&refID=query&fromQuery=1&status=blocked',
+      ),
+    );
     const d = await waitForDialog(t.botId, 1005, (x) => x.fields.fromBody === '2');
     expect(d.fields).toEqual({ refID: 'body', fromQuery: '1', fromBody: '2' });
     expect(d.status).toBe('manual');
@@ -272,7 +308,13 @@ describe('GET and POST; query, form and JSON', () => {
 
   it('query + JSON body: a body value wins, chatId included', async () => {
     const t = await fresh();
-    accepted(await postJson(t.url, { chatId: 1007, refID: 'body', status: 'manual' }, 'chatId=1006&refID=query&status=blocked&fromQuery=1'));
+    accepted(
+      await postJson(
+        t.url,
+        { chatId: 1007, refID: 'body', status: 'manual' },
+        'chatId=1006&refID=query&status=blocked&fromQuery=1',
+      ),
+    );
     const d = await waitForDialog(t.botId, 1007, (x) => x.fields.refID === 'body');
     expect(d.fields).toEqual({ refID: 'body', fromQuery: '1' });
     expect(d.status).toBe('manual');
@@ -320,11 +362,21 @@ describe('chatId', () => {
     const t = await fresh();
     accepted(await get(t.url, 'chatId=9007199254740991&edge=max'));
     accepted(await postJson(t.url, { chatId: -9007199254740991, edge: 'min' }));
-    expect((await waitForDialog(t.botId, '9007199254740991', (x) => x.fields.edge === 'max')).chatId).toBe(9007199254740991);
-    expect((await waitForDialog(t.botId, '-9007199254740991', (x) => x.fields.edge === 'min')).chatId).toBe(-9007199254740991);
+    expect((await waitForDialog(t.botId, '9007199254740991', (x) => x.fields.edge === 'max')).chatId).toBe(
+      9007199254740991,
+    );
+    expect((await waitForDialog(t.botId, '-9007199254740991', (x) => x.fields.edge === 'min')).chatId).toBe(
+      -9007199254740991,
+    );
 
     await expectNothingQueued(t, 2010, async () => {
-      for (const value of ['9007199254740992', '-9007199254740992', '9007199254740993', '99999999999999999', '12345678901234567890']) {
+      for (const value of [
+        '9007199254740992',
+        '-9007199254740992',
+        '9007199254740993',
+        '99999999999999999',
+        '12345678901234567890',
+      ]) {
         expectError(await get(t.url, { chatId: value, leak: value }), 400, 'invalid_chat_id', 'chatId');
       }
       expectError(await postJson(t.url, '{"chatId":9007199254740992,"leak":"1"}'), 400, 'invalid_chat_id', 'chatId');
@@ -352,7 +404,24 @@ describe('chatId', () => {
   it('abc, 1.5, 0 and other non-integers → 400 invalid_chat_id naming chatId', async () => {
     const t = await fresh();
     await expectNothingQueued(t, 2030, async () => {
-      for (const value of ['abc', '1.5', '0', '-0', '00', '1e3', '0x10', '+5', '12abc', '--1', '1,000', '1 2', '١٢٣', 'Infinity', 'NaN', '-']) {
+      for (const value of [
+        'abc',
+        '1.5',
+        '0',
+        '-0',
+        '00',
+        '1e3',
+        '0x10',
+        '+5',
+        '12abc',
+        '--1',
+        '1,000',
+        '1 2',
+        '١٢٣',
+        'Infinity',
+        'NaN',
+        '-',
+      ]) {
         expectError(await get(t.url, { chatId: value, leak: '1' }), 400, 'invalid_chat_id', 'chatId');
       }
       expectError(await get(t.url, 'chat_id=abc&leak=1'), 400, 'invalid_chat_id', 'chatId');
@@ -410,7 +479,12 @@ describe('stepId', () => {
       expectError(await get(t.url, 'chatId=3011&step_id=nope&leak=1'), 422, 'unknown_step', 'stepId');
       expectError(await postJson(t.url, { chatId: 3011, stepId: 'nope', leak: '1' }), 422, 'unknown_step', 'stepId');
       // another bot's step is unknown here, by id and by key
-      expectError(await get(t.url, { chatId: '3011', stepId: otherSteps.get('elsewhere')!, leak: '1' }), 422, 'unknown_step', 'stepId');
+      expectError(
+        await get(t.url, { chatId: '3011', stepId: otherSteps.get('elsewhere')!, leak: '1' }),
+        422,
+        'unknown_step',
+        'stepId',
+      );
       expectError(await get(t.url, 'chatId=3011&stepId=elsewhere&leak=1'), 422, 'unknown_step', 'stepId');
     });
     expect(await dialog(t.botId, 3010)).toBeNull();
@@ -458,7 +532,16 @@ describe('custom fields', () => {
       ),
     );
     const d = await waitForDialog(t.botId, 5001, (x) => x.fields.userBalance === '5000');
-    expect(d.fields).toEqual({ a: '1', b: '2', c: '3', c2: '3b', d: '4', refID: '12345', userBalance: '5000', 'x.y-z_1': 'dots' });
+    expect(d.fields).toEqual({
+      a: '1',
+      b: '2',
+      c: '3',
+      c2: '3b',
+      d: '4',
+      refID: '12345',
+      userBalance: '5000',
+      'x.y-z_1': 'dots',
+    });
     expect(d.tracker).toEqual({});
   });
 
@@ -471,7 +554,14 @@ describe('custom fields', () => {
 
   it('JSON {"fields":{…}}, {"details":{…}} and other top-level names', async () => {
     const t = await fresh();
-    accepted(await postJson(t.url, { chatId: 5003, fields: { a: 'x', n: 5 }, details: { b: 'y', flag: true }, userBalance: 5000 }));
+    accepted(
+      await postJson(t.url, {
+        chatId: 5003,
+        fields: { a: 'x', n: 5 },
+        details: { b: 'y', flag: true },
+        userBalance: 5000,
+      }),
+    );
     const d = await waitForDialog(t.botId, 5003, (x) => x.fields.userBalance !== undefined);
     expect(d.fields).toEqual({ a: 'x', n: '5', b: 'y', flag: 'true', userBalance: '5000' });
     expect(d.tracker).toEqual({});
@@ -529,7 +619,9 @@ describe('typed custom fields', () => {
   it('number: a wrong value → 422 invalid_field_value naming fields.KEY; the rest of the request is not applied', async () => {
     const bad = ['abc', '5000abc', '1e400', 'NaN', 'Infinity', '0x10', '1,5', '--1'];
     await refusedAll('balance', [
-      ...bad.map((value) => (c: number) => get(t.url, { chatId: String(c), fields_ok: '1', 'fields.balance': value, leak: '1' })),
+      ...bad.map(
+        (value) => (c: number) => get(t.url, { chatId: String(c), fields_ok: '1', 'fields.balance': value, leak: '1' }),
+      ),
       (c) => get(t.url, `chatId=${c}&leak=1&balance=abc`),
       (c) => get(t.url, `chatId=${c}&leak=1&details.balance=abc`),
       (c) => get(t.url, `chatId=${c}&leak=1&fields[balance]=abc`),
@@ -542,18 +634,32 @@ describe('typed custom fields', () => {
 
   it('date: YYYY-MM-DD kept, ISO 8601 date-times stored as UTC with ms; impossible dates → 422', async () => {
     expect(await stored('birthday', (c) => get(t.url, `chatId=${c}&birthday=2024-03-10`))).toBe('2024-03-10');
-    expect(await stored('birthday', (c) => get(t.url, { chatId: String(c), birthday: '2024-03-10T17:49:32.806Z' }))).toBe('2024-03-10T17:49:32.806Z');
-    expect(await stored('birthday', (c) => get(t.url, { chatId: String(c), birthday: '2024-03-10T20:49:32+03:00' }))).toBe('2024-03-10T17:49:32.000Z');
-    expect(await stored('birthday', (c) => postJson(t.url, { chatId: c, fields: { birthday: '2024-02-29' } }))).toBe('2024-02-29');
+    expect(
+      await stored('birthday', (c) => get(t.url, { chatId: String(c), birthday: '2024-03-10T17:49:32.806Z' })),
+    ).toBe('2024-03-10T17:49:32.806Z');
+    expect(
+      await stored('birthday', (c) => get(t.url, { chatId: String(c), birthday: '2024-03-10T20:49:32+03:00' })),
+    ).toBe('2024-03-10T17:49:32.000Z');
+    expect(await stored('birthday', (c) => postJson(t.url, { chatId: c, fields: { birthday: '2024-02-29' } }))).toBe(
+      '2024-02-29',
+    );
     await refusedAll(
       'birthday',
-      ['tomorrow', '2024-13-01', '2023-02-29', '2024-02-30', '2024-02-30T10:00:00Z', '2024-04-31T00:00:00Z', '10.03.2024', '2024-03-10T25:00:00Z', '1710092972'].map(
-        (value) => (c: number) => get(t.url, { chatId: String(c), birthday: value, leak: '1' }),
-      ),
+      [
+        'tomorrow',
+        '2024-13-01',
+        '2023-02-29',
+        '2024-02-30',
+        '2024-02-30T10:00:00Z',
+        '2024-04-31T00:00:00Z',
+        '10.03.2024',
+        '2024-03-10T25:00:00Z',
+        '1710092972',
+      ].map((value) => (c: number) => get(t.url, { chatId: String(c), birthday: value, leak: '1' })),
     );
   });
 
-  it('date: a date-time without an offset does not depend on the server\'s time zone', async () => {
+  it("date: a date-time without an offset does not depend on the server's time zone", async () => {
     const original = process.env.TZ;
     const value = '2024-03-10T17:49:32';
     const results: unknown[] = [];
@@ -576,7 +682,9 @@ describe('typed custom fields', () => {
   it('link: http(s) URLs; anything else → 422', async () => {
     const url = 'https://partner.example/signup?sub1=abc&x=1';
     expect(await stored('site', (c) => get(t.url, { chatId: String(c), site: url }))).toBe(url);
-    expect(await stored('site', (c) => postJson(t.url, { chatId: c, fields: { site: 'http://x.example/' } }))).toBe('http://x.example/');
+    expect(await stored('site', (c) => postJson(t.url, { chatId: c, fields: { site: 'http://x.example/' } }))).toBe(
+      'http://x.example/',
+    );
     await refusedAll(
       'site',
       ['javascript:alert(1)', 'ftp://files.example/x', 'not a url', 'partner.example/signup', 'data:text/html,hi'].map(
@@ -597,7 +705,10 @@ describe('typed custom fields', () => {
 
   it('multiselect: comma-separated or a JSON array of its options, stored as an array; an unknown option → 422', async () => {
     expect(await stored('features', (c) => get(t.url, `chatId=${c}&features=a,c`))).toEqual(['a', 'c']);
-    expect(await stored('features', (c) => postJson(t.url, { chatId: c, fields: { features: ['b', 'a'] } }))).toEqual(['b', 'a']);
+    expect(await stored('features', (c) => postJson(t.url, { chatId: c, fields: { features: ['b', 'a'] } }))).toEqual([
+      'b',
+      'a',
+    ]);
     await refusedAll('features', [
       (c) => get(t.url, `chatId=${c}&features=a,z&leak=1`),
       (c) => postJson(t.url, { chatId: c, leak: '1', fields: { features: ['a', 'z'] } }),
@@ -608,8 +719,20 @@ describe('typed custom fields', () => {
     const chatId = ++chat;
     accepted(await postJson(t.url, { chatId, fields: { undefinedKey: 5, yes: true, f: 1.5 }, plain: 5, note: 12 }));
     accepted(await get(t.url, `chatId=${chatId}&zeros=007&fields.balanceLike=5000`));
-    const d = await waitForDialog(t.botId, chatId, (x) => x.fields.zeros !== undefined && x.fields.undefinedKey !== undefined);
-    expect(d.fields).toEqual({ undefinedKey: '5', yes: 'true', f: '1.5', plain: '5', note: '12', zeros: '007', balanceLike: '5000' });
+    const d = await waitForDialog(
+      t.botId,
+      chatId,
+      (x) => x.fields.zeros !== undefined && x.fields.undefinedKey !== undefined,
+    );
+    expect(d.fields).toEqual({
+      undefinedKey: '5',
+      yes: 'true',
+      f: '1.5',
+      plain: '5',
+      note: '12',
+      zeros: '007',
+      balanceLike: '5000',
+    });
   });
 });
 
@@ -651,7 +774,12 @@ describe('tags', () => {
     await expectNothingQueued(t, 8010, async () => {
       expectError(await get(t.url, { chatId: '8010', tags: 't'.repeat(65), leak: '1' }), 400, 'invalid_tag', 'tags');
       expectError(await get(t.url, 'chatId=8010&addTags=a%01b&leak=1'), 400, 'invalid_tag', 'addTags');
-      expectError(await postJson(t.url, { chatId: 8010, leak: '1', removeTags: null }), 400, 'invalid_tag', 'removeTags');
+      expectError(
+        await postJson(t.url, { chatId: 8010, leak: '1', removeTags: null }),
+        400,
+        'invalid_tag',
+        'removeTags',
+      );
       expect((await postJson(t.url, { chatId: 8010, leak: '1', tags: [1, 2] })).status).toBe(400);
     });
   });
@@ -677,9 +805,11 @@ describe('eventId and Idempotency-Key', () => {
     expect(after.dialog.fields.userBalance).toBe('2');
   });
 
-  it('the Idempotency-Key header: the same, and it shares eventId\'s values', async () => {
+  it("the Idempotency-Key header: the same, and it shares eventId's values", async () => {
     const t = await fresh();
-    const first = accepted(await postJson(t.url, { chatId: 9002, userBalance: 1 }, '', { 'idempotency-key': 'order-77' }));
+    const first = accepted(
+      await postJson(t.url, { chatId: 9002, userBalance: 1 }, '', { 'idempotency-key': 'order-77' }),
+    );
     await waitForDialog(t.botId, 9002, (x) => x.fields.userBalance === '1');
     accepted(await get(t.url, 'chatId=9002&userBalance=2'));
     const before = await settle(t, 9002);
@@ -715,7 +845,15 @@ describe('keys', () => {
     const t = await fresh();
     const long = `A${'b'.repeat(60)}_.-`;
     expect(long).toHaveLength(64);
-    accepted(await get(t.url, [['chatId', '10001'], [long, 'bare'], [`fields.${long.toLowerCase()}`, 'dotted'], ['x', 'one'], [`tracker.${long}`, 'tr']]));
+    accepted(
+      await get(t.url, [
+        ['chatId', '10001'],
+        [long, 'bare'],
+        [`fields.${long.toLowerCase()}`, 'dotted'],
+        ['x', 'one'],
+        [`tracker.${long}`, 'tr'],
+      ]),
+    );
     const d = await waitForDialog(t.botId, 10001, (x) => x.fields.x === 'one');
     expect(d.fields).toEqual({ [long]: 'bare', [long.toLowerCase()]: 'dotted', x: 'one' });
     expect(d.tracker).toEqual({ [long]: 'tr' });
@@ -728,19 +866,75 @@ describe('keys', () => {
       for (const key of badKeys) {
         const label = JSON.stringify(key);
         const cases: Array<[string, () => Promise<Reply>]> = [
-          [key, () => get(t.url, [['chatId', '10002'], ['leak', '1'], [key, '1']])],
-          [`fields.${key}`, () => get(t.url, [['chatId', '10002'], ['leak', '1'], [`fields.${key}`, '1']])],
-          [`details.${key}`, () => get(t.url, [['chatId', '10002'], ['leak', '1'], [`details.${key}`, '1']])],
-          [`tracker.${key}`, () => get(t.url, [['chatId', '10002'], ['leak', '1'], [`tracker.${key}`, '1']])],
-          [key, () => postForm(t.url, [['chatId', '10002'], ['leak', '1'], [key, '1']])],
+          [
+            key,
+            () =>
+              get(t.url, [
+                ['chatId', '10002'],
+                ['leak', '1'],
+                [key, '1'],
+              ]),
+          ],
+          [
+            `fields.${key}`,
+            () =>
+              get(t.url, [
+                ['chatId', '10002'],
+                ['leak', '1'],
+                [`fields.${key}`, '1'],
+              ]),
+          ],
+          [
+            `details.${key}`,
+            () =>
+              get(t.url, [
+                ['chatId', '10002'],
+                ['leak', '1'],
+                [`details.${key}`, '1'],
+              ]),
+          ],
+          [
+            `tracker.${key}`,
+            () =>
+              get(t.url, [
+                ['chatId', '10002'],
+                ['leak', '1'],
+                [`tracker.${key}`, '1'],
+              ]),
+          ],
+          [
+            key,
+            () =>
+              postForm(t.url, [
+                ['chatId', '10002'],
+                ['leak', '1'],
+                [key, '1'],
+              ]),
+          ],
           [key, () => postJson(t.url, { chatId: 10002, leak: '1', [key]: '1' })],
           [`fields.${key}`, () => postJson(t.url, { chatId: 10002, leak: '1', fields: { [key]: '1' } })],
           [`details.${key}`, () => postJson(t.url, { chatId: 10002, leak: '1', details: { [key]: '1' } })],
           [`tracker.${key}`, () => postJson(t.url, { chatId: 10002, leak: '1', tracker: { [key]: '1' } })],
         ];
         if (!key.includes('[')) {
-          cases.push([`fields[${key}]`, () => get(t.url, [['chatId', '10002'], ['leak', '1'], [`fields[${key}]`, '1']])]);
-          cases.push([`tracker[${key}]`, () => get(t.url, [['chatId', '10002'], ['leak', '1'], [`tracker[${key}]`, '1']])]);
+          cases.push([
+            `fields[${key}]`,
+            () =>
+              get(t.url, [
+                ['chatId', '10002'],
+                ['leak', '1'],
+                [`fields[${key}]`, '1'],
+              ]),
+          ]);
+          cases.push([
+            `tracker[${key}]`,
+            () =>
+              get(t.url, [
+                ['chatId', '10002'],
+                ['leak', '1'],
+                [`tracker[${key}]`, '1'],
+              ]),
+          ]);
         }
         for (const [param, request] of cases) {
           const reply = await request();
@@ -810,7 +1004,12 @@ describe('keys', () => {
     const bAfter = await dialog(b.botId, 10010);
     expect(bAfter).toEqual(bBefore.dialog);
     const aAfter = await dialog(a.botId, 10010);
-    expect(withoutMarker(aAfter)).toMatchObject({ fields: { keep: '1' }, tracker: { clickid: 'c1' }, tags: ['t1'], status: 'manual' });
+    expect(withoutMarker(aAfter)).toMatchObject({
+      fields: { keep: '1' },
+      tracker: { clickid: 'c1' },
+      tags: ['t1'],
+      status: 'manual',
+    });
     expect(Object.keys(aAfter.fields).sort()).toEqual(['keep', 'marker']);
   });
 });
@@ -828,15 +1027,50 @@ describe('sizes (413)', () => {
 
     const over = 'x'.repeat(4097);
     await expectNothingQueued(t, 11001, async () => {
-      expectError(await postForm(t.url, { chatId: '11001', leak: '1', 'fields.big': over }), 413, 'value_too_large', 'fields.big');
-      expectError(await postForm(t.url, { chatId: '11001', leak: '1', wide: 'é'.repeat(2049) }), 413, 'value_too_large', 'wide');
+      expectError(
+        await postForm(t.url, { chatId: '11001', leak: '1', 'fields.big': over }),
+        413,
+        'value_too_large',
+        'fields.big',
+      );
+      expectError(
+        await postForm(t.url, { chatId: '11001', leak: '1', wide: 'é'.repeat(2049) }),
+        413,
+        'value_too_large',
+        'wide',
+      );
       expectError(await get(t.url, { chatId: '11001', leak: '1', refID: over }), 413, 'value_too_large', 'refID');
-      expectError(await postForm(t.url, { chatId: '11001', leak: '1', 'tracker.t': over }), 413, 'value_too_large', 'tracker.t');
-      expectError(await postJson(t.url, { chatId: 11001, leak: '1', fields: { big: over } }), 413, 'value_too_large', 'fields.big');
-      expectError(await postJson(t.url, { chatId: 11001, leak: '1', tracker: { t: over } }), 413, 'value_too_large', 'tracker.t');
-      expectError(await postJson(t.url, { chatId: 11001, leak: '1', tags: ['a'.repeat(60), ...Array(80).fill('b'.repeat(50))] }), 413, 'value_too_large', 'tags');
+      expectError(
+        await postForm(t.url, { chatId: '11001', leak: '1', 'tracker.t': over }),
+        413,
+        'value_too_large',
+        'tracker.t',
+      );
+      expectError(
+        await postJson(t.url, { chatId: 11001, leak: '1', fields: { big: over } }),
+        413,
+        'value_too_large',
+        'fields.big',
+      );
+      expectError(
+        await postJson(t.url, { chatId: 11001, leak: '1', tracker: { t: over } }),
+        413,
+        'value_too_large',
+        'tracker.t',
+      );
+      expectError(
+        await postJson(t.url, { chatId: 11001, leak: '1', tags: ['a'.repeat(60), ...Array(80).fill('b'.repeat(50))] }),
+        413,
+        'value_too_large',
+        'tags',
+      );
       expectError(await postJson(t.url, { chatId: 11001, leak: '1', stepId: over }), 413, 'value_too_large', 'stepId');
-      expectError(await postForm(t.url, { chatId: '11001', leak: '1', eventId: over }), 413, 'value_too_large', 'eventId');
+      expectError(
+        await postForm(t.url, { chatId: '11001', leak: '1', eventId: over }),
+        413,
+        'value_too_large',
+        'eventId',
+      );
     });
   });
 
@@ -845,7 +1079,11 @@ describe('sizes (413)', () => {
     await expectNothingQueued(t, 11002, async () => {
       expectError(await postForm(t.url, `chatId=11002&leak=1&pad=${'x'.repeat(70_000)}`), 413, 'request_too_large');
       expectError(await postForm(t.url, `pad=${'x'.repeat(70_000)}`, 'chatId=11002&leak=1'), 413, 'request_too_large');
-      expectError(await postJson(t.url, { chatId: 11002, leak: '1', pad: 'x'.repeat(70_000) }), 413, 'request_too_large');
+      expectError(
+        await postJson(t.url, { chatId: 11002, leak: '1', pad: 'x'.repeat(70_000) }),
+        413,
+        'request_too_large',
+      );
       // 17 fields of 4000 bytes: every value within 4 KiB, the body past 64 KiB
       const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`f${i}`, 'y'.repeat(4000)]));
       expectError(await postJson(t.url, { chatId: 11002, leak: '1', ...many }), 413, 'request_too_large');
@@ -889,7 +1127,11 @@ describe('sizes (413)', () => {
   it('a GET over 64 KiB is refused with a 4xx, never a 5xx, and queues nothing', async () => {
     const t = await fresh();
     await expectNothingQueued(t, 11005, async () => {
-      const reply = await rawRequest(h.web!.port, 'GET', `${new URL(t.url).pathname}?chatId=11005&leak=1&pad=${'p'.repeat(70_000)}`);
+      const reply = await rawRequest(
+        h.web!.port,
+        'GET',
+        `${new URL(t.url).pathname}?chatId=11005&leak=1&pad=${'p'.repeat(70_000)}`,
+      );
       expect([413, 414, 431]).toContain(reply.status);
     });
   });
@@ -899,7 +1141,15 @@ describe('malformed bodies and encodings (400, 415)', () => {
   it('broken JSON → 400 invalid_json; the query beside it is not applied either', async () => {
     const t = await fresh();
     await expectNothingQueued(t, 12001, async () => {
-      for (const body of ['{"chatId":', '{chatId:12001}', "{'chatId':12001}", '{"chatId":12001,}', '{"chatId":12001} trailing', '{"a":"\\x"}', 'chatId=12001']) {
+      for (const body of [
+        '{"chatId":',
+        '{chatId:12001}',
+        "{'chatId':12001}",
+        '{"chatId":12001,}',
+        '{"chatId":12001} trailing',
+        '{"a":"\\x"}',
+        'chatId=12001',
+      ]) {
         expectError(await postJson(t.url, body, 'chatId=12001&leak=1'), 400, 'invalid_json');
       }
     });
@@ -917,19 +1167,45 @@ describe('malformed bodies and encodings (400, 415)', () => {
   it('non-UTF-8 → 400 invalid_encoding: %FF in the query, raw 0xFF bytes in a body, bad percent-escapes', async () => {
     const t = await fresh();
     await expectNothingQueued(t, 12003, async () => {
-      for (const query of ['chatId=12003&leak=1&a=%FF', 'chatId=12003&leak=1&%FF=1', 'chatId=12003&leak=1&a=%C0%AF', 'chatId=12003&leak=1&a=%ED%A0%80', 'chatId=12003&leak=1&a=%E2%82', 'chatId=12003&leak=1&a=%zz', 'chatId=12003&leak=1&a=%']) {
+      for (const query of [
+        'chatId=12003&leak=1&a=%FF',
+        'chatId=12003&leak=1&%FF=1',
+        'chatId=12003&leak=1&a=%C0%AF',
+        'chatId=12003&leak=1&a=%ED%A0%80',
+        'chatId=12003&leak=1&a=%E2%82',
+        'chatId=12003&leak=1&a=%zz',
+        'chatId=12003&leak=1&a=%',
+      ]) {
         expectError(await get(t.url, query), 400, 'invalid_encoding');
       }
       expectError(await postForm(t.url, 'chatId=12003&leak=1&a=%FF'), 400, 'invalid_encoding');
       const bytes = (...parts: Array<string | number[]>) =>
         new Uint8Array(Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p)))));
       expectError(await postForm(t.url, bytes('chatId=12003&leak=1&a=', [0xff])), 400, 'invalid_encoding');
-      expectError(await postForm(t.url, bytes('chatId=12003&leak=1&caf', [0xe9], '=1'), '', 'application/x-www-form-urlencoded; charset=iso-8859-1'), 400, 'invalid_encoding');
-      const json = await send(t.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bytes('{"chatId":12003,"leak":"1","a":"', [0xff, 0xfe], '"}') as unknown as BodyInit });
+      expectError(
+        await postForm(
+          t.url,
+          bytes('chatId=12003&leak=1&caf', [0xe9], '=1'),
+          '',
+          'application/x-www-form-urlencoded; charset=iso-8859-1',
+        ),
+        400,
+        'invalid_encoding',
+      );
+      const json = await send(t.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: bytes('{"chatId":12003,"leak":"1","a":"', [0xff, 0xfe], '"}') as unknown as BodyInit,
+      });
       expectError(json, 400, 'invalid_encoding');
       // a JSON escape of an unpaired surrogate is not Unicode text either
       expectError(await postJson(t.url, '{"chatId":12003,"leak":"1","a":"x\\ud800y"}'), 400, 'invalid_encoding', 'a');
-      expectError(await postJson(t.url, '{"chatId":12003,"leak":"1","tracker":{"t":"\\udc00"}}'), 400, 'invalid_encoding', 'tracker.t');
+      expectError(
+        await postJson(t.url, '{"chatId":12003,"leak":"1","tracker":{"t":"\\udc00"}}'),
+        400,
+        'invalid_encoding',
+        'tracker.t',
+      );
     });
   });
 
@@ -955,7 +1231,12 @@ describe('malformed bodies and encodings (400, 415)', () => {
     const t = await fresh();
     await expectNothingQueued(t, 12006, async () => {
       expectError(await get(t.url, 'chatId=12006&leak=1&a=x%00y'), 400, 'invalid_value', 'a');
-      expectError(await postJson(t.url, '{"chatId":12006,"leak":"1","fields":{"a":"x\\u0000y"}}'), 400, 'invalid_value', 'fields.a');
+      expectError(
+        await postJson(t.url, '{"chatId":12006,"leak":"1","fields":{"a":"x\\u0000y"}}'),
+        400,
+        'invalid_value',
+        'fields.a',
+      );
       expectError(await get(t.url, 'chatId=12006&leak=1&tracker.t=%00'), 400, 'invalid_value', 'tracker.t');
     });
   });
@@ -964,12 +1245,20 @@ describe('malformed bodies and encodings (400, 415)', () => {
     const t = await fresh();
     await expectNothingQueued(t, 12007, async () => {
       for (const type of ['text/plain', 'application/xml', 'application/octet-stream', 'text/html; charset=utf-8']) {
-        expectError(await postForm(t.url, 'chatId=12007&leak=1', 'chatId=12007&leak=1', type), 415, 'unsupported_media_type');
+        expectError(
+          await postForm(t.url, 'chatId=12007&leak=1', 'chatId=12007&leak=1', type),
+          415,
+          'unsupported_media_type',
+        );
       }
       const form = new FormData();
       form.set('chatId', '12007');
       form.set('leak', '1');
-      expectError(await send(`${t.url}?chatId=12007&leak=1`, { method: 'POST', body: form }), 415, 'unsupported_media_type');
+      expectError(
+        await send(`${t.url}?chatId=12007&leak=1`, { method: 'POST', body: form }),
+        415,
+        'unsupported_media_type',
+      );
     });
   });
 });
@@ -985,14 +1274,24 @@ describe('unknown or deleted postbackId (404)', () => {
   it('a postbackId that is not a UUID → 404', async () => {
     const t = await fresh();
     const id = t.endpointId;
-    for (const bad of ['not-a-uuid', '123', `${id}x`, id.replace(/-/g, ''), `${id.slice(0, -1)}g`, '%00', '..%2F..%2Fhealthz', ' ', `${id}%20`]) {
+    for (const bad of [
+      'not-a-uuid',
+      '123',
+      `${id}x`,
+      id.replace(/-/g, ''),
+      `${id.slice(0, -1)}g`,
+      '%00',
+      '..%2F..%2Fhealthz',
+      ' ',
+      `${id}%20`,
+    ]) {
       const url = `${h.baseUrl}/api/bots/webhooks/${bad}/updateDialog`;
       const reply = await get(url, 'chatId=1&refID=1');
       expect(reply.status, bad).toBe(404);
     }
   });
 
-  it('a deleted webhook answers 404 at once (GET and POST); the bot\'s other webhook still works; nothing queued', async () => {
+  it("a deleted webhook answers 404 at once (GET and POST); the bot's other webhook still works; nothing queued", async () => {
     const t = await fresh();
     const doomed = await addWebhook(t.botId, { name: 'doomed' });
     accepted(await get(doomed.url, 'chatId=13001&before=1')); // caches the endpoint in the web tier
@@ -1012,7 +1311,7 @@ describe('unknown or deleted postbackId (404)', () => {
 });
 
 describe('rate limit (429)', () => {
-  it('over the endpoint\'s rate limit → 429 with Retry-After; refused requests are not queued; the limit is per webhook', async () => {
+  it("over the endpoint's rate limit → 429 with Retry-After; refused requests are not queued; the limit is per webhook", async () => {
     const bot = await fresh();
     const limited = await addWebhook(bot.botId, { name: 'x', rateLimit: 2 });
     const before = await settle(bot, 14001);
@@ -1032,13 +1331,20 @@ describe('rate limit (429)', () => {
     // another webhook of the same bot is not limited by this one
     const after = await settle(bot, 14001);
     expect(after.updateId).toBe(before.updateId + acceptedCount + 1);
-    await waitForDialog(bot.botId, 14001, (x) => burst.every((r, i) => r.status !== 202 || x.fields[`r${i}`] === '1'), 'the accepted burst');
+    await waitForDialog(
+      bot.botId,
+      14001,
+      (x) => burst.every((r, i) => r.status !== 202 || x.fields[`r${i}`] === '1'),
+      'the accepted burst',
+    );
     const d = await dialog(bot.botId, 14001);
     burst.forEach((reply, i) => {
       expect(d.fields[`r${i}`], `r${i} answered ${reply.status}`).toBe(reply.status === 202 ? '1' : undefined);
     });
     // after Retry-After the endpoint accepts again
-    await new Promise((resolve) => setTimeout(resolve, Number(limitedReplies[0]!.headers.get('retry-after')) * 1000 + 100));
+    await new Promise((resolve) =>
+      setTimeout(resolve, Number(limitedReplies[0]!.headers.get('retry-after')) * 1000 + 100),
+    );
     accepted(await get(limited.url, 'chatId=14001&again=1'));
     await waitForDialog(bot.botId, 14001, (x) => x.fields.again === '1');
   });
@@ -1087,38 +1393,89 @@ describe('every refusal queues nothing', () => {
   });
 
   const q = `chatId=${chatId}&leak=1&status=blocked&tags=leak&tracker.leak=1`;
-  const cases: Array<{ kind: string; status: number; code: string; extraQueued?: number; run: () => Promise<Reply> }> = [
-    { kind: 'missing chatId', status: 400, code: 'missing_chat_id', run: () => get(t.url, 'leak=1&status=blocked') },
-    { kind: 'invalid chatId', status: 400, code: 'invalid_chat_id', run: () => get(t.url, `chatId=abc&chat_id=${chatId}&leak=1`) },
-    { kind: 'invalid status', status: 400, code: 'invalid_status', run: () => get(t.url, `${q}&status=paused`) },
-    { kind: 'invalid key', status: 400, code: 'invalid_key', run: () => get(t.url, `${q}&fields.a%20b=1`) },
-    { kind: 'reserved key', status: 400, code: 'invalid_key', run: () => postJson(t.url, `{"chatId":${chatId},"leak":"1","__proto__":{"leak":"1"}}`) },
-    { kind: 'bare reserved name', status: 400, code: 'invalid_param', run: () => get(t.url, `${q}&fields=1`) },
-    { kind: 'invalid tag', status: 400, code: 'invalid_tag', run: () => get(t.url, `${q}&addTags=${'t'.repeat(65)}`) },
-    { kind: 'invalid eventId', status: 400, code: 'invalid_event_id', run: () => get(t.url, `${q}&eventId=${'e'.repeat(300)}`) },
-    { kind: 'broken JSON', status: 400, code: 'invalid_json', run: () => postJson(t.url, '{"leak":', q) },
-    { kind: 'JSON array', status: 400, code: 'invalid_json', run: () => postJson(t.url, `[{"chatId":${chatId}}]`, q) },
-    { kind: 'non-UTF-8 query', status: 400, code: 'invalid_encoding', run: () => get(t.url, `${q}&x=%FF`) },
-    { kind: 'non-UTF-8 body', status: 400, code: 'invalid_encoding', run: () => postForm(t.url, new Uint8Array([...Buffer.from(`${q}&x=`), 0xff])) },
-    { kind: 'U+0000', status: 400, code: 'invalid_value', run: () => get(t.url, `${q}&x=%00`) },
-    { kind: 'value too large', status: 413, code: 'value_too_large', run: () => postForm(t.url, `${q}&x=${'x'.repeat(4097)}`) },
-    { kind: 'request too large', status: 413, code: 'request_too_large', run: () => postForm(t.url, `x=${'x'.repeat(70_000)}`, q) },
-    { kind: 'unsupported media type', status: 415, code: 'unsupported_media_type', run: () => postForm(t.url, q, q, 'text/plain') },
-    { kind: 'unknown step', status: 422, code: 'unknown_step', run: () => get(t.url, `${q}&stepId=nope`) },
-    { kind: 'wrong field type', status: 422, code: 'invalid_field_value', run: () => get(t.url, `${q}&balance=abc`) },
-    { kind: 'deleted webhook', status: 404, code: 'unknown_webhook', run: () => get(deleted.url, q) },
-    { kind: 'unknown webhook', status: 404, code: 'unknown_webhook', run: () => get(`${h.baseUrl}/api/bots/webhooks/${randomUUID()}/updateDialog`, q) },
-    {
-      kind: 'rate limited',
-      status: 429,
-      code: 'rate_limited',
-      extraQueued: 1,
-      run: async () => {
-        accepted(await get(limited.url, `chatId=${other}&spend=1`)); // spends the one token (another dialog)
-        return get(limited.url, q);
+  const cases: Array<{ kind: string; status: number; code: string; extraQueued?: number; run: () => Promise<Reply> }> =
+    [
+      { kind: 'missing chatId', status: 400, code: 'missing_chat_id', run: () => get(t.url, 'leak=1&status=blocked') },
+      {
+        kind: 'invalid chatId',
+        status: 400,
+        code: 'invalid_chat_id',
+        run: () => get(t.url, `chatId=abc&chat_id=${chatId}&leak=1`),
       },
-    },
-  ];
+      { kind: 'invalid status', status: 400, code: 'invalid_status', run: () => get(t.url, `${q}&status=paused`) },
+      { kind: 'invalid key', status: 400, code: 'invalid_key', run: () => get(t.url, `${q}&fields.a%20b=1`) },
+      {
+        kind: 'reserved key',
+        status: 400,
+        code: 'invalid_key',
+        run: () => postJson(t.url, `{"chatId":${chatId},"leak":"1","__proto__":{"leak":"1"}}`),
+      },
+      { kind: 'bare reserved name', status: 400, code: 'invalid_param', run: () => get(t.url, `${q}&fields=1`) },
+      {
+        kind: 'invalid tag',
+        status: 400,
+        code: 'invalid_tag',
+        run: () => get(t.url, `${q}&addTags=${'t'.repeat(65)}`),
+      },
+      {
+        kind: 'invalid eventId',
+        status: 400,
+        code: 'invalid_event_id',
+        run: () => get(t.url, `${q}&eventId=${'e'.repeat(300)}`),
+      },
+      { kind: 'broken JSON', status: 400, code: 'invalid_json', run: () => postJson(t.url, '{"leak":', q) },
+      {
+        kind: 'JSON array',
+        status: 400,
+        code: 'invalid_json',
+        run: () => postJson(t.url, `[{"chatId":${chatId}}]`, q),
+      },
+      { kind: 'non-UTF-8 query', status: 400, code: 'invalid_encoding', run: () => get(t.url, `${q}&x=%FF`) },
+      {
+        kind: 'non-UTF-8 body',
+        status: 400,
+        code: 'invalid_encoding',
+        run: () => postForm(t.url, new Uint8Array([...Buffer.from(`${q}&x=`), 0xff])),
+      },
+      { kind: 'U+0000', status: 400, code: 'invalid_value', run: () => get(t.url, `${q}&x=%00`) },
+      {
+        kind: 'value too large',
+        status: 413,
+        code: 'value_too_large',
+        run: () => postForm(t.url, `${q}&x=${'x'.repeat(4097)}`),
+      },
+      {
+        kind: 'request too large',
+        status: 413,
+        code: 'request_too_large',
+        run: () => postForm(t.url, `x=${'x'.repeat(70_000)}`, q),
+      },
+      {
+        kind: 'unsupported media type',
+        status: 415,
+        code: 'unsupported_media_type',
+        run: () => postForm(t.url, q, q, 'text/plain'),
+      },
+      { kind: 'unknown step', status: 422, code: 'unknown_step', run: () => get(t.url, `${q}&stepId=nope`) },
+      { kind: 'wrong field type', status: 422, code: 'invalid_field_value', run: () => get(t.url, `${q}&balance=abc`) },
+      { kind: 'deleted webhook', status: 404, code: 'unknown_webhook', run: () => get(deleted.url, q) },
+      {
+        kind: 'unknown webhook',
+        status: 404,
+        code: 'unknown_webhook',
+        run: () => get(`${h.baseUrl}/api/bots/webhooks/${randomUUID()}/updateDialog`, q),
+      },
+      {
+        kind: 'rate limited',
+        status: 429,
+        code: 'rate_limited',
+        extraQueued: 1,
+        run: async () => {
+          accepted(await get(limited.url, `chatId=${other}&spend=1`)); // spends the one token (another dialog)
+          return get(limited.url, q);
+        },
+      },
+    ];
 
   it.each(cases)('$kind → $status $code', async ({ status, code, extraQueued, run }) => {
     const d = await expectNothingQueued(
@@ -1193,7 +1550,16 @@ describe('hostile input never gives a 5xx', () => {
       `chatId=${c}&fields.__proto__=1`,
       `chatId=${c}&a=${'x'.repeat(5000)}`,
     ];
-    const forms: string[] = ['=', '&', '&&=&=', 'chatId', `chatId=${c}&=`, `chatId=${c}&%`, `chatId=${c}&a=%E0`, `{"chatId":${c}}`];
+    const forms: string[] = [
+      '=',
+      '&',
+      '&&=&=',
+      'chatId',
+      `chatId=${c}&=`,
+      `chatId=${c}&%`,
+      `chatId=${c}&a=%E0`,
+      `{"chatId":${c}}`,
+    ];
     const jsons: string[] = [
       'null',
       'true',
@@ -1249,25 +1615,59 @@ describe('hostile input never gives a 5xx', () => {
       `{"chatId":${c},"pad":"${'x'.repeat(70_000)}"}`,
     ];
     const path = new URL(t.url).pathname;
-    const requests: Array<[string, () => Promise<{ status: number; text: string; contentType: string | undefined }>]> = [
-      ...gets.map((query): [string, () => Promise<any>] => [`GET ?${query.slice(0, 80)}`, () => rawRequest(h.web!.port, 'GET', `${path}?${query}`)]),
-      ...forms.map((body): [string, () => Promise<any>] => [
-        `form ${body.slice(0, 80)}`,
-        () => rawRequest(h.web!.port, 'POST', path, { 'content-type': 'application/x-www-form-urlencoded' }, Buffer.from(body)),
-      ]),
-      ...jsons.map((body): [string, () => Promise<any>] => [
-        `JSON ${body.slice(0, 80)}`,
-        () => rawRequest(h.web!.port, 'POST', path, { 'content-type': 'application/json' }, Buffer.from(body)),
-      ]),
-      [`form without content type, bad chatId`, () => rawRequest(h.web!.port, 'POST', path, {}, Buffer.from('chatId=abc'))],
+    const requests: Array<[string, () => Promise<{ status: number; text: string; contentType: string | undefined }>]> =
       [
-        'JSON in UTF-16',
-        () => rawRequest(h.web!.port, 'POST', path, { 'content-type': 'application/json; charset=utf-16' }, Buffer.from(`{"chatId":${c}}`, 'utf16le')),
-      ],
-      ['Idempotency-Key of 300 characters', () => rawRequest(h.web!.port, 'GET', `${path}?chatId=${c}`, { 'idempotency-key': 'k'.repeat(300) })],
-      ['DELETE', () => rawRequest(h.web!.port, 'DELETE', `${path}?chatId=${c}`)],
-      ['PUT', () => rawRequest(h.web!.port, 'PUT', `${path}?chatId=${c}`, { 'content-type': 'application/json' }, Buffer.from(`{"chatId":${c}}`))],
-    ];
+        ...gets.map((query): [string, () => Promise<any>] => [
+          `GET ?${query.slice(0, 80)}`,
+          () => rawRequest(h.web!.port, 'GET', `${path}?${query}`),
+        ]),
+        ...forms.map((body): [string, () => Promise<any>] => [
+          `form ${body.slice(0, 80)}`,
+          () =>
+            rawRequest(
+              h.web!.port,
+              'POST',
+              path,
+              { 'content-type': 'application/x-www-form-urlencoded' },
+              Buffer.from(body),
+            ),
+        ]),
+        ...jsons.map((body): [string, () => Promise<any>] => [
+          `JSON ${body.slice(0, 80)}`,
+          () => rawRequest(h.web!.port, 'POST', path, { 'content-type': 'application/json' }, Buffer.from(body)),
+        ]),
+        [
+          `form without content type, bad chatId`,
+          () => rawRequest(h.web!.port, 'POST', path, {}, Buffer.from('chatId=abc')),
+        ],
+        [
+          'JSON in UTF-16',
+          () =>
+            rawRequest(
+              h.web!.port,
+              'POST',
+              path,
+              { 'content-type': 'application/json; charset=utf-16' },
+              Buffer.from(`{"chatId":${c}}`, 'utf16le'),
+            ),
+        ],
+        [
+          'Idempotency-Key of 300 characters',
+          () => rawRequest(h.web!.port, 'GET', `${path}?chatId=${c}`, { 'idempotency-key': 'k'.repeat(300) }),
+        ],
+        ['DELETE', () => rawRequest(h.web!.port, 'DELETE', `${path}?chatId=${c}`)],
+        [
+          'PUT',
+          () =>
+            rawRequest(
+              h.web!.port,
+              'PUT',
+              `${path}?chatId=${c}`,
+              { 'content-type': 'application/json' },
+              Buffer.from(`{"chatId":${c}}`),
+            ),
+        ],
+      ];
     const protoNames = Object.getOwnPropertyNames(Object.prototype).sort();
 
     const problems: string[] = [];
@@ -1283,7 +1683,8 @@ describe('hostile input never gives a 5xx', () => {
         }
         if (reply.status >= 500) problems.push(`${label}: ${reply.status} ${reply.text.slice(0, 200)}`);
         else if (reply.status < 400) problems.push(`${label}: accepted (${reply.status} ${reply.text.slice(0, 200)})`);
-        else if (!/^application\/json\b/.test(reply.contentType ?? '')) problems.push(`${label}: content type ${reply.contentType}`);
+        else if (!/^application\/json\b/.test(reply.contentType ?? ''))
+          problems.push(`${label}: content type ${reply.contentType}`);
         else {
           try {
             checkShape({ status: reply.status, body, headers: new Headers() });

@@ -8,7 +8,14 @@ import { idempotencyKey } from '../../src/redis/idempotency.js';
 import { createLogger } from '../../src/config/log.js';
 import { startWebTier } from '../../src/http/server.js';
 import { startWorkerTier, type WorkerTier } from '../../src/workers/worker-tier.js';
-import { createBotWithEndpoint, REDIS_URL, startHarness, testConfig, waitFor, type Harness } from '../support/harness.js';
+import {
+  createBotWithEndpoint,
+  REDIS_URL,
+  startHarness,
+  testConfig,
+  waitFor,
+  type Harness,
+} from '../support/harness.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
 
 let h: Harness;
@@ -43,7 +50,9 @@ describe('ordering', () => {
     // Accept the whole backlog first, in a known order, with no consumer running.
     for (let i = 1; i <= 500; i++) {
       const step = keys[i % 3]!;
-      const res = await fetch(`${url}?chatId=${chatId}&userBalance=${i}&stepId=${step}&tags=t${i % 7}&removeTags=t${(i + 3) % 7}`);
+      const res = await fetch(
+        `${url}?chatId=${chatId}&userBalance=${i}&stepId=${step}&tags=t${i % 7}&removeTags=t${(i + 3) % 7}`,
+      );
       expect(res.status).toBe(202);
     }
     const consumers: WorkerTier[] = [];
@@ -52,12 +61,20 @@ describe('ordering', () => {
       consumers.push(await startWorkerTier({ ...h.config, workerConcurrency: 16 }, db, log));
     }
     try {
-      const row = await waitFor(async () => {
-        const found = await dialogRow(botId, chatId);
-        // Step moves go through the dialog's one order of inputs, handled one by one after the merge.
-        const open = await h.db('dialog_inputs').where({ bot_id: botId, chat_id: chatId }).whereIn('state', ['pending', 'acting']).first('seq');
-        return found && found.fields.userBalance === '500' && !open ? found : null;
-      }, 20_000, 'the last update');
+      const row = await waitFor(
+        async () => {
+          const found = await dialogRow(botId, chatId);
+          // Step moves go through the dialog's one order of inputs, handled one by one after the merge.
+          const open = await h
+            .db('dialog_inputs')
+            .where({ bot_id: botId, chat_id: chatId })
+            .whereIn('state', ['pending', 'acting'])
+            .first('seq');
+          return found && found.fields.userBalance === '500' && !open ? found : null;
+        },
+        20_000,
+        'the last update',
+      );
       // Let any straggling (older) batch finish, then check nothing older overwrote the newest.
       await new Promise((resolve) => setTimeout(resolve, 300));
       const final = await dialogRow(botId, chatId);
@@ -162,10 +179,14 @@ describe('outages', () => {
       expect(await dialogRow(botId, 99)).toBeUndefined();
 
       await proxy.restore();
-      const row = await waitFor(async () => {
-        const found = await dialogRow(botId, 99);
-        return found?.fields.userBalance === '20' ? found : null;
-      }, 20_000, 'updates after Postgres returned');
+      const row = await waitFor(
+        async () => {
+          const found = await dialogRow(botId, 99);
+          return found?.fields.userBalance === '20' ? found : null;
+        },
+        20_000,
+        'updates after Postgres returned',
+      );
       expect(row.fields.userBalance).toBe('20');
     } finally {
       await workers.close();
@@ -176,7 +197,7 @@ describe('outages', () => {
 });
 
 describe('order counter', () => {
-  it('keeps new updates newer than applied ones when Redis loses the queue\'s id counter', async () => {
+  it("keeps new updates newer than applied ones when Redis loses the queue's id counter", async () => {
     const { botId, url } = await createBotWithEndpoint(h);
     const workers = await startWorkerTier(h.config, h.db, log);
     const admin = new Redis(REDIS_URL);
@@ -194,13 +215,25 @@ describe('order counter', () => {
       expect(ours.length).toBeGreaterThan(0);
       for (const id of ours) await admin.client('KILL', 'ID', id);
 
-      await waitFor(async () => Number(await admin.get(`${h.config.queuePrefix}:dialog-updates:id`)) >= 5, 5_000, 'the counter restored');
-      const res = await waitFor(async () => {
-        const r = await fetch(`${url}?chatId=31&userBalance=6`);
-        return r.status === 202 ? r : null;
-      }, 5_000, 'the web tier reconnected');
+      await waitFor(
+        async () => Number(await admin.get(`${h.config.queuePrefix}:dialog-updates:id`)) >= 5,
+        5_000,
+        'the counter restored',
+      );
+      const res = await waitFor(
+        async () => {
+          const r = await fetch(`${url}?chatId=31&userBalance=6`);
+          return r.status === 202 ? r : null;
+        },
+        5_000,
+        'the web tier reconnected',
+      );
       expect(Number(((await res.json()) as { updateId: string }).updateId)).toBeGreaterThan(5);
-      await waitFor(async () => (await dialogRow(botId, 31))?.fields.userBalance === '6', 10_000, 'the new update applied');
+      await waitFor(
+        async () => (await dialogRow(botId, 31))?.fields.userBalance === '6',
+        10_000,
+        'the new update applied',
+      );
     } finally {
       admin.disconnect();
       await workers.close();
@@ -222,7 +255,9 @@ describe('a poison update', () => {
     ]);
     const workers = await startWorkerTier(h.config, h.db, log);
     try {
-      await waitFor(async () => (await dialogRow(botId, 51))?.fields.ok === 'a' && (await dialogRow(botId, 53))?.fields.ok === 'b');
+      await waitFor(
+        async () => (await dialogRow(botId, 51))?.fields.ok === 'a' && (await dialogRow(botId, 53))?.fields.ok === 'b',
+      );
       expect(await waitFor(async () => ((await poison!.getState()) === 'failed' ? 'failed' : null))).toBe('failed');
       expect(await dialogRow(botId, 52)).toBeUndefined();
     } finally {

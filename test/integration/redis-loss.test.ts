@@ -10,7 +10,14 @@ import { createDb } from '../../src/db/connection.js';
 import { createLogger } from '../../src/config/log.js';
 import { startWebTier, type WebTier } from '../../src/http/server.js';
 import { startWorkerTier, type WorkerTier } from '../../src/workers/worker-tier.js';
-import { createScriptedBot, dialogOf, messagesTo, sendUpdate, waitForMessages, type TestBot } from '../support/bot-scripts.js';
+import {
+  createScriptedBot,
+  dialogOf,
+  messagesTo,
+  sendUpdate,
+  waitForMessages,
+  type TestBot,
+} from '../support/bot-scripts.js';
 import { fakeUpdates } from '../support/fake-telegram.js';
 import { ADMIN_KEY, startHarness, waitFor, type Harness } from '../support/harness.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/private-redis.js';
@@ -70,7 +77,12 @@ beforeAll(async () => {
   base = await startHarness({
     web: false,
     workers: false,
-    env: { REDIS_URL: redis.url, PUBLIC_URL: 'https://flowpost.test', TELEGRAM_CHAT_RATE_LIMIT: '0', TELEGRAM_BOT_RATE_LIMIT: '0' },
+    env: {
+      REDIS_URL: redis.url,
+      PUBLIC_URL: 'https://flowpost.test',
+      TELEGRAM_CHAT_RATE_LIMIT: '0',
+      TELEGRAM_BOT_RATE_LIMIT: '0',
+    },
   });
   expect(base.config.redisUrl).toBe(redis.url); // every process of this file uses the private server only
   await startProcesses();
@@ -140,17 +152,37 @@ describe('Redis loses its data', () => {
       before.push(await postback(bot, { chatId: String(chatId), 'fields.a': `a${i}`, 'fields.b': `b${i}` }));
       before.push(await postback(bot, { chatId: String(other), 'fields.a': `x${i}` }));
     }
-    await waitFor(async () => (await fieldsOf(bot, chatId))?.b === 'b3' && (await fieldsOf(bot, other))?.a === 'x3', 10_000, 'values applied');
+    await waitFor(
+      async () => (await fieldsOf(bot, chatId))?.b === 'b3' && (await fieldsOf(bot, other))?.a === 'x3',
+      10_000,
+      'values applied',
+    );
 
     // The user starts: the first message goes out and a 3 s delay is pending (on the dialog row, and as a delayed job).
     expect((await sendUpdate(h, bot, fakeUpdates.start(chatId))).status).toBe(200);
     expect(await waitForMessages(h, bot, chatId, 1)).toEqual(['hello a3']);
-    const pending = await waitFor(async () => (await h.db('dialogs').where({ bot_id: bot.botId, chat_id: chatId }).first())?.timer_at as Date | null, 5_000, 'delay pending');
+    const pending = await waitFor(
+      async () =>
+        (await h.db('dialogs').where({ bot_id: bot.botId, chat_id: chatId }).first())?.timer_at as Date | null,
+      5_000,
+      'delay pending',
+    );
     // The run is done once its alarm is armed: only then is there an alarm for the loss to take.
-    await waitFor(async () => (await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId, kind: 'telegram', state: 'done' }).first()) !== undefined, 5_000, '/start handled');
+    await waitFor(
+      async () =>
+        (await h
+          .db('dialog_inputs')
+          .where({ bot_id: bot.botId, chat_id: chatId, kind: 'telegram', state: 'done' })
+          .first()) !== undefined,
+      5_000,
+      '/start handled',
+    );
     expect(await delayedAlarms()).toBe(1);
     const startedAt = Date.now();
-    const highestBefore = Math.max(...before, Number((await h.db('dialogs').where({ bot_id: bot.botId }).max('last_seq as m').first())?.m ?? 0));
+    const highestBefore = Math.max(
+      ...before,
+      Number((await h.db('dialogs').where({ bot_id: bot.botId }).max('last_seq as m').first())?.m ?? 0),
+    );
 
     await redis.flushAll();
     expect(await counterValue()).toBe(0);
@@ -163,11 +195,16 @@ describe('Redis loses its data', () => {
     after.push(await postback(bot, { chatId: String(chatId), 'fields.a': 'a4' }));
     after.push(await postback(bot, { chatId: String(other), 'fields.a': 'x4' }));
     after.push(await postback(bot, { chatId: String(chatId), 'fields.b': 'b4' }));
-    for (const id of after) expect(id, `updateId ${id} after the loss vs ${highestBefore} before`).toBeGreaterThan(highestBefore);
-    await waitFor(async () => {
-      const [mine, theirs] = [await fieldsOf(bot, chatId), await fieldsOf(bot, other)];
-      return mine?.a === 'a4' && mine?.b === 'b4' && theirs?.a === 'x4';
-    }, 10_000, 'values accepted after the loss applied');
+    for (const id of after)
+      expect(id, `updateId ${id} after the loss vs ${highestBefore} before`).toBeGreaterThan(highestBefore);
+    await waitFor(
+      async () => {
+        const [mine, theirs] = [await fieldsOf(bot, chatId), await fieldsOf(bot, other)];
+        return mine?.a === 'a4' && mine?.b === 'b4' && theirs?.a === 'x4';
+      },
+      10_000,
+      'values accepted after the loss applied',
+    );
     const seqs = (await h.db('dialogs').where({ bot_id: bot.botId, chat_id: chatId }).first()).seqs;
     expect(Number(seqs['f:a'])).toBe(after[0]);
     expect(Number(seqs['f:b'])).toBe(after[2]);
@@ -206,7 +243,11 @@ describe('Redis loses its data', () => {
     // The web tier draws an id at or below what it has seen: it puts the counter back and queues
     // the update again above it (or, when a worker took the low job first, that worker does).
     await postback(bot, { chatId: String(chatId), 'fields.a': 'a6' });
-    await waitFor(async () => (await fieldsOf(bot, chatId))?.a === 'a6', 10_000, 'the value accepted after the loss applied');
+    await waitFor(
+      async () => (await fieldsOf(bot, chatId))?.a === 'a6',
+      10_000,
+      'the value accepted after the loss applied',
+    );
     const dialog = await h.db('dialogs').where({ bot_id: bot.botId, chat_id: chatId }).first();
     const id = Number(dialog.seqs['f:a']);
     expect(id).toBeGreaterThan(highestBefore);
@@ -236,21 +277,41 @@ describe('Redis loses its data', () => {
     expect(await waitForMessages(h, bot, chatId, 1)).toEqual(['hello']);
     const moveId = await postback(bot, { chatId: String(chatId), stepId: 'ask' });
     expect(await waitForMessages(h, bot, chatId, 2)).toEqual(['hello', 'ask a5']);
-    const highestBefore = Number((await h.db('dialogs').where({ bot_id: bot.botId, chat_id: chatId }).first()).last_seq);
+    const highestBefore = Number(
+      (await h.db('dialogs').where({ bot_id: bot.botId, chat_id: chatId }).first()).last_seq,
+    );
     expect(highestBefore).toBeGreaterThanOrEqual(moveId);
 
     await redis.flushAll();
     // The user answers the question the move asked: the reply is newer than the move, so it is stored and the script goes on.
-    const reply = { ...fakeUpdates.text(chatId, 'yes'), update_id: 900_000 + chatId % 1000 };
+    const reply = { ...fakeUpdates.text(chatId, 'yes'), update_id: 900_000 + (chatId % 1000) };
     expect((await sendUpdate(h, bot, reply)).status).toBe(200);
     const row = await waitFor(
-      async () => h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId, kind: 'telegram' }).whereRaw(`payload->'update'->>'update_id' = ?`, [String(reply.update_id)]).first(),
+      async () =>
+        h
+          .db('dialog_inputs')
+          .where({ bot_id: bot.botId, chat_id: chatId, kind: 'telegram' })
+          .whereRaw(`payload->'update'->>'update_id' = ?`, [String(reply.update_id)])
+          .first(),
       10_000,
       'the reply journaled',
     );
-    await waitFor(async () => (await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId }).whereIn('state', ['pending', 'acting']).first()) === undefined, 10_000, 'inputs handled');
+    await waitFor(
+      async () =>
+        (await h
+          .db('dialog_inputs')
+          .where({ bot_id: bot.botId, chat_id: chatId })
+          .whereIn('state', ['pending', 'acting'])
+          .first()) === undefined,
+      10_000,
+      'inputs handled',
+    );
     // Found again by its update: a repeat queued above the restored floor moves a pending input to its later order.
-    const handled = await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId, kind: 'telegram' }).whereRaw(`payload->'update'->>'update_id' = ?`, [String(reply.update_id)]).first();
+    const handled = await h
+      .db('dialog_inputs')
+      .where({ bot_id: bot.botId, chat_id: chatId, kind: 'telegram' })
+      .whereRaw(`payload->'update'->>'update_id' = ?`, [String(reply.update_id)])
+      .first();
     expect(handled, `the reply first journaled with order ${row.seq}`).toBeDefined();
     expect(
       { orderedAfterTheMove: Number(handled.seq) > highestBefore, state: handled.state },

@@ -3,7 +3,14 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/config/log.js';
 import { startWorkerTier } from '../../src/workers/worker-tier.js';
-import { createScriptedBot, dialogOf, messagesTo, sendUpdate, waitForMessages, type TestBot } from '../support/bot-scripts.js';
+import {
+  createScriptedBot,
+  dialogOf,
+  messagesTo,
+  sendUpdate,
+  waitForMessages,
+  type TestBot,
+} from '../support/bot-scripts.js';
 import { fakeUpdates, TELEGRAM_ERRORS } from '../support/fake-telegram.js';
 import { REDIS_URL, startHarness, waitFor, type Harness } from '../support/harness.js';
 
@@ -48,7 +55,11 @@ describe('bots on Telegram', () => {
     const bot = await createScriptedBot(h, { start: 'a', steps: [{ key: 'a', type: 'send_message', text: 'hi' }] });
     const chatId = nextChat();
     expect((await sendUpdate(h, bot, fakeUpdates.start(chatId), 'wrong')).status).toBe(401);
-    const noHeader = await fetch(`${h.baseUrl}/telegram/${bot.botId}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    const noHeader = await fetch(`${h.baseUrl}/telegram/${bot.botId}`, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(noHeader.status).toBe(401);
     expect((await sendUpdate(h, bot, { something_new: { x: 1 } })).status).toBe(200);
     await sleep(300);
@@ -58,7 +69,10 @@ describe('bots on Telegram', () => {
 
 describe('running scripts', () => {
   it('/start sends "Hello, {{name}}" and records the user', async () => {
-    const bot = await createScriptedBot(h, { start: 'hello', steps: [{ key: 'hello', type: 'send_message', text: 'Hello, {{name}}!' }] });
+    const bot = await createScriptedBot(h, {
+      start: 'hello',
+      steps: [{ key: 'hello', type: 'send_message', text: 'Hello, {{name}}!' }],
+    });
     const chatId = nextChat();
     expect((await sendUpdate(h, bot, fakeUpdates.start(chatId))).status).toBe(200);
     expect(await waitForMessages(h, bot, chatId, 1)).toEqual(['Hello, Test User!']);
@@ -76,18 +90,29 @@ describe('running scripts', () => {
       ],
     });
     const chatId = nextChat();
-    expect((await fetch(`${bot.postbackUrl}?chatId=${chatId}&userBalance=5000&refID=12345&stepId=vip`)).status).toBe(202);
+    expect((await fetch(`${bot.postbackUrl}?chatId=${chatId}&userBalance=5000&refID=12345&stepId=vip`)).status).toBe(
+      202,
+    );
     await waitFor(async () => (await dialogOf(h, bot, chatId))?.stepKey === 'vip');
     expect(messagesTo(h, bot, chatId)).toHaveLength(0); // not started: nothing is sent yet
     await sendUpdate(h, bot, fakeUpdates.start(chatId));
     expect(await waitForMessages(h, bot, chatId, 1)).toEqual(['Balance 5000, ref 12345']);
   });
 
-  it('buttons: a press runs the button\'s next and answers the callback', async () => {
+  it("buttons: a press runs the button's next and answers the callback", async () => {
     const bot = await createScriptedBot(h, {
       start: 'menu',
       steps: [
-        { key: 'menu', type: 'send_message', text: 'Pick', buttons: [{ text: 'A', next: 'a' }, { text: 'Site', url: 'https://example.com' }, { text: 'B', next: 'b' }] },
+        {
+          key: 'menu',
+          type: 'send_message',
+          text: 'Pick',
+          buttons: [
+            { text: 'A', next: 'a' },
+            { text: 'Site', url: 'https://example.com' },
+            { text: 'B', next: 'b' },
+          ],
+        },
         { key: 'a', type: 'send_message', text: 'You chose A' },
         { key: 'b', type: 'send_message', text: 'You chose B' },
       ],
@@ -95,7 +120,9 @@ describe('running scripts', () => {
     const chatId = nextChat();
     await sendUpdate(h, bot, fakeUpdates.start(chatId));
     await waitForMessages(h, bot, chatId, 1);
-    const markup = messagesTo(h, bot, chatId)[0]!.params.reply_markup as { inline_keyboard: Array<Array<{ text: string; callback_data?: string; url?: string }>> };
+    const markup = messagesTo(h, bot, chatId)[0]!.params.reply_markup as {
+      inline_keyboard: Array<Array<{ text: string; callback_data?: string; url?: string }>>;
+    };
     const buttons = markup.inline_keyboard.flat();
     expect(buttons.map((b) => b.text)).toEqual(['A', 'Site', 'B']);
     expect(buttons[1]!.url).toBe('https://example.com');
@@ -176,7 +203,14 @@ describe('running scripts', () => {
     const bot = await createScriptedBot(h, {
       start: 'split',
       steps: [
-        { key: 'split', type: 'ab_split', variants: [{ weight: 50, next: 'a' }, { weight: 50, next: 'b' }] },
+        {
+          key: 'split',
+          type: 'ab_split',
+          variants: [
+            { weight: 50, next: 'a' },
+            { weight: 50, next: 'b' },
+          ],
+        },
         { key: 'a', type: 'send_message', text: 'A' },
         { key: 'b', type: 'send_message', text: 'B' },
       ],
@@ -201,7 +235,7 @@ describe('running scripts', () => {
     await waitFor(async () => (await dialogOf(h, bot, kicked))?.status === 'blocked');
   });
 
-  it('manual stops automation and keeps the user\'s messages; stepId with status=auto resumes it', async () => {
+  it("manual stops automation and keeps the user's messages; stepId with status=auto resumes it", async () => {
     const bot = await createScriptedBot(h, {
       start: 'ask',
       steps: [
@@ -216,7 +250,11 @@ describe('running scripts', () => {
     await fetch(`${bot.postbackUrl}?chatId=${chatId}&status=manual`);
     await waitFor(async () => (await dialogOf(h, bot, chatId))?.status === 'manual');
     await sendUpdate(h, bot, fakeUpdates.text(chatId, 'hello operator'));
-    await waitFor(async () => (await h.db('dialog_messages').where({ bot_id: bot.botId, chat_id: chatId }).first())?.text === 'hello operator');
+    await waitFor(
+      async () =>
+        (await h.db('dialog_messages').where({ bot_id: bot.botId, chat_id: chatId }).first())?.text ===
+        'hello operator',
+    );
     await sleep(300);
     expect(messagesTo(h, bot, chatId)).toHaveLength(1);
     expect((await dialogOf(h, bot, chatId)).fields.answer).toBeUndefined();
@@ -236,7 +274,9 @@ describe('the FAQ round trip', () => {
       received.push(url);
       res.end('ok');
       // The outside system checks its database, then moves the user on through the postback URL.
-      void fetch(`${url.searchParams.get('postback')}?chatId=${url.searchParams.get('chatId')}&stepId=approved&status=auto`);
+      void fetch(
+        `${url.searchParams.get('postback')}?chatId=${url.searchParams.get('chatId')}&stepId=approved&status=auto`,
+      );
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     target = `http://127.0.0.1:${(server.address() as { port: number }).port}/check`;
@@ -250,7 +290,12 @@ describe('the FAQ round trip', () => {
       start: 'hello',
       steps: [
         { key: 'hello', type: 'send_message', text: 'Checking…', next: 'ask' },
-        { key: 'ask', type: 'send_webhook', method: 'GET', url: `${target}?chatId={chatId}&postback={{fields.postback}}` },
+        {
+          key: 'ask',
+          type: 'send_webhook',
+          method: 'GET',
+          url: `${target}?chatId={chatId}&postback={{fields.postback}}`,
+        },
         { key: 'approved', type: 'send_message', text: 'Approved, {{name}}' },
       ],
     });
@@ -268,7 +313,13 @@ describe('the FAQ round trip', () => {
 
 describe('secrets', () => {
   it('no job, inbox or other Redis value holds a bot token', async () => {
-    const bot = await createScriptedBot(h, { start: 'a', steps: [{ key: 'a', type: 'send_message', text: 'hi', next: 'w' }, { key: 'w', type: 'delay', seconds: 60 }] });
+    const bot = await createScriptedBot(h, {
+      start: 'a',
+      steps: [
+        { key: 'a', type: 'send_message', text: 'hi', next: 'w' },
+        { key: 'w', type: 'delay', seconds: 60 },
+      ],
+    });
     const chatId = nextChat();
     await sendUpdate(h, bot, fakeUpdates.start(chatId));
     await waitForMessages(h, bot, chatId, 1);
@@ -285,12 +336,17 @@ describe('secrets', () => {
       for (const key of keys) {
         const type = await redis.type(key);
         const dump =
-          type === 'hash' ? JSON.stringify(await redis.hgetall(key))
-          : type === 'list' ? JSON.stringify(await redis.lrange(key, 0, -1))
-          : type === 'string' ? String(await redis.get(key))
-          : type === 'zset' ? JSON.stringify(await redis.zrange(key, 0, -1))
-          : type === 'stream' ? JSON.stringify(await redis.xrange(key, '-', '+'))
-          : '';
+          type === 'hash'
+            ? JSON.stringify(await redis.hgetall(key))
+            : type === 'list'
+              ? JSON.stringify(await redis.lrange(key, 0, -1))
+              : type === 'string'
+                ? String(await redis.get(key))
+                : type === 'zset'
+                  ? JSON.stringify(await redis.zrange(key, 0, -1))
+                  : type === 'stream'
+                    ? JSON.stringify(await redis.xrange(key, '-', '+'))
+                    : '';
         expect(dump.includes(bot.token), key).toBe(false);
       }
     } finally {
@@ -306,7 +362,10 @@ describe('long polling', () => {
     const secondConfig = { ...polled.config, telegramApiRoot: polled.telegram.clientRoot('second') };
     const second = await startWorkerTier(secondConfig, polled.db, createLogger('silent'), { poll: true });
     try {
-      const bot = await createScriptedBot(polled, { start: 'hello', steps: [{ key: 'hello', type: 'send_message', text: 'Hello, {{name}}!' }] });
+      const bot = await createScriptedBot(polled, {
+        start: 'hello',
+        steps: [{ key: 'hello', type: 'send_message', text: 'Hello, {{name}}!' }],
+      });
       expect(polled.telegram.webhookOf(bot.token)).toBeNull();
       const chatId = nextChat();
       polled.telegram.pushUpdate(bot.token, fakeUpdates.start(chatId));

@@ -81,11 +81,23 @@ describe('classifyUpdate', () => {
 
   it('reads /start with and without a deep-link payload', () => {
     expect(classifyUpdate(message('/start'))).toEqual({ kind: 'start', chatId: 5, updateId: 10, payload: null, user });
-    expect(classifyUpdate(message('/start abc_DEF-123'))).toEqual({ kind: 'start', chatId: 5, updateId: 10, payload: 'abc_DEF-123', user });
+    expect(classifyUpdate(message('/start abc_DEF-123'))).toEqual({
+      kind: 'start',
+      chatId: 5,
+      updateId: 10,
+      payload: 'abc_DEF-123',
+      user,
+    });
     expect(classifyUpdate(message('/start@bot42 c1'))).toMatchObject({ kind: 'start', payload: 'c1' });
-    expect(classifyUpdate(message('/start@Bot42 c1'), { botUsername: 'bot42' })).toMatchObject({ kind: 'start', payload: 'c1' });
+    expect(classifyUpdate(message('/start@Bot42 c1'), { botUsername: 'bot42' })).toMatchObject({
+      kind: 'start',
+      payload: 'c1',
+    });
     expect(classifyUpdate(message('  /start\tx  '))).toMatchObject({ kind: 'start', payload: 'x' });
-    expect(classifyUpdate(message('/start ' + 'a'.repeat(64)))).toMatchObject({ kind: 'start', payload: 'a'.repeat(64) });
+    expect(classifyUpdate(message('/start ' + 'a'.repeat(64)))).toMatchObject({
+      kind: 'start',
+      payload: 'a'.repeat(64),
+    });
   });
 
   it('treats a payload that is too long or has other characters as no payload', () => {
@@ -107,12 +119,28 @@ describe('classifyUpdate', () => {
   it('reads a button press', () => {
     const update = {
       update_id: 11,
-      callback_query: { id: '987', from, chat_instance: '1', data: 'step:offer', message: { message_id: 3, date: 1, chat: { id: 5, type: 'private' } } },
+      callback_query: {
+        id: '987',
+        from,
+        chat_instance: '1',
+        data: 'step:offer',
+        message: { message_id: 3, date: 1, chat: { id: 5, type: 'private' } },
+      },
     };
-    expect(classifyUpdate(update)).toEqual({ kind: 'button', chatId: 5, updateId: 11, callbackQueryId: '987', data: 'step:offer', user });
+    expect(classifyUpdate(update)).toEqual({
+      kind: 'button',
+      chatId: 5,
+      updateId: 11,
+      callbackQueryId: '987',
+      data: 'step:offer',
+      user,
+    });
     // An inline-mode message has no `message`: the user's chat.
     const { message: _omit, ...inline } = update.callback_query;
-    expect(classifyUpdate({ update_id: 12, callback_query: { ...inline, inline_message_id: 'x' } })).toMatchObject({ kind: 'button', chatId: 5 });
+    expect(classifyUpdate({ update_id: 12, callback_query: { ...inline, inline_message_id: 'x' } })).toMatchObject({
+      kind: 'button',
+      chatId: 5,
+    });
     // No data (a game button): nothing to act on.
     expect(classifyUpdate({ update_id: 13, callback_query: { id: '1', from, chat_instance: '1' } })).toBeNull();
     expect(classifyUpdate({ update_id: 13, callback_query: { id: 1, from, data: 'x' } })).toBeNull();
@@ -121,19 +149,35 @@ describe('classifyUpdate', () => {
   it('reads blocking and unblocking from my_chat_member', () => {
     const member = (status: string) => ({
       update_id: 20,
-      my_chat_member: { chat: { id: 5, type: 'private' }, from, date: 1, old_chat_member: { status: 'member' }, new_chat_member: { status } },
+      my_chat_member: {
+        chat: { id: 5, type: 'private' },
+        from,
+        date: 1,
+        old_chat_member: { status: 'member' },
+        new_chat_member: { status },
+      },
     });
     expect(classifyUpdate(member('kicked'))).toEqual({ kind: 'blocked', chatId: 5, updateId: 20 });
     expect(classifyUpdate(member('member'))).toEqual({ kind: 'unblocked', chatId: 5, updateId: 20 });
     expect(classifyUpdate(member('left'))).toMatchObject({ kind: 'blocked' });
     expect(classifyUpdate(member('weird'))).toBeNull();
     expect(classifyUpdate({ update_id: 20, my_chat_member: { chat: { id: 5 } } })).toBeNull();
-    expect(classifyUpdate({ update_id: 20, ...fakeUpdates.blocked(77) })).toMatchObject({ kind: 'blocked', chatId: 77 });
-    expect(classifyUpdate({ update_id: 21, ...fakeUpdates.unblocked(77) })).toMatchObject({ kind: 'unblocked', chatId: 77 });
+    expect(classifyUpdate({ update_id: 20, ...fakeUpdates.blocked(77) })).toMatchObject({
+      kind: 'blocked',
+      chatId: 77,
+    });
+    expect(classifyUpdate({ update_id: 21, ...fakeUpdates.unblocked(77) })).toMatchObject({
+      kind: 'unblocked',
+      chatId: 77,
+    });
   });
 
   it('reads any other message as other', () => {
-    expect(classifyUpdate({ update_id: 30, ...fakeUpdates.photo(5) })).toEqual({ kind: 'other', chatId: 5, updateId: 30 });
+    expect(classifyUpdate({ update_id: 30, ...fakeUpdates.photo(5) })).toEqual({
+      kind: 'other',
+      chatId: 5,
+      updateId: 30,
+    });
     expect(classifyUpdate({ update_id: 31, message: { chat: { id: -1001234567890 }, sticker: {} } })).toEqual({
       kind: 'other',
       chatId: -1001234567890,
@@ -142,11 +186,17 @@ describe('classifyUpdate', () => {
   });
 
   it('falls back to the chat names, and to nulls, for the user', () => {
-    const noFrom = { update_id: 1, message: { chat: { id: 9, type: 'private', username: 'u9', first_name: 'Nine' }, text: 'hi' } };
+    const noFrom = {
+      update_id: 1,
+      message: { chat: { id: 9, type: 'private', username: 'u9', first_name: 'Nine' }, text: 'hi' },
+    };
     expect(classifyUpdate(noFrom)).toMatchObject({ user: { username: 'u9', firstName: 'Nine', lastName: null } });
     const group = { update_id: 1, message: { chat: { id: -9, type: 'group', title: 'G' }, text: 'hi' } };
     expect(classifyUpdate(group)).toMatchObject({ user: { username: null, firstName: null, lastName: null } });
-    const oddFrom = { update_id: 1, message: { chat: { id: 9 }, from: { username: 5, first_name: ['x'] }, text: 'hi' } };
+    const oddFrom = {
+      update_id: 1,
+      message: { chat: { id: 9 }, from: { username: 5, first_name: ['x'] }, text: 'hi' },
+    };
     expect(classifyUpdate(oddFrom)).toMatchObject({ user: { username: null, firstName: null, lastName: null } });
   });
 
@@ -194,7 +244,10 @@ describe('classifyUpdate', () => {
       classifyUpdate({ update_id: 3, ...fakeUpdates.button(8, 'b1') }),
     ];
     expect(events.map((e) => e?.kind)).toEqual(['start', 'text', 'button']);
-    expect(events[0]).toMatchObject({ payload: 'clk_1', user: { username: 'user8', firstName: 'Test', lastName: 'User' } });
+    expect(events[0]).toMatchObject({
+      payload: 'clk_1',
+      user: { username: 'user8', firstName: 'Test', lastName: 'User' },
+    });
   });
 });
 
@@ -244,7 +297,10 @@ describe('splitMessage', () => {
   });
 
   it('keeps every word, in order, in parts of at most 4096', () => {
-    const text = Array.from({ length: 3000 }, (_, i) => `w${i}${i % 40 === 39 ? '\n\n' : i % 9 === 8 ? '\n' : ' '}`).join('');
+    const text = Array.from(
+      { length: 3000 },
+      (_, i) => `w${i}${i % 40 === 39 ? '\n\n' : i % 9 === 8 ? '\n' : ' '}`,
+    ).join('');
     const parts = splitMessage(text);
     expect(parts.length).toBeGreaterThan(1);
     for (const part of parts) expect(part.length).toBeLessThanOrEqual(4096);
@@ -385,7 +441,8 @@ describe('with Redis', () => {
       const first = booked[0]!;
       expect(first.wait).toBe(0);
       // Each slot is no earlier than the one before.
-      for (let i = 1; i < booked.length; i++) expect(booked[i]!.to + booked[i]!.wait).toBeGreaterThanOrEqual(booked[i - 1]!.from + booked[i - 1]!.wait);
+      for (let i = 1; i < booked.length; i++)
+        expect(booked[i]!.to + booked[i]!.wait).toBeGreaterThanOrEqual(booked[i - 1]!.from + booked[i - 1]!.wait);
       // Reservation i goes in the i-th 100 ms slot.
       expectGap(first, booked[19]!, 1750, 1950);
       // At most 11 slots within the first second (counting those surely in it, whatever the round trips took).
@@ -444,7 +501,13 @@ describe('with Redis', () => {
       p: string,
       bots: () => PolledBot[],
       received: Array<{ label: string; update: Update }>,
-      extra: { onUpdate?: (update: Update) => Promise<void>; log?: Logger; conn?: Redis; pollTimeoutSeconds?: number; maxBots?: number } = {},
+      extra: {
+        onUpdate?: (update: Update) => Promise<void>;
+        log?: Logger;
+        conn?: Redis;
+        pollTimeoutSeconds?: number;
+        maxBots?: number;
+      } = {},
     ): Pollers {
       const pollers = startPollers({
         redis: extra.conn ?? redis,
@@ -521,7 +584,9 @@ describe('with Redis', () => {
         },
       });
       await fake.waitForCall('getUpdates', (c) => c.token === token);
-      const ids = ['first', 'second', 'third'].map((text) => fake.pushUpdate(token, fakeUpdates.text(7, text)).update_id);
+      const ids = ['first', 'second', 'third'].map(
+        (text) => fake.pushUpdate(token, fakeUpdates.text(7, text)).update_id,
+      );
       await until(() => received.length === 3, 5_000, 'three updates');
       expect(received.map((r) => r.update.update_id)).toEqual(ids);
       expect(failOnce).toBe(false);
@@ -573,7 +638,12 @@ describe('with Redis', () => {
       const bot = await botFor(token);
       const refusedBot = { ...(await botFor(refused)), botId: 'refused' };
       fake.rejectToken(refused);
-      await registerWebhook(new BotRegistry({ apiRoot: fake.apiRoot }).get(token, bot.botInfo), 'https://flow.example', bot.botId, 'sekret');
+      await registerWebhook(
+        new BotRegistry({ apiRoot: fake.apiRoot }).get(token, bot.botInfo),
+        'https://flow.example',
+        bot.botId,
+        'sekret',
+      );
       expect(fake.webhookOf(token)).not.toBeNull();
       const { log, lines } = capturingLogger();
       const received: Array<{ label: string; update: Update }> = [];
@@ -616,9 +686,15 @@ describe('sender against the fake Bot API', () => {
   const nextChat = () => ++chat;
 
   it('gets the bot user from getMe and keeps one Bot per token', async () => {
-    expect(bot.botInfo).toMatchObject({ id: Number(bot.token.split(':')[0]), is_bot: true, username: `bot${bot.token.split(':')[0]}` });
+    expect(bot.botInfo).toMatchObject({
+      id: Number(bot.token.split(':')[0]),
+      is_bot: true,
+      username: `bot${bot.token.split(':')[0]}`,
+    });
     expect(parseBotInfo(JSON.parse(JSON.stringify(bot.botInfo)))).toEqual(bot.botInfo);
-    expect(parseBotInfo({ id: 1, is_bot: true, first_name: 'B', username: 'b' })).toMatchObject({ can_join_groups: false });
+    expect(parseBotInfo({ id: 1, is_bot: true, first_name: 'B', username: 'b' })).toMatchObject({
+      can_join_groups: false,
+    });
     expect(parseBotInfo({ id: '1', is_bot: true })).toBeNull();
     expect(parseBotInfo(null)).toBeNull();
     expect(registry.get(bot.token, bot.botInfo)).toBe(registry.get(bot.token, bot.botInfo));
@@ -674,7 +750,9 @@ describe('sender against the fake Bot API', () => {
     expect(result.messageIds).toHaveLength(calls.length);
     expect([...result.messageIds].sort((x, y) => x - y)).toEqual(result.messageIds);
     expect(calls.slice(0, -1).every((c) => c.params.reply_markup === undefined)).toBe(true);
-    expect(calls[calls.length - 1]!.params.reply_markup).toEqual({ inline_keyboard: [[{ text: 'Next', callback_data: 'n' }]] });
+    expect(calls[calls.length - 1]!.params.reply_markup).toEqual({
+      inline_keyboard: [[{ text: 'Next', callback_data: 'n' }]],
+    });
     const sent = calls.map((c) => String(c.params.text)).join(' ');
     expect(words(stripTags(sent))).toEqual(words(stripTags(text)));
   });
@@ -714,7 +792,12 @@ describe('sender against the fake Bot API', () => {
     const chatId = nextChat();
     fake.failNext('sendMessage', TELEGRAM_ERRORS.serverError(), { chatId, times: 2 });
     expect((await sender.sendMessage(bot, chatId, 'third time')).ok).toBe(true);
-    expect(fake.callsOf('sendMessage').filter((c) => c.params.chat_id === chatId).map((c) => c.status)).toEqual([500, 500, 200]);
+    expect(
+      fake
+        .callsOf('sendMessage')
+        .filter((c) => c.params.chat_id === chatId)
+        .map((c) => c.status),
+    ).toEqual([500, 500, 200]);
 
     const failing = nextChat();
     fake.failNext('sendMessage', TELEGRAM_ERRORS.badGateway(), { chatId: failing, times: 10 });
@@ -727,7 +810,10 @@ describe('sender against the fake Bot API', () => {
   it('answers button presses, best effort', async () => {
     expect(await sender.answerCallbackQuery(bot, 'q-1')).toBe(true);
     expect(fake.callsOf('answerCallbackQuery').at(-1)!.params).toEqual({ callback_query_id: 'q-1' });
-    fake.failNext('answerCallbackQuery', { error_code: 400, description: 'Bad Request: query is too old and response timeout expired' });
+    fake.failNext('answerCallbackQuery', {
+      error_code: 400,
+      description: 'Bad Request: query is too old and response timeout expired',
+    });
     expect(await sender.answerCallbackQuery(bot, 'q-2', 'ok')).toBe(false);
   });
 
@@ -737,9 +823,9 @@ describe('sender against the fake Bot API', () => {
     expect(error).toBeInstanceOf(TelegramSendError);
     expect(error).toMatchObject({ errorCode: 400, retryable: false, attempts: 1 });
     await expect(sender.sendMessage(bot, chatId, '  ')).rejects.toMatchObject({ retryable: false });
-    await expect(sender.sendMessage(bot, chatId, 'x', [{ text: 'too long', callbackData: 'x'.repeat(65) }])).rejects.toBeInstanceOf(
-      TelegramSendError,
-    );
+    await expect(
+      sender.sendMessage(bot, chatId, 'x', [{ text: 'too long', callbackData: 'x'.repeat(65) }]),
+    ).rejects.toBeInstanceOf(TelegramSendError);
   });
 
   it('never puts the token in an error', async () => {
@@ -770,7 +856,10 @@ describe('sender against the fake Bot API', () => {
     expect(network).toBeInstanceOf(TelegramSendError);
     expect(network).toMatchObject({ retryable: true });
     expect(leaks(network)).toBe(false);
-    const raw = await nowhere.get(token, bot.botInfo).api.getMe().catch((e: unknown) => e);
+    const raw = await nowhere
+      .get(token, bot.botInfo)
+      .api.getMe()
+      .catch((e: unknown) => e);
     expect(leaks(raw)).toBe(false);
     expect(leaks((raw as { error?: unknown }).error)).toBe(false);
     const offlineGetMe = await getMe(token, 'http://127.0.0.1:9').catch((e: unknown) => e);
@@ -784,7 +873,10 @@ describe('sender against the fake Bot API', () => {
     try {
       const limited = new TelegramSender({ registry, limiter: new SendLimiter(redis, { prefix: p }) });
       const chatId = nextChat();
-      const [r1, r2] = await Promise.all([limited.sendMessage(bot, chatId, 'one'), limited.sendMessage(bot, chatId, 'two')]);
+      const [r1, r2] = await Promise.all([
+        limited.sendMessage(bot, chatId, 'one'),
+        limited.sendMessage(bot, chatId, 'two'),
+      ]);
       expect(r1.ok && r2.ok).toBe(true);
       const calls = fake.callsOf('sendMessage').filter((c) => c.params.chat_id === chatId);
       expect(calls).toHaveLength(2);
@@ -825,8 +917,13 @@ describe('webhook setup', () => {
         },
       });
       await expect(registerWebhook(telegramBot, 'http://localhost:3000', 'bot-1', 'secret')).rejects.toThrow(/https/);
-      fake.failNext('setWebhook', { error_code: 400, description: 'Bad Request: bad webhook: HTTPS url must be provided for webhook' });
-      const error = await registerWebhook(telegramBot, 'https://flow.example', 'bot-1', 'secret').catch((e: unknown) => e);
+      fake.failNext('setWebhook', {
+        error_code: 400,
+        description: 'Bad Request: bad webhook: HTTPS url must be provided for webhook',
+      });
+      const error = await registerWebhook(telegramBot, 'https://flow.example', 'bot-1', 'secret').catch(
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(TelegramApiError);
       expect(String((error as Error).message)).not.toContain(token);
     } finally {

@@ -14,7 +14,11 @@ export interface TestBot {
 }
 
 /** Creates a bot with a Telegram token (connected through the harness's fake Bot API), a postback URL and a script. */
-export async function createScriptedBot(h: Harness, script: object, options: { timezone?: string } = {}): Promise<TestBot> {
+export async function createScriptedBot(
+  h: Harness,
+  script: object,
+  options: { timezone?: string } = {},
+): Promise<TestBot> {
   const token = `${nextToken++}:AAH-fake-token-for-tests-${Math.random().toString(36).slice(2, 10)}`;
   const bot = await h.api('POST', '/api/v1/bots', { name: 'scripted', telegramToken: token, ...options });
   expect(bot.status, JSON.stringify(bot.body)).toBe(201);
@@ -32,7 +36,12 @@ export async function createScriptedBot(h: Harness, script: object, options: { t
 }
 
 /** Delivers an update as Telegram's webhook would. */
-export async function sendUpdate(h: Harness, bot: TestBot, update: Record<string, unknown>, secret = bot.secret): Promise<Response> {
+export async function sendUpdate(
+  h: Harness,
+  bot: TestBot,
+  update: Record<string, unknown>,
+  secret = bot.secret,
+): Promise<Response> {
   return fetch(`${h.baseUrl}/telegram/${bot.botId}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret },
@@ -45,7 +54,13 @@ export function messagesTo(h: Harness, bot: TestBot, chatId: number): FakeCall[]
   return h.telegram.callsOf('sendMessage', bot.token).filter((call) => Number(call.params.chat_id) === chatId);
 }
 
-export async function waitForMessages(h: Harness, bot: TestBot, chatId: number, count: number, timeoutMs = 10_000): Promise<string[]> {
+export async function waitForMessages(
+  h: Harness,
+  bot: TestBot,
+  chatId: number,
+  count: number,
+  timeoutMs = 10_000,
+): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const texts = messagesTo(h, bot, chatId).map((call) => String(call.params.text));

@@ -102,7 +102,14 @@ export function fakeApiError(answer: FakeApiError): FakeApiErrorAnswer {
 /** Builders for the updates Telegram sends, to push with pushUpdate. */
 export const fakeUpdates = {
   user(chatId: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
-    return { id: chatId, is_bot: false, first_name: 'Test', last_name: 'User', username: `user${Math.abs(chatId)}`, ...extra };
+    return {
+      id: chatId,
+      is_bot: false,
+      first_name: 'Test',
+      last_name: 'User',
+      username: `user${Math.abs(chatId)}`,
+      ...extra,
+    };
   },
   chat(chatId: number): Record<string, unknown> {
     return chatId < 0
@@ -149,7 +156,8 @@ export const fakeUpdates = {
         from: fakeUpdates.user(chatId),
         date: Math.floor(Date.now() / 1000),
         old_chat_member: { status: oldStatus, user: bot },
-        new_chat_member: newStatus === 'kicked' ? { status: newStatus, user: bot, until_date: 0 } : { status: newStatus, user: bot },
+        new_chat_member:
+          newStatus === 'kicked' ? { status: newStatus, user: bot, until_date: 0 } : { status: newStatus, user: bot },
       },
     };
   },
@@ -163,8 +171,23 @@ export const fakeUpdates = {
 
 const TELEGRAM_LIMIT = 4096;
 const SUPPORTED_TAGS = new Set([
-  'b', 'strong', 'i', 'em', 'u', 'ins', 's', 'strike', 'del', 'span', 'tg-spoiler', 'a', 'tg-emoji', 'code', 'pre',
-  'blockquote', 'tg-time',
+  'b',
+  'strong',
+  'i',
+  'em',
+  'u',
+  'ins',
+  's',
+  'strike',
+  'del',
+  'span',
+  'tg-spoiler',
+  'a',
+  'tg-emoji',
+  'code',
+  'pre',
+  'blockquote',
+  'tg-time',
 ]);
 
 /** Telegram's HTML mode, roughly: supported tags, properly nested; returns the plain text. */
@@ -178,9 +201,11 @@ function parseHtml(html: string): { text: string } | { error: string } {
       const match = /^<(\/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+(?:[^>"']|"[^"]*"|'[^']*')*)?)\s*>/.exec(html.slice(i));
       if (!match) return { error: `Can't parse entities: unexpected character '<' at byte offset ${i}` };
       const name = match[2]!.toLowerCase();
-      if (!SUPPORTED_TAGS.has(name)) return { error: `Can't parse entities: unsupported start tag "${name}" at byte offset ${i}` };
+      if (!SUPPORTED_TAGS.has(name))
+        return { error: `Can't parse entities: unsupported start tag "${name}" at byte offset ${i}` };
       if (match[1] === '/') {
-        if (stack.pop() !== name) return { error: `Can't parse entities: can't find end tag corresponding to start tag "${name}"` };
+        if (stack.pop() !== name)
+          return { error: `Can't parse entities: can't find end tag corresponding to start tag "${name}"` };
       } else {
         stack.push(name);
       }
@@ -192,8 +217,17 @@ function parseHtml(html: string): { text: string } | { error: string } {
       if (match) {
         const name = match[1]!;
         text +=
-          name === 'lt' ? '<' : name === 'gt' ? '>' : name === 'amp' ? '&' : name === 'quot' ? '"'
-            : String.fromCodePoint(name.startsWith('#x') ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10));
+          name === 'lt'
+            ? '<'
+            : name === 'gt'
+              ? '>'
+              : name === 'amp'
+                ? '&'
+                : name === 'quot'
+                  ? '"'
+                  : String.fromCodePoint(
+                      name.startsWith('#x') ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10),
+                    );
         i += match[0].length;
         continue;
       }
@@ -201,7 +235,10 @@ function parseHtml(html: string): { text: string } | { error: string } {
     text += ch;
     i++;
   }
-  if (stack.length > 0) return { error: `Can't parse entities: can't find end tag corresponding to start tag "${stack[stack.length - 1]}"` };
+  if (stack.length > 0)
+    return {
+      error: `Can't parse entities: can't find end tag corresponding to start tag "${stack[stack.length - 1]}"`,
+    };
   return { text };
 }
 
@@ -230,7 +267,8 @@ function parseMultipart(body: Buffer, contentType: string): Record<string, unkno
     if (!name) continue;
     const raw = section.slice(split + 4).replace(/\r\n$/, '');
     const filename = /filename="([^"]*)"/i.exec(head)?.[1];
-    params[name] = filename !== undefined ? { filename, size: raw.length } : parseValue(Buffer.from(raw, 'latin1').toString('utf8'));
+    params[name] =
+      filename !== undefined ? { filename, size: raw.length } : parseValue(Buffer.from(raw, 'latin1').toString('utf8'));
   }
   return params;
 }
@@ -356,7 +394,8 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
       case 'getMe':
         return botUser(token);
       case 'sendMessage': {
-        if (params.chat_id === undefined || params.chat_id === '') throw fakeApiError({ error_code: 400, description: 'Bad Request: chat_id is empty' });
+        if (params.chat_id === undefined || params.chat_id === '')
+          throw fakeApiError({ error_code: 400, description: 'Bad Request: chat_id is empty' });
         const raw = typeof params.text === 'string' ? params.text : '';
         let text = raw;
         if (params.parse_mode === 'HTML') {
@@ -364,9 +403,12 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
           if ('error' in parsed) throw fakeApiError({ error_code: 400, description: `Bad Request: ${parsed.error}` });
           text = parsed.text;
         }
-        if (text.trim() === '') throw fakeApiError({ error_code: 400, description: 'Bad Request: message text is empty' });
-        if (text.length > TELEGRAM_LIMIT) throw fakeApiError({ error_code: 400, description: 'Bad Request: message is too long' });
-        const markup = params.reply_markup as { inline_keyboard?: Array<Array<{ callback_data?: string }>> } | undefined;
+        if (text.trim() === '')
+          throw fakeApiError({ error_code: 400, description: 'Bad Request: message text is empty' });
+        if (text.length > TELEGRAM_LIMIT)
+          throw fakeApiError({ error_code: 400, description: 'Bad Request: message is too long' });
+        const markup = params.reply_markup as
+          { inline_keyboard?: Array<Array<{ callback_data?: string }>> } | undefined;
         for (const row of markup?.inline_keyboard ?? []) {
           for (const button of row) {
             if (button.callback_data !== undefined && Buffer.byteLength(button.callback_data) > 64) {
@@ -378,7 +420,10 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
         return {
           message_id: ++messageId,
           date: Math.floor(Date.now() / 1000),
-          chat: chatId < 0 ? { id: chatId, type: 'supergroup', title: 'Group' } : { id: chatId, type: 'private', first_name: 'Test' },
+          chat:
+            chatId < 0
+              ? { id: chatId, type: 'supergroup', title: 'Group' }
+              : { id: chatId, type: 'private', first_name: 'Test' },
           from: botUser(token),
           text,
           ...(markup ? { reply_markup: markup } : {}),
@@ -393,7 +438,11 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
         if (params.drop_pending_updates === true) queueOf(token).length = 0;
         return true;
       case 'getWebhookInfo':
-        return { url: webhooks.get(token)?.url ?? '', has_custom_certificate: false, pending_update_count: queueOf(token).length };
+        return {
+          url: webhooks.get(token)?.url ?? '',
+          has_custom_certificate: false,
+          pending_update_count: queueOf(token).length,
+        };
       case 'answerCallbackQuery':
       case 'setMyCommands':
       case 'deleteMyCommands':
@@ -433,7 +482,12 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
         notify(call);
       };
       const fail = (error: FakeApiError) =>
-        answer(error.error_code, { ok: false, error_code: error.error_code, description: error.description, ...(error.parameters ? { parameters: error.parameters } : {}) });
+        answer(error.error_code, {
+          ok: false,
+          error_code: error.error_code,
+          description: error.description,
+          ...(error.parameters ? { parameters: error.parameters } : {}),
+        });
 
       if (rejected.has(token) || !/^\d+:.+$/.test(token)) return fail(TELEGRAM_ERRORS.unauthorized());
       const failure = takeFailure(method, token, params);
@@ -451,20 +505,36 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
 
       if (method === 'getUpdates') {
         if (webhooks.has(token)) {
-          return fail({ error_code: 409, description: "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first" });
+          return fail({
+            error_code: 409,
+            description:
+              "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+          });
         }
         // As Telegram does: a newer getUpdates ends one still held for the same token.
         for (const held of [...polls]) {
           if (held.token !== token) continue;
           polls.delete(held);
           clearTimeout(held.timer);
-          held.answer(409, { ok: false, error_code: 409, description: 'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running' });
+          held.answer(409, {
+            ok: false,
+            error_code: 409,
+            description:
+              'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running',
+          });
         }
         const offset = Number(params.offset ?? 0) || 0;
         if (offset > 0) confirm(token, offset);
         const limit = Math.min(100, Math.max(1, Number(params.limit ?? 100) || 100));
         const timeout = Math.max(0, Number(params.timeout ?? 0) || 0);
-        const poll: Poll = { token, offset, limit, call, answer, timer: setTimeout(() => answerPoll(poll), timeout * 1000) };
+        const poll: Poll = {
+          token,
+          offset,
+          limit,
+          call,
+          answer,
+          timer: setTimeout(() => answerPoll(poll), timeout * 1000),
+        };
         if (queueOf(token).some((u) => u.update_id >= offset) || timeout === 0) return answerPoll(poll);
         polls.add(poll);
         // The client gave up (aborted): forget the poll so a later update is not "sent" to nobody.

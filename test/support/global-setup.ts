@@ -40,9 +40,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('databaseTemplate', name);
 
   return async () => {
-    const copies = await admin((client) => client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${name}\\_%`]));
+    const copies = await admin((client) =>
+      client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [`${name}\\_%`]),
+    );
     // One connection per copy: the drops go at once.
-    await Promise.all(copies.rows.map(({ datname }) => admin((client) => client.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`))));
+    await Promise.all(
+      copies.rows.map(({ datname }) =>
+        admin((client) => client.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`)),
+      ),
+    );
     await admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   };
 }

@@ -93,7 +93,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
  * Polls until `check` returns a truthy value, or fails after `timeoutMs`. Every `intervalMs`: most
  * checks are one small query, and a test's wall time is mostly such waits.
  */
-export async function waitFor<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 10_000, what = 'condition', intervalMs = 10): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+  what = 'condition',
+  intervalMs = 10,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -104,10 +109,16 @@ export async function waitFor<T>(check: () => Promise<T | undefined | null | fal
 }
 
 /** Creates a bot with one postback endpoint; returns their ids and the postback URL. */
-export async function createBotWithEndpoint(h: Harness, rateLimit?: number): Promise<{ botId: string; endpointId: string; url: string }> {
+export async function createBotWithEndpoint(
+  h: Harness,
+  rateLimit?: number,
+): Promise<{ botId: string; endpointId: string; url: string }> {
   const bot = await h.api('POST', '/api/v1/bots', { name: 'test bot' });
   if (bot.status !== 201) throw new Error(`bot create failed: ${JSON.stringify(bot.body)}`);
-  const endpoint = await h.api('POST', `/api/v1/bots/${bot.body.id}/webhooks`, { name: 'tracker', ...(rateLimit ? { rateLimit } : {}) });
+  const endpoint = await h.api('POST', `/api/v1/bots/${bot.body.id}/webhooks`, {
+    name: 'tracker',
+    ...(rateLimit ? { rateLimit } : {}),
+  });
   if (endpoint.status !== 201) throw new Error(`webhook create failed: ${JSON.stringify(endpoint.body)}`);
   return {
     botId: bot.body.id,

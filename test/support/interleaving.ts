@@ -60,7 +60,15 @@ const SCRIPT = {
   start: 'hi',
   steps: [
     { key: 'hi', type: 'send_message', text: 'hi {{fields.n1}}', next: 'menu' },
-    { key: 'menu', type: 'send_message', text: 'menu {{fields.n1}}', buttons: [{ text: 'Ask', next: 'quiz' }, { text: 'Wait', next: 'pause' }] },
+    {
+      key: 'menu',
+      type: 'send_message',
+      text: 'menu {{fields.n1}}',
+      buttons: [
+        { text: 'Ask', next: 'quiz' },
+        { text: 'Wait', next: 'pause' },
+      ],
+    },
     { key: 'quiz', type: 'send_message', text: 'quiz {{fields.n2}}', next: 'ask' },
     { key: 'ask', type: 'input', text: 'ask', field: 'reply', next: 'thanks' },
     { key: 'thanks', type: 'send_message', text: 'thanks {{fields.reply}}', next: 'pause' },
@@ -101,7 +109,17 @@ const tiers: Tier[] = [];
 const jobQueues: Queue[] = [];
 const closing = new Set<Promise<void>>();
 let tierCount = 0;
-const totals = { restarts: 0, twoTiers: 0, failed502: 0, runs: 0, newestMoveChecks: 0, startedMoveChecks: 0, resumedRuns: 0, superseded: 0, timers: 0 };
+const totals = {
+  restarts: 0,
+  twoTiers: 0,
+  failed502: 0,
+  runs: 0,
+  newestMoveChecks: 0,
+  startedMoveChecks: 0,
+  resumedRuns: 0,
+  superseded: 0,
+  timers: 0,
+};
 
 async function startTier(): Promise<Tier> {
   const db = createDb(h.config.databaseUrl);
@@ -191,7 +209,8 @@ function inputAction(rng: Rng, run: RunRecord, chat?: number): Action {
     return (r) => telegram(r, chatId, 'text', fakeUpdates.text(chatId, text));
   }
   const index = rng.int(0, 1);
-  return (r) => telegram(r, chatId, `button ${index}`, fakeUpdates.button(chatId, `b:${r.bot.steps.get('menu')}:${index}`));
+  return (r) =>
+    telegram(r, chatId, `button ${index}`, fakeUpdates.button(chatId, `b:${r.bot.steps.get('menu')}:${index}`));
 }
 
 async function restartTier(run: RunRecord, rng: Rng): Promise<void> {
@@ -320,11 +339,20 @@ async function quiesce(run: RunRecord): Promise<void> {
       if (dialogs.some((d) => d.timer_at !== null)) return false;
       const rows: InputRow[] = await h.db('dialog_inputs').where({ bot_id: run.bot.botId });
       if (rows.some((r) => r.state === 'pending' || r.state === 'acting')) return false;
-      const journaledUpdates = new Set(rows.filter((r) => r.kind === 'telegram').map((r) => r.payload.update.update_id));
+      const journaledUpdates = new Set(
+        rows.filter((r) => r.kind === 'telegram').map((r) => r.payload.update.update_id),
+      );
       if (run.updates.some((u) => !journaledUpdates.has(u.updateId))) return false;
       // No job left to come: a delay's alarm (even one a newer move made stale) or a retry waiting out its backoff.
       for (const queue of jobQueues) {
-        const counts = await queue.getJobCounts('wait', 'active', 'delayed', 'paused', 'prioritized', 'waiting-children');
+        const counts = await queue.getJobCounts(
+          'wait',
+          'active',
+          'delayed',
+          'paused',
+          'prioritized',
+          'waiting-children',
+        );
         if (Object.values(counts).some((n) => n > 0)) return false;
       }
       return true;
@@ -339,16 +367,21 @@ async function quiesce(run: RunRecord): Promise<void> {
 async function checkInvariants(run: RunRecord, seed: number): Promise<void> {
   const context = `seed ${seed}; actions:\n${run.log.join('\n')}`;
   const dialogs: DialogRow[] = await h.db('dialogs').where({ bot_id: run.bot.botId });
-  const rows: InputRow[] = (await h.db('dialog_inputs').where({ bot_id: run.bot.botId }).orderBy('seq')).map((r: InputRow) => ({
-    ...r,
-    chat_id: Number(r.chat_id),
-    seq: Number(r.seq),
-  }));
+  const rows: InputRow[] = (await h.db('dialog_inputs').where({ bot_id: run.bot.botId }).orderBy('seq')).map(
+    (r: InputRow) => ({
+      ...r,
+      chat_id: Number(r.chat_id),
+      seq: Number(r.seq),
+    }),
+  );
   const stepKeyById = new Map([...run.bot.steps].map(([key, id]) => [id, key]));
   const sends = h.telegram.callsOf('sendMessage', run.bot.token);
 
   // Nothing left open, nothing set aside.
-  expect(rows.filter((r) => !['done', 'superseded'].includes(r.state)), context).toEqual([]);
+  expect(
+    rows.filter((r) => !['done', 'superseded'].includes(r.state)),
+    context,
+  ).toEqual([]);
 
   for (const chatId of run.chats) {
     const where = `chat ${chatId}; ${context}`;
@@ -370,9 +403,14 @@ async function checkInvariants(run: RunRecord, seed: number): Promise<void> {
       expect(row?.kind, `move #${p.updateId} journaled; ${where}`).toBe('move');
     }
     for (const u of updates) {
-      expect(mine.some((r) => r.kind === 'telegram' && r.payload.update.update_id === u.updateId), `update ${u.updateId} journaled; ${where}`).toBe(true);
+      expect(
+        mine.some((r) => r.kind === 'telegram' && r.payload.update.update_id === u.updateId),
+        `update ${u.updateId} journaled; ${where}`,
+      ).toBe(true);
     }
-    expect(Number(dialog.last_seq), where).toBeGreaterThanOrEqual(Math.max(0, ...mine.map((r) => r.seq), ...postbacks.map((p) => p.updateId)));
+    expect(Number(dialog.last_seq), where).toBeGreaterThanOrEqual(
+      Math.max(0, ...mine.map((r) => r.seq), ...postbacks.map((p) => p.updateId)),
+    );
 
     // (a) each field: the value of the newest accepted postback that set it.
     for (const field of ['n1', 'n2']) {
@@ -383,10 +421,15 @@ async function checkInvariants(run: RunRecord, seed: number): Promise<void> {
     }
 
     // (c) every acknowledged message is one recorded send_message effect, and each recorded one was sent once.
-    const sent = sends.filter((c: FakeCall) => Number(c.params.chat_id) === chatId && c.status === 200).map((c) => String(c.params.text));
-    const recorded = mine.flatMap((r) => (r.effects ?? []).filter((e) => e.type === 'send_message').map((e) => e.text!));
+    const sent = sends
+      .filter((c: FakeCall) => Number(c.params.chat_id) === chatId && c.status === 200)
+      .map((c) => String(c.params.text));
+    const recorded = mine.flatMap((r) =>
+      (r.effects ?? []).filter((e) => e.type === 'send_message').map((e) => e.text!),
+    );
     expect([...sent].sort(), `sent vs recorded messages; ${where}`).toEqual([...recorded].sort());
-    for (const r of mine.filter((r) => r.effects)) expect(r.effects_done, `effects_done of #${r.seq}; ${where}`).toBe(r.effects!.length);
+    for (const r of mine.filter((r) => r.effects))
+      expect(r.effects_done, `effects_done of #${r.seq}; ${where}`).toBe(r.effects!.length);
 
     // (b) the step was written by a handled input of this dialog, never older than the newest move.
     const moves = mine.filter((r) => r.kind === 'move' && r.payload.stepId !== undefined);
@@ -399,7 +442,9 @@ async function checkInvariants(run: RunRecord, seed: number): Promise<void> {
     const newestMove = moves[moves.length - 1]!;
     expect(stepSeq, `seqs.step ≥ newest move; ${where}`).toBeGreaterThanOrEqual(newestMove.seq);
     const target = stepKeyById.get(newestMove.payload.stepId)!;
-    const others = mine.filter((r) => r.kind === 'telegram' || (r.kind === 'timer' && r.payload.scheduledBy !== newestMove.seq));
+    const others = mine.filter(
+      (r) => r.kind === 'telegram' || (r.kind === 'timer' && r.payload.scheduledBy !== newestMove.seq),
+    );
     if (others.some((r) => r.seq > newestMove.seq)) continue;
     // The newest move is newer than every other input: the dialog ends where it leads.
     totals.newestMoveChecks++;
@@ -409,8 +454,13 @@ async function checkInvariants(run: RunRecord, seed: number): Promise<void> {
       expect(sent, `an unstarted dialog is sent nothing; ${where}`).toEqual([]);
     } else {
       const leads = LEADS_TO[target]!;
-      expect(view.stepKey, `the newest move (#${newestMove.seq} → ${target}) decides the final step; ${where}`).toBe(leads.end);
-      expect(sent.slice(-leads.messages.length).map(firstWord), `the newest move's messages are the last sent; ${where}`).toEqual(leads.messages);
+      expect(view.stepKey, `the newest move (#${newestMove.seq} → ${target}) decides the final step; ${where}`).toBe(
+        leads.end,
+      );
+      expect(
+        sent.slice(-leads.messages.length).map(firstWord),
+        `the newest move's messages are the last sent; ${where}`,
+      ).toEqual(leads.messages);
     }
   }
   totals.failed502 += sends.filter((c) => c.status === 502).length;
@@ -444,7 +494,8 @@ function useInterleavingHarness(): void {
       };
     });
     await startTier();
-    for (const name of [QUEUES.dialogUpdates, QUEUES.stepRuns]) jobQueues.push(new Queue(name, { connection: { url: REDIS_URL }, prefix: h.config.queuePrefix }));
+    for (const name of [QUEUES.dialogUpdates, QUEUES.stepRuns])
+      jobQueues.push(new Queue(name, { connection: { url: REDIS_URL }, prefix: h.config.queuePrefix }));
   });
   afterAll(async () => {
     await Promise.all(jobQueues.splice(0).map((queue) => queue.close()));
@@ -493,7 +544,7 @@ export function defineInterleavingRuns(part: number, parts: number): void {
       }, 90_000);
     }
 
-    it('the runs exercised restarts, two tiers and 502s beyond the sender\'s tries', async (ctx) => {
+    it("the runs exercised restarts, two tiers and 502s beyond the sender's tries", async (ctx) => {
       const all = await reportTotals();
       if (process.env.PROPERTY_STATS) console.log({ file: totals, all });
       if (totals.runs < indices.length) ctx.skip(); // a run failed: its own report says why
@@ -533,7 +584,11 @@ export function defineJournaledOutOfOrder(): void {
     }
     /** The next acceptance order, as the web tier would have drawn it. */
     const accept = (j: Journaling) => j.redis.incr(`${h.config.queuePrefix}:${QUEUES.dialogUpdates}:id`);
-    const moveJob = (j: Journaling, to: string): DialogUpdateJob => ({ botId: j.bot.botId, chatId: j.chatId, patch: { stepId: j.bot.steps.get(to)!, stepKey: to } });
+    const moveJob = (j: Journaling, to: string): DialogUpdateJob => ({
+      botId: j.bot.botId,
+      chatId: j.chatId,
+      patch: { stepId: j.bot.steps.get(to)!, stepKey: to },
+    });
     const telegramJob = (j: Journaling, update: Record<string, unknown>): DialogUpdateJob => ({
       botId: j.bot.botId,
       chatId: j.chatId,
@@ -542,18 +597,35 @@ export function defineJournaledOutOfOrder(): void {
     /** Journals one accepted input under its order, wakes the dialog, and waits until it is handled. */
     async function apply(j: Journaling, job: DialogUpdateJob, seq: number): Promise<void> {
       await applyDialogUpdates(h.db, [toUpdateInput(job, seq)]);
-      await j.queue.add(DRAIN_JOB, { botId: j.bot.botId, chatId: j.chatId }, { ...DIALOG_RUN_JOB_OPTIONS, jobId: drainJobId(j.bot.botId, j.chatId, seq) });
+      await j.queue.add(
+        DRAIN_JOB,
+        { botId: j.bot.botId, chatId: j.chatId },
+        { ...DIALOG_RUN_JOB_OPTIONS, jobId: drainJobId(j.bot.botId, j.chatId, seq) },
+      );
       await waitFor(
-        async () => (await h.db('dialog_inputs').where({ bot_id: j.bot.botId, chat_id: j.chatId, seq }).whereIn('state', ['done', 'superseded']).first()) !== undefined,
+        async () =>
+          (await h
+            .db('dialog_inputs')
+            .where({ bot_id: j.bot.botId, chat_id: j.chatId, seq })
+            .whereIn('state', ['done', 'superseded'])
+            .first()) !== undefined,
         10_000,
         `input #${seq} handled`,
       );
     }
     const journalOf = async (bot: TestBot, chatId: number) =>
-      (await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId }).orderBy('seq').select('seq', 'kind', 'state', 'note')).map(
-        (r: { seq: number; kind: string; state: string; note: string | null }) => `#${r.seq} ${r.kind} ${r.state}: ${r.note}`,
+      (
+        await h
+          .db('dialog_inputs')
+          .where({ bot_id: bot.botId, chat_id: chatId })
+          .orderBy('seq')
+          .select('seq', 'kind', 'state', 'note')
+      ).map(
+        (r: { seq: number; kind: string; state: string; note: string | null }) =>
+          `#${r.seq} ${r.kind} ${r.state}: ${r.note}`,
       );
-    const sentWords = (bot: TestBot, chatId: number) => messagesTo(h, bot, chatId).map((c) => firstWord(String(c.params.text)));
+    const sentWords = (bot: TestBot, chatId: number) =>
+      messagesTo(h, bot, chatId).map((c) => firstWord(String(c.params.text)));
 
     it('older inputs that reach the journal after a newer move has run are superseded: the newest move decides', async () => {
       if (tiers.length === 0) await startTier();
@@ -586,7 +658,10 @@ export function defineJournaledOutOfOrder(): void {
       const bot = await createScriptedBot(h, SCRIPT);
       const toPause = nextChat++;
       const toJump = nextChat++;
-      for (const [chatId, target] of [[toPause, 'pause'], [toJump, 'jump']] as const) {
+      for (const [chatId, target] of [
+        [toPause, 'pause'],
+        [toJump, 'jump'],
+      ] as const) {
         await withJournal(bot, chatId, async (j) => {
           const start = await accept(j); // the user's /start is accepted first…
           const move = await accept(j); // …then a postback move; the move reaches the journal (and runs) first.
@@ -596,18 +671,29 @@ export function defineJournaledOutOfOrder(): void {
       }
       await waitFor(async () => messagesTo(h, bot, toJump).length >= 2, 5_000, 'jump, tail sent');
       await sleep(2_500);
-      await waitFor(async () => (await h.db('dialogs').where({ bot_id: bot.botId, chat_id: toPause }).first())?.timer_at === null, 5_000, 'the delay fired or was dropped');
+      await waitFor(
+        async () => (await h.db('dialogs').where({ bot_id: bot.botId, chat_id: toPause }).first())?.timer_at === null,
+        5_000,
+        'the delay fired or was dropped',
+      );
 
       // jump → tail: both go out, the dialog ends at tail. pause (1 s) → after → bye: the delay fires, both go out.
       // Whether the /start runs first (hi, menu before) or not, the newest move decides where the dialog ends.
       const outcome = async (chatId: number) => {
         const sent = sentWords(bot, chatId);
-        return { step: (await dialogOf(h, bot, chatId)).stepKey, lastSent: sent.slice(-2), sentTwice: sent.filter((t, i) => sent.indexOf(t) !== i) };
+        return {
+          step: (await dialogOf(h, bot, chatId)).stepKey,
+          lastSent: sent.slice(-2),
+          sentTwice: sent.filter((t, i) => sent.indexOf(t) !== i),
+        };
       };
       expect(
         { jump: await outcome(toJump), pause: await outcome(toPause) },
         `inputs: jump ${JSON.stringify(await journalOf(bot, toJump))}, pause ${JSON.stringify(await journalOf(bot, toPause))}`,
-      ).toEqual({ jump: { step: 'tail', lastSent: ['jump', 'tail'], sentTwice: [] }, pause: { step: 'bye', lastSent: ['after', 'bye'], sentTwice: [] } });
+      ).toEqual({
+        jump: { step: 'tail', lastSent: ['jump', 'tail'], sentTwice: [] },
+        pause: { step: 'bye', lastSent: ['after', 'bye'], sentTwice: [] },
+      });
     }, 30_000);
   });
 }

@@ -41,10 +41,12 @@ export async function startTarget(handle: Handler, host = '127.0.0.1'): Promise<
   return target;
 }
 
-export const answer = (status: number, headers: Record<string, string> = {}) => (_req: IncomingMessage, res: ServerResponse) => {
-  res.writeHead(status, headers);
-  res.end(`answer ${status}`);
-};
+export const answer =
+  (status: number, headers: Record<string, string> = {}) =>
+  (_req: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(status, headers);
+    res.end(`answer ${status}`);
+  };
 
 /** Records deliveries the way a worker's script runs do, into the queues under `prefix`. */
 export function recorderFor(db: Knex, prefix: string) {
@@ -57,4 +59,3 @@ export function recorderFor(db: Knex, prefix: string) {
     close: () => Promise.all([chains.close(), batches.close()]),
   };
 }
-

@@ -28,7 +28,12 @@ async function freePort(): Promise<number> {
 }
 
 async function ping(url: string): Promise<boolean> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 500,
+  });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
@@ -54,7 +59,8 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       exited = true;
     });
     const deadline = Date.now() + 5_000;
-    while (!exited && Date.now() < deadline && !(await ping(url))) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (!exited && Date.now() < deadline && !(await ping(url)))
+      await new Promise((resolve) => setTimeout(resolve, 50));
     if (exited || Date.now() >= deadline) {
       child.kill('SIGKILL');
       if (attempt < 2) continue; // the port was taken in between: try another

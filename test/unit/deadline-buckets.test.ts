@@ -56,7 +56,11 @@ describe('DeadlineBuckets', () => {
 
   it('one member failing at its deadline does not keep the others from theirs', () => {
     const deadlines = new DeadlineBuckets(10);
-    const failing = { expire: () => { throw new Error('boom'); } };
+    const failing = {
+      expire: () => {
+        throw new Error('boom');
+      },
+    };
     const after = member();
     deadlines.watch(failing, 20);
     deadlines.watch(after, 20);
@@ -64,7 +68,7 @@ describe('DeadlineBuckets', () => {
     expect(after.expiredAt).not.toBeNull();
   });
 
-  it('an emptied bucket takes new members of its slice, and a deadline beyond a timer\'s range does not fire at once', () => {
+  it("an emptied bucket takes new members of its slice, and a deadline beyond a timer's range does not fire at once", () => {
     const deadlines = new DeadlineBuckets(1_000);
     const first = member();
     const bucket = deadlines.watch(first, 50);

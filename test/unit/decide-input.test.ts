@@ -33,7 +33,16 @@ function dialog(overrides: Partial<DialogSnapshot['state']> = {}, rest: Partial<
 }
 
 function decide(event: InputEvent, seq: number, snapshot: DialogSnapshot, script: EngineScript | null = SCRIPT) {
-  const input: DecideInput = { chatId: 7, dialog: snapshot, seq, event, script, now: NOW, timezone: 'UTC', random: () => 0 };
+  const input: DecideInput = {
+    chatId: 7,
+    dialog: snapshot,
+    seq,
+    event,
+    script,
+    now: NOW,
+    timezone: 'UTC',
+    random: () => 0,
+  };
   return decideInput(input);
 }
 
@@ -42,7 +51,11 @@ const texts = (decision: ReturnType<typeof decideInput>) =>
 
 describe('decideInput: moves', () => {
   it('a move runs its step when the dialog has started and is auto', () => {
-    const decision = decide({ kind: 'move', stepId: idOf('thanks') }, 10, dialog({ stepId: idOf('hello'), seqs: { step: 3 } }));
+    const decision = decide(
+      { kind: 'move', stepId: idOf('thanks') },
+      10,
+      dialog({ stepId: idOf('hello'), seqs: { step: 3 } }),
+    );
     expect(decision.outcome).toBe('ran');
     expect(texts(decision)).toEqual(['Thanks']);
     expect(decision.changes.stepId).toBe(idOf('thanks'));
@@ -56,7 +69,11 @@ describe('decideInput: moves', () => {
   });
 
   it('a move older than the move that set the step is superseded', () => {
-    const decision = decide({ kind: 'move', stepId: idOf('thanks') }, 5, dialog({ stepId: idOf('vip'), seqs: { step: 9 } }));
+    const decision = decide(
+      { kind: 'move', stepId: idOf('thanks') },
+      5,
+      dialog({ stepId: idOf('vip'), seqs: { step: 9 } }),
+    );
     expect(decision.outcome).toBe('superseded');
     expect(decision.effects).toEqual([]);
     expect(decision.changes).toEqual({});
@@ -82,16 +99,28 @@ describe('decideInput: moves', () => {
 
 describe('decideInput: Telegram inputs', () => {
   it('/start runs the start step, or a step a postback set before', () => {
-    const fresh = decide({ kind: 'start', user: { username: 'ann', name: 'Ann', firstName: 'Ann', lastName: null } }, 3, dialog({}, { startedAt: null }));
+    const fresh = decide(
+      { kind: 'start', user: { username: 'ann', name: 'Ann', firstName: 'Ann', lastName: null } },
+      3,
+      dialog({}, { startedAt: null }),
+    );
     expect(texts(fresh)).toEqual(['Hello']);
     expect(fresh.started?.name).toBe('Ann');
-    const preset = decide({ kind: 'start', user: { username: null, name: null, firstName: null, lastName: null } }, 3, dialog({ stepId: idOf('vip'), seqs: { step: 2 } }, { startedAt: null }));
+    const preset = decide(
+      { kind: 'start', user: { username: null, name: null, firstName: null, lastName: null } },
+      3,
+      dialog({ stepId: idOf('vip'), seqs: { step: 2 } }, { startedAt: null }),
+    );
     expect(texts(preset)).toEqual(['VIP']);
   });
 
-  it('a first /start older than a move that waited for it runs that move with the move\'s order', () => {
+  it("a first /start older than a move that waited for it runs that move with the move's order", () => {
     const user = { username: null, name: null, firstName: null, lastName: null };
-    const decision = decide({ kind: 'start', user }, 3, dialog({ stepId: idOf('hello'), seqs: { step: 8 } }, { startedAt: null }));
+    const decision = decide(
+      { kind: 'start', user },
+      3,
+      dialog({ stepId: idOf('hello'), seqs: { step: 8 } }, { startedAt: null }),
+    );
     expect(texts(decision)).toEqual(['Hello']);
     expect(decision.order).toBe(8);
     expect(decision.timer?.scheduledBy).toBe(8);
@@ -108,20 +137,33 @@ describe('decideInput: Telegram inputs', () => {
 
   it('a button press older than the newest move is superseded', () => {
     const data = `b:${idOf('vip')}:0`;
-    expect(texts(decide({ kind: 'button', data }, 9, dialog({ stepId: idOf('vip'), seqs: { step: 5 } })))).toEqual(['Thanks']);
-    expect(decide({ kind: 'button', data }, 4, dialog({ stepId: idOf('vip'), seqs: { step: 5 } })).outcome).toBe('superseded');
+    expect(texts(decide({ kind: 'button', data }, 9, dialog({ stepId: idOf('vip'), seqs: { step: 5 } })))).toEqual([
+      'Thanks',
+    ]);
+    expect(decide({ kind: 'button', data }, 4, dialog({ stepId: idOf('vip'), seqs: { step: 5 } })).outcome).toBe(
+      'superseded',
+    );
   });
 
-  it('blocked sets the status with the input\'s order', () => {
+  it("blocked sets the status with the input's order", () => {
     expect(decide({ kind: 'blocked' }, 9, dialog({ seqs: { status: 3 } })).changes).toEqual({ status: 'blocked' });
     expect(decide({ kind: 'blocked' }, 2, dialog({ seqs: { status: 3 } })).changes).toEqual({});
   });
 });
 
 describe('decideInput: delays', () => {
-  it('a run that reaches a delay sets the dialog\'s timer, owned by its input', () => {
-    const decision = decide({ kind: 'move', stepId: idOf('hello') }, 12, dialog({ stepId: idOf('thanks'), seqs: { step: 3 } }));
-    expect(decision.timer).toEqual({ at: '2026-05-01T12:01:00.000Z', scheduledBy: 12, stepId: idOf('ping'), stepKey: 'ping' });
+  it("a run that reaches a delay sets the dialog's timer, owned by its input", () => {
+    const decision = decide(
+      { kind: 'move', stepId: idOf('hello') },
+      12,
+      dialog({ stepId: idOf('thanks'), seqs: { step: 3 } }),
+    );
+    expect(decision.timer).toEqual({
+      at: '2026-05-01T12:01:00.000Z',
+      scheduledBy: 12,
+      stepId: idOf('ping'),
+      stepKey: 'ping',
+    });
   });
 
   it('a delay fires only while the run that set it is the newest move', () => {
@@ -139,10 +181,18 @@ describe('decideInput: delays', () => {
   it('a run that ends on the step it began at still claims the step, so its delay is not stale', () => {
     const loop: EngineScript = {
       startKey: 'wait',
-      steps: ([{ key: 'wait', type: 'delay', seconds: 5, next: 'wait' }] as Step[]).map((step) => ({ id: idOf(step.key), step })),
+      steps: ([{ key: 'wait', type: 'delay', seconds: 5, next: 'wait' }] as Step[]).map((step) => ({
+        id: idOf(step.key),
+        step,
+      })),
     };
     const timer = { at: NOW.toISOString(), scheduledBy: 4, stepId: idOf('wait'), stepKey: 'wait' };
-    const decision = decide({ kind: 'timer', scheduledBy: 4, stepId: idOf('wait'), stepKey: 'wait' }, 9, dialog({ stepId: idOf('wait'), seqs: { step: 4 } }, { timer }), loop);
+    const decision = decide(
+      { kind: 'timer', scheduledBy: 4, stepId: idOf('wait'), stepKey: 'wait' },
+      9,
+      dialog({ stepId: idOf('wait'), seqs: { step: 4 } }, { timer }),
+      loop,
+    );
     expect(decision.changes.stepId).toBe(idOf('wait'));
     expect(decision.timer?.scheduledBy).toBe(9);
   });

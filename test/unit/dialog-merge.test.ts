@@ -5,9 +5,15 @@ import { applyScriptChanges, mergeUpdates } from '../../src/domain/dialog-merge.
 describe('applyScriptChanges', () => {
   it('keeps what a newer postback wrote while the script ran, and writes the rest', () => {
     // The run saw the dialog as of update 10; update 11 then moved it to P and set the balance.
-    const seen = mergeUpdates(emptyDialogState(), [{ seq: 10, patch: { stepId: 'A', fields: { userBalance: 1 } } }]).state;
+    const seen = mergeUpdates(emptyDialogState(), [
+      { seq: 10, patch: { stepId: 'A', fields: { userBalance: 1 } } },
+    ]).state;
     const now = mergeUpdates(seen, [{ seq: 11, patch: { stepId: 'P', fields: { userBalance: 2 } } }]).state;
-    const saved = applyScriptChanges(now, { stepId: 'Q', fields: { userBalance: 3, email: 'a@b.example' }, addTags: ['vip'] }, seen.lastSeq);
+    const saved = applyScriptChanges(
+      now,
+      { stepId: 'Q', fields: { userBalance: 3, email: 'a@b.example' }, addTags: ['vip'] },
+      seen.lastSeq,
+    );
     expect(saved.stepId).toBe('P');
     expect(saved.fields).toEqual({ userBalance: 2, email: 'a@b.example' });
     expect(saved.tags).toEqual(['vip']);

@@ -109,7 +109,12 @@ describe('start', () => {
 
 describe('send_message', () => {
   it('follows next through a chain and stops at the last step', () => {
-    const result = run([msg('a', 'one', { next: 'b' }), msg('b', 'two', { next: 'c' }), msg('c', 'three'), msg('d', 'never')]);
+    const result = run([
+      msg('a', 'one', { next: 'b' }),
+      msg('b', 'two', { next: 'c' }),
+      msg('c', 'three'),
+      msg('d', 'never'),
+    ]);
     expect(texts(result)).toEqual(['one', 'two', 'three']);
     expect(result.effects.map((effect) => effect.stepId)).toEqual([idOf('a'), idOf('b'), idOf('c')]);
     expect(result.stop).toBe('end');
@@ -147,7 +152,10 @@ describe('send_message', () => {
       },
     ]);
 
-    const pressed = run(steps, { dialog: { stepId: idOf('menu') }, trigger: { kind: 'button', stepId: idOf('menu'), index: 2 } });
+    const pressed = run(steps, {
+      dialog: { stepId: idOf('menu') },
+      trigger: { kind: 'button', stepId: idOf('menu'), index: 2 },
+    });
     expect(texts(pressed)).toEqual(['Staying']);
     expect(pressed.changes.stepId).toBe(idOf('stay'));
     expect(pressed.stop).toBe('end');
@@ -202,7 +210,9 @@ describe('input', () => {
 
   it('asks and waits for the reply', () => {
     const result = run(steps);
-    expect(result.effects).toEqual([{ type: 'send_message', stepId: idOf('ask'), text: 'Your e-mail, Ann?', buttons: [] }]);
+    expect(result.effects).toEqual([
+      { type: 'send_message', stepId: idOf('ask'), text: 'Your e-mail, Ann?', buttons: [] },
+    ]);
     expect(result.stop).toBe('waiting_input');
     expect(result.changes).toEqual({ stepId: idOf('ask') });
   });
@@ -222,7 +232,10 @@ describe('input', () => {
   });
 
   it('applies the input step’s finishStatus when the reply arrives, not when asking', () => {
-    const withFinish: Step[] = [{ key: 'ask', type: 'input', text: 'Q?', field: 'answer', next: 'thanks', finishStatus: 'manual' }, msg('thanks', 'ok')];
+    const withFinish: Step[] = [
+      { key: 'ask', type: 'input', text: 'Q?', field: 'answer', next: 'thanks', finishStatus: 'manual' },
+      msg('thanks', 'ok'),
+    ];
     expect(run(withFinish).stop).toBe('waiting_input');
     const replied = run(withFinish, { dialog: { stepId: idOf('ask') }, trigger: { kind: 'text', text: 'yes' } });
     expect(replied.stop).toBe('manual');
@@ -235,7 +248,12 @@ describe('delay', () => {
   it('waits a number of seconds and schedules the next step', () => {
     const result = run([{ key: 'wait', type: 'delay', seconds: 3600, next: 'later' }, msg('later', 'later')]);
     expect(result.effects).toEqual([
-      { type: 'schedule', stepId: idOf('wait'), nextStepId: idOf('later'), runAt: new Date('2026-05-01T13:00:00.000Z') },
+      {
+        type: 'schedule',
+        stepId: idOf('wait'),
+        nextStepId: idOf('later'),
+        runAt: new Date('2026-05-01T13:00:00.000Z'),
+      },
     ]);
     expect(result.stop).toBe('waiting_delay');
     expect(result.changes.stepId).toBe(idOf('wait'));
@@ -255,7 +273,12 @@ describe('delay', () => {
       timezone: 'Europe/Berlin',
     });
     expect(result.effects).toEqual([
-      { type: 'schedule', stepId: idOf('night'), nextStepId: idOf('morning'), runAt: new Date('2026-03-29T01:00:00.000Z') },
+      {
+        type: 'schedule',
+        stepId: idOf('night'),
+        nextStepId: idOf('morning'),
+        runAt: new Date('2026-03-29T01:00:00.000Z'),
+      },
     ]);
     expect(result.stop).toBe('waiting_delay');
   });
@@ -373,7 +396,13 @@ describe('condition', () => {
       key: 'check',
       type: 'condition',
       branches: [
-        { when: [{ subject: 'fields.balance', op: 'gt', value: 100 }, { subject: 'tags', op: 'has', value: 'lead' }], next: 'vip' },
+        {
+          when: [
+            { subject: 'fields.balance', op: 'gt', value: 100 },
+            { subject: 'tags', op: 'has', value: 'lead' },
+          ],
+          next: 'vip',
+        },
         { when: [{ subject: 'fields.balance', op: 'exists' }], next: 'low' },
       ],
       else: 'none',
@@ -392,7 +421,12 @@ describe('condition', () => {
 
   it('with no matching branch and no else turns the dialog manual', () => {
     const result = run([
-      { key: 'check', type: 'condition', branches: [{ when: [{ subject: 'tags', op: 'has', value: 'vip' }], next: 'vip' }], finishStatus: 'auto' },
+      {
+        key: 'check',
+        type: 'condition',
+        branches: [{ when: [{ subject: 'tags', op: 'has', value: 'vip' }], next: 'vip' }],
+        finishStatus: 'auto',
+      },
       msg('vip', 'vip'),
     ]);
     expect(result.stop).toBe('manual');
@@ -403,7 +437,14 @@ describe('condition', () => {
 
 describe('ab_split', () => {
   const steps: Step[] = [
-    { key: 'split', type: 'ab_split', variants: [{ weight: 1, next: 'a' }, { weight: 3, next: 'b' }] },
+    {
+      key: 'split',
+      type: 'ab_split',
+      variants: [
+        { weight: 1, next: 'a' },
+        { weight: 3, next: 'b' },
+      ],
+    },
     msg('a', 'A'),
     msg('b', 'B'),
   ];
@@ -560,9 +601,12 @@ describe('send_webhook', () => {
   });
 
   it('renders a non-JSON body as plain text and sends GET without a body', () => {
-    const [put] = run([{ key: 'h', type: 'send_webhook', method: 'PUT', url: 'https://t.example/?r={refID}', body: 'ref={refID}' }], {
-      dialog: { fields: { refID: 'a&b' } },
-    }).effects;
+    const [put] = run(
+      [{ key: 'h', type: 'send_webhook', method: 'PUT', url: 'https://t.example/?r={refID}', body: 'ref={refID}' }],
+      {
+        dialog: { fields: { refID: 'a&b' } },
+      },
+    ).effects;
     expect(put).toMatchObject({ url: 'https://t.example/?r=a%26b', body: 'ref=a&b', headers: {} });
     const [get] = run([{ key: 'h', type: 'send_webhook', method: 'GET', url: 'https://t.example/' }]).effects;
     expect(get).toMatchObject({ method: 'GET', body: null });
@@ -584,7 +628,18 @@ describe('button callback data', () => {
     expect(buttonCallbackData('x'.repeat(60), 1)).toHaveLength(64);
     expect(() => buttonCallbackData('step', -1)).toThrow(RangeError);
     expect(() => buttonCallbackData('step', 1.5)).toThrow(RangeError);
-    for (const data of ['', 'hello', 'b:', 'b::1', 'b:step', 'b:step:', 'b:step:01', 'b:step:-1', 'x:step:1', `b:${'x'.repeat(70)}:1`]) {
+    for (const data of [
+      '',
+      'hello',
+      'b:',
+      'b::1',
+      'b:step',
+      'b:step:',
+      'b:step:01',
+      'b:step:-1',
+      'x:step:1',
+      `b:${'x'.repeat(70)}:1`,
+    ]) {
       expect(parseButtonCallbackData(data)).toBeNull();
     }
   });

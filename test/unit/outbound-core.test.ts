@@ -55,7 +55,12 @@ async function startServer(
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      state.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+      state.requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      });
       handler(req, res);
     });
   });
@@ -156,7 +161,8 @@ describe('retry policy', () => {
 
   it('honours Retry-After, clamped to [1 s, 1 h], but never adds attempts', () => {
     const now = new Date('2026-01-01T00:00:00Z');
-    const at = (header: string, attempt = 1) => nextAttemptDelayMs({ attempt, retryAfterHeader: header, random: () => 0.5, now });
+    const at = (header: string, attempt = 1) =>
+      nextAttemptDelayMs({ attempt, retryAfterHeader: header, random: () => 0.5, now });
     expect(at('7')).toBe(7_000);
     expect(at('120', 5)).toBe(120_000); // shorter than the scheduled 5 h
     expect(at('0')).toBe(1_000);
@@ -210,25 +216,43 @@ describe('Standard Webhooks signature', () => {
       timestamp: vector.timestamp,
     });
     // Header names in any case, and a Fetch Headers object.
-    const upper = { 'Webhook-Id': headers['webhook-id'], 'WEBHOOK-TIMESTAMP': headers['webhook-timestamp'], 'Webhook-Signature': headers['webhook-signature'] };
+    const upper = {
+      'Webhook-Id': headers['webhook-id'],
+      'WEBHOOK-TIMESTAMP': headers['webhook-timestamp'],
+      'Webhook-Signature': headers['webhook-signature'],
+    };
     expect(verifySignature({ secret: vector.secret, headers: upper, body: vector.body, now: at }).ok).toBe(true);
-    expect(verifySignature({ secret: vector.secret, headers: new Headers(headers), body: vector.body, now: at }).ok).toBe(true);
+    expect(
+      verifySignature({ secret: vector.secret, headers: new Headers(headers), body: vector.body, now: at }).ok,
+    ).toBe(true);
 
     const no = (input: Partial<Parameters<typeof verifySignature>[0]>) =>
       verifySignature({ secret: vector.secret, headers, body: vector.body, now: at, ...input });
     expect(no({ body: '{"test": 2432232315}' })).toEqual({ ok: false, reason: 'no_matching_signature' });
     expect(no({ secret: generateSigningSecret() })).toEqual({ ok: false, reason: 'no_matching_signature' });
-    expect(no({ headers: { ...headers, 'webhook-id': 'msg_other' } })).toEqual({ ok: false, reason: 'no_matching_signature' });
+    expect(no({ headers: { ...headers, 'webhook-id': 'msg_other' } })).toEqual({
+      ok: false,
+      reason: 'no_matching_signature',
+    });
     expect(no({ now: new Date(at.getTime() + 301_000) })).toEqual({ ok: false, reason: 'timestamp_too_old' });
     expect(no({ now: new Date(at.getTime() - 301_000) })).toEqual({ ok: false, reason: 'timestamp_too_new' });
     expect(no({ now: new Date(at.getTime() + 299_000) }).ok).toBe(true);
-    expect(no({ now: new Date(at.getTime() + 60_000), toleranceSeconds: 30 })).toEqual({ ok: false, reason: 'timestamp_too_old' });
+    expect(no({ now: new Date(at.getTime() + 60_000), toleranceSeconds: 30 })).toEqual({
+      ok: false,
+      reason: 'timestamp_too_old',
+    });
     expect(no({ headers: { 'webhook-id': vector.msgId, 'webhook-timestamp': String(vector.timestamp) } })).toEqual({
       ok: false,
       reason: 'missing_headers',
     });
-    expect(no({ headers: { ...headers, 'webhook-timestamp': '1614265330abc' } })).toEqual({ ok: false, reason: 'invalid_timestamp' });
-    expect(no({ headers: { ...headers, 'webhook-signature': 'v1,' } })).toEqual({ ok: false, reason: 'no_matching_signature' });
+    expect(no({ headers: { ...headers, 'webhook-timestamp': '1614265330abc' } })).toEqual({
+      ok: false,
+      reason: 'invalid_timestamp',
+    });
+    expect(no({ headers: { ...headers, 'webhook-signature': 'v1,' } })).toEqual({
+      ok: false,
+      reason: 'no_matching_signature',
+    });
     expect(no({ headers: { ...headers, 'webhook-signature': vector.signature.replace('v1,', 'v2,') } })).toEqual({
       ok: false,
       reason: 'no_matching_signature',
@@ -356,7 +380,9 @@ describe('target guard: connector', () => {
     const connect = (options: buildConnector.Options) =>
       new Promise<Error | null>((resolve) => connector(options, (...args) => resolve(args[0])));
 
-    expect((await connect({ hostname: 'hooks.example', host: 'hooks.example', protocol: 'https:', port: '' }))?.message).toBe('stop here');
+    expect(
+      (await connect({ hostname: 'hooks.example', host: 'hooks.example', protocol: 'https:', port: '' }))?.message,
+    ).toBe('stop here');
     expect(lookups).toEqual(['hooks.example']);
     expect(calls[0]).toMatchObject({ hostname: '93.184.215.14', servername: 'hooks.example', protocol: 'https:' });
 
@@ -379,7 +405,9 @@ describe('target guard: connector', () => {
       },
     });
     const error = await new Promise<Error | null>((resolve) =>
-      connector({ hostname: 'mixed.example', host: 'mixed.example', protocol: 'http:', port: '' }, (...args) => resolve(args[0])),
+      connector({ hostname: 'mixed.example', host: 'mixed.example', protocol: 'http:', port: '' }, (...args) =>
+        resolve(args[0]),
+      ),
     );
     expect(error).toBeInstanceOf(TargetRefusedError);
     expect(error?.message).toContain('mixed.example');
@@ -403,7 +431,9 @@ describe('target guard: connector', () => {
       },
     });
     const error = await new Promise<Error | null>((resolve) =>
-      connector({ hostname: 'dual.example', host: 'dual.example', protocol: 'http:', port: '' }, (...args) => resolve(args[0])),
+      connector({ hostname: 'dual.example', host: 'dual.example', protocol: 'http:', port: '' }, (...args) =>
+        resolve(args[0]),
+      ),
     );
     expect(tried).toEqual(['2606:4700::1', '93.184.215.14']);
     expect(error?.message).toBe('unreachable');
@@ -424,13 +454,28 @@ describe('attemptDelivery', () => {
   });
 
   const deliver = (path: string, extra: Partial<Parameters<typeof attemptDelivery>[0]> = {}) =>
-    attemptDelivery({ agent: open, method: 'POST', url: `${server.url}${path}`, headers: { 'content-type': 'application/json' }, body: '{"a":1}', ...extra });
+    attemptDelivery({
+      agent: open,
+      method: 'POST',
+      url: `${server.url}${path}`,
+      headers: { 'content-type': 'application/json' },
+      body: '{"a":1}',
+      ...extra,
+    });
 
   it('delivers: 2xx is success, with the request as given and an excerpt of the answer', async () => {
     behaviour = (_req, res) => res.writeHead(202, { 'content-type': 'text/plain' }).end('accepted');
     const before = server.requests.length;
-    const result = await deliver('/hook?x=1', { headers: { 'content-type': 'application/json', 'webhook-id': 'msg_1' } });
-    expect(result).toMatchObject({ status: 202, excerpt: 'accepted', retryAfter: null, truncated: false, bytesRead: 8 });
+    const result = await deliver('/hook?x=1', {
+      headers: { 'content-type': 'application/json', 'webhook-id': 'msg_1' },
+    });
+    expect(result).toMatchObject({
+      status: 202,
+      excerpt: 'accepted',
+      retryAfter: null,
+      truncated: false,
+      bytesRead: 8,
+    });
     expect(result.error).toBeUndefined();
     expect(result.errorKind).toBeUndefined();
     expect(result.durationMs).toBeGreaterThan(0);
@@ -458,7 +503,9 @@ describe('attemptDelivery', () => {
     const seconds = await deliver('/');
     expect(seconds).toMatchObject({ status: 429, retryAfter: '7', excerpt: '' });
     expect(classifyOutcome({ status: seconds.status, error: seconds.errorKind })).toBe('retry');
-    expect(nextAttemptDelayMs({ attempt: 1, retryAfterHeader: seconds.retryAfter, random: () => 0.5, now: new Date() })).toBe(7_000);
+    expect(
+      nextAttemptDelayMs({ attempt: 1, retryAfterHeader: seconds.retryAfter, random: () => 0.5, now: new Date() }),
+    ).toBe(7_000);
 
     const now = new Date(Math.floor(Date.now() / 1000) * 1000);
     const date = new Date(now.getTime() + 90_000).toUTCString();
@@ -482,7 +529,13 @@ describe('attemptDelivery', () => {
   it('gives up at the total deadline when the server never answers', async () => {
     const silent = await startServer(() => undefined);
     try {
-      const result = await attemptDelivery({ agent: open, method: 'POST', url: `${silent.url}/`, body: 'x', totalTimeoutMs: 300 });
+      const result = await attemptDelivery({
+        agent: open,
+        method: 'POST',
+        url: `${silent.url}/`,
+        body: 'x',
+        totalTimeoutMs: 300,
+      });
       expect(result.errorKind).toBe('timeout');
       expect(result.status).toBeUndefined();
       expect(result.durationMs).toBeGreaterThanOrEqual(250);
@@ -490,7 +543,13 @@ describe('attemptDelivery', () => {
       expect(classifyOutcome({ status: result.status, error: result.errorKind })).toBe('retry');
 
       // undici's own headers timeout, shorter than the deadline, is a timeout too.
-      const headers = await attemptDelivery({ agent: open, method: 'GET', url: `${silent.url}/`, totalTimeoutMs: 10_000, headersTimeoutMs: 200 });
+      const headers = await attemptDelivery({
+        agent: open,
+        method: 'GET',
+        url: `${silent.url}/`,
+        totalTimeoutMs: 10_000,
+        headersTimeoutMs: 200,
+      });
       expect(headers.errorKind).toBe('timeout');
       expect(headers.durationMs).toBeLessThan(2_000);
     } finally {
@@ -521,7 +580,12 @@ describe('attemptDelivery', () => {
     const single = agent({ allowCidrs: LOOPBACK_ALLOWED, agentOptions: { connections: 1 } });
     const before = server.requests.length;
     const held = attemptDelivery({ agent: single, method: 'GET', url: `${server.url}/held`, totalTimeoutMs: 5_000 });
-    const queued = await attemptDelivery({ agent: single, method: 'GET', url: `${server.url}/queued`, totalTimeoutMs: 300 });
+    const queued = await attemptDelivery({
+      agent: single,
+      method: 'GET',
+      url: `${server.url}/queued`,
+      totalTimeoutMs: 300,
+    });
     expect(queued.errorKind).toBe('timeout');
     expect(queued.status).toBeUndefined();
     expect(queued.durationMs).toBeGreaterThanOrEqual(250);
@@ -531,7 +595,10 @@ describe('attemptDelivery', () => {
     // whatever was still queued would have been sent first.
     release();
     expect((await held).status).toBe(200);
-    expect((await attemptDelivery({ agent: single, method: 'GET', url: `${server.url}/after`, totalTimeoutMs: 5_000 })).status).toBe(200);
+    expect(
+      (await attemptDelivery({ agent: single, method: 'GET', url: `${server.url}/after`, totalTimeoutMs: 5_000 }))
+        .status,
+    ).toBe(200);
     expect(server.requests.slice(before).map((r) => r.url)).toEqual(['/held', '/after']);
   });
 
@@ -634,7 +701,12 @@ describe('attemptDelivery through the guard: refused targets are never connected
 
   it('the same targets are reached once their range is allowed (the counting servers work)', async () => {
     const allowed = agent({ allowCidrs: LOOPBACK_ALLOWED });
-    for (const url of [`http://127.0.0.1:${v4.port}/`, `http://localhost:${v4.port}/`, `http://[::ffff:127.0.0.1]:${v4.port}/`, `http://2130706433:${v4.port}/`]) {
+    for (const url of [
+      `http://127.0.0.1:${v4.port}/`,
+      `http://localhost:${v4.port}/`,
+      `http://[::ffff:127.0.0.1]:${v4.port}/`,
+      `http://2130706433:${v4.port}/`,
+    ]) {
       const result = await attemptDelivery({ agent: allowed, method: 'GET', url });
       expect(result, url).toMatchObject({ status: 200, excerpt: 'reached' });
     }
@@ -682,7 +754,11 @@ describe('attemptDelivery through the guard: refused targets are never connected
       },
     });
     const before = v4.requests.length;
-    const result = await attemptDelivery({ agent: named, method: 'GET', url: `http://hooks.internal.test:${v4.port}/x` });
+    const result = await attemptDelivery({
+      agent: named,
+      method: 'GET',
+      url: `http://hooks.internal.test:${v4.port}/x`,
+    });
     expect(result.status).toBe(200);
     expect(lookups).toEqual(['hooks.internal.test']);
     expect(v4.requests[before]?.headers.host).toBe(`hooks.internal.test:${v4.port}`);
@@ -694,8 +770,23 @@ function makeCertificate(): { key: string; cert: string } | null {
   try {
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=hooks.test', '-addext', 'subjectAltName=DNS:hooks.test',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=hooks.test',
+        '-addext',
+        'subjectAltName=DNS:hooks.test',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
       { stdio: 'ignore' },
     );
     return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
@@ -709,38 +800,56 @@ function makeCertificate(): { key: string; cert: string } | null {
 describe('attemptDelivery over TLS through the guard', () => {
   const certificate = makeCertificate();
 
-  it.skipIf(certificate === null)('verifies the certificate against the URL host while connecting to the checked address', async () => {
-    const { key, cert } = certificate as { key: string; cert: string };
-    const servernames: Array<string | false | null> = [];
-    const server = https.createServer({ key, cert }, (req, res) => {
-      servernames.push((req.socket as TLSSocket).servername);
-      res.end('secure');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const port = (server.address() as net.AddressInfo).port;
-    try {
-      const tlsAgent = agent({
-        allowCidrs: ['127.0.0.0/8'],
-        tls: { ca: cert },
-        lookup: async () => [{ address: '127.0.0.1', family: 4 }],
+  it.skipIf(certificate === null)(
+    'verifies the certificate against the URL host while connecting to the checked address',
+    async () => {
+      const { key, cert } = certificate as { key: string; cert: string };
+      const servernames: Array<string | false | null> = [];
+      const server = https.createServer({ key, cert }, (req, res) => {
+        servernames.push((req.socket as TLSSocket).servername);
+        res.end('secure');
       });
-      const ok = await attemptDelivery({ agent: tlsAgent, method: 'POST', url: `https://hooks.test:${port}/`, body: '{}' });
-      expect(ok).toMatchObject({ status: 200, excerpt: 'secure' });
-      expect(servernames).toEqual(['hooks.test']);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+      const port = (server.address() as net.AddressInfo).port;
+      try {
+        const tlsAgent = agent({
+          allowCidrs: ['127.0.0.0/8'],
+          tls: { ca: cert },
+          lookup: async () => [{ address: '127.0.0.1', family: 4 }],
+        });
+        const ok = await attemptDelivery({
+          agent: tlsAgent,
+          method: 'POST',
+          url: `https://hooks.test:${port}/`,
+          body: '{}',
+        });
+        expect(ok).toMatchObject({ status: 200, excerpt: 'secure' });
+        expect(servernames).toEqual(['hooks.test']);
 
-      // The literal address does not match the certificate: refused by TLS, a network failure.
-      const literal = await attemptDelivery({ agent: tlsAgent, method: 'POST', url: `https://127.0.0.1:${port}/`, body: '{}' });
-      expect(literal.errorKind).toBe('network');
-      expect(literal.error).toMatch(/altnames|certificate|IP/i);
-    } finally {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  });
+        // The literal address does not match the certificate: refused by TLS, a network failure.
+        const literal = await attemptDelivery({
+          agent: tlsAgent,
+          method: 'POST',
+          url: `https://127.0.0.1:${port}/`,
+          body: '{}',
+        });
+        expect(literal.errorKind).toBe('network');
+        expect(literal.error).toMatch(/altnames|certificate|IP/i);
+      } finally {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    },
+  );
 });
 
 describe('validateDeliveryRequest', () => {
-  const valid = { method: 'POST', url: 'https://tracker.example/postback?subid=1', headers: { 'x-token': 'abc' }, body: '{}' };
+  const valid = {
+    method: 'POST',
+    url: 'https://tracker.example/postback?subid=1',
+    headers: { 'x-token': 'abc' },
+    body: '{}',
+  };
 
   it('accepts a proper request and normalizes the URL', () => {
     const result = validateDeliveryRequest({ ...valid, url: 'HTTPS://Tracker.Example:443/p?q=1#frag', method: 'post' });
@@ -787,7 +896,12 @@ describe('validateDeliveryRequest', () => {
 
 describe('attemptDelivery never throws', () => {
   it('describes even nonsensical options as a failure', async () => {
-    const result = await attemptDelivery({ agent: agent(), method: 'GET', url: 'http://127.0.0.1/', totalTimeoutMs: -1 });
+    const result = await attemptDelivery({
+      agent: agent(),
+      method: 'GET',
+      url: 'http://127.0.0.1/',
+      totalTimeoutMs: -1,
+    });
     expect(result.errorKind).toBe('network');
     expect(typeof result.error).toBe('string');
   });

@@ -238,7 +238,9 @@ describe('validateScript: references', () => {
   });
 
   it('reports a start that names no step', () => {
-    expect(problemsOf({ ...example(), start: 'hello' })).toEqual([problem(undefined, 'start', 'names no step: "hello"')]);
+    expect(problemsOf({ ...example(), start: 'hello' })).toEqual([
+      problem(undefined, 'start', 'names no step: "hello"'),
+    ]);
   });
 
   it('reports every dangling reference with its path', () => {
@@ -246,8 +248,20 @@ describe('validateScript: references', () => {
       problemsOf(
         doc(
           { key: 'm', type: 'send_message', text: 'x', buttons: [{ text: 'b', next: 'nope1' }], next: 'nope2' },
-          { key: 'c', type: 'condition', branches: [{ when: [{ subject: 'tags', op: 'exists' }], next: 'nope3' }], else: 'nope4' },
-          { key: 's', type: 'ab_split', variants: [{ weight: 1, next: 'm' }, { weight: 1, next: 'nope5' }] },
+          {
+            key: 'c',
+            type: 'condition',
+            branches: [{ when: [{ subject: 'tags', op: 'exists' }], next: 'nope3' }],
+            else: 'nope4',
+          },
+          {
+            key: 's',
+            type: 'ab_split',
+            variants: [
+              { weight: 1, next: 'm' },
+              { weight: 1, next: 'nope5' },
+            ],
+          },
         ),
       ),
     ).toEqual([
@@ -261,7 +275,9 @@ describe('validateScript: references', () => {
 
   it('does not call a reference to a step with a broken shape dangling', () => {
     expect(
-      problemsOf(doc({ key: 'a', type: 'set_status', status: 'auto', next: 'b' }, { key: 'b', type: 'delay', seconds: '5' })),
+      problemsOf(
+        doc({ key: 'a', type: 'set_status', status: 'auto', next: 'b' }, { key: 'b', type: 'delay', seconds: '5' }),
+      ),
     ).toEqual([problem('b', 'steps[1].seconds', 'must be a number')]);
   });
 });
@@ -389,8 +405,20 @@ describe('validateScript: loops without a wait', () => {
 
   it('follows condition branches, else, ab_split variants and a message next', () => {
     const steps = [
-      { key: 'c', type: 'condition', branches: [{ when: [{ subject: 'tags', op: 'exists' }], next: 'end' }], else: 's' },
-      { key: 's', type: 'ab_split', variants: [{ weight: 1, next: 'end' }, { weight: 1, next: 'm' }] },
+      {
+        key: 'c',
+        type: 'condition',
+        branches: [{ when: [{ subject: 'tags', op: 'exists' }], next: 'end' }],
+        else: 's',
+      },
+      {
+        key: 's',
+        type: 'ab_split',
+        variants: [
+          { weight: 1, next: 'end' },
+          { weight: 1, next: 'm' },
+        ],
+      },
       { key: 'm', type: 'send_message', text: 'spam', buttons: [{ text: 'b', next: 'end' }], next: 'c' },
       end,
     ];
@@ -398,9 +426,9 @@ describe('validateScript: loops without a wait', () => {
   });
 
   it('refuses a step that leads to itself', () => {
-    expect(problemsOf(doc({ key: 'w', type: 'send_webhook', method: 'POST', url: 'https://x.example', next: 'w' }))).toEqual([
-      problem('w', 'steps[0].next', 'loop without a wait: w → w'),
-    ]);
+    expect(
+      problemsOf(doc({ key: 'w', type: 'send_webhook', method: 'POST', url: 'https://x.example', next: 'w' })),
+    ).toEqual([problem('w', 'steps[0].next', 'loop without a wait: w → w')]);
   });
 
   it('reports each separate loop', () => {
@@ -426,7 +454,14 @@ describe('validateScript: templates', () => {
     };
     const script = example();
     script.steps.push(
-      { key: 'j', type: 'send_webhook', method: 'POST', url: 'https://x.example/j', body: '  [1, {{n}}]', headers: { 'X-A': 'a {{b}}' } },
+      {
+        key: 'j',
+        type: 'send_webhook',
+        method: 'POST',
+        url: 'https://x.example/j',
+        body: '  [1, {{n}}]',
+        headers: { 'X-A': 'a {{b}}' },
+      },
       { key: 'p', type: 'send_webhook', method: 'PUT', url: 'https://x.example/p', body: 'n={{n}}' },
     );
     expectValid(script, { checkTemplate });
@@ -445,7 +480,8 @@ describe('validateScript: templates', () => {
   });
 
   it('reports template errors with the step key and path', () => {
-    const checkTemplate = (source: string) => (source.includes('{{') && !source.includes('}}') ? 'unclosed "{{"' : null);
+    const checkTemplate = (source: string) =>
+      source.includes('{{') && !source.includes('}}') ? 'unclosed "{{"' : null;
     const script = example();
     script.steps[0]!.text = 'Hello, {{name!';
     script.steps.push({

@@ -136,7 +136,16 @@ describe('value formatting', () => {
 
   it('formats numbers, booleans, null and multiselect lists', () => {
     const ctx = dialog({
-      fields: { n: 5000, f: 1.5, neg: -3, t: true, no: false, nil: null, tags: ['a', 'b', 'c'], date: new Date(CREATED_AT) },
+      fields: {
+        n: 5000,
+        f: 1.5,
+        neg: -3,
+        t: true,
+        no: false,
+        nil: null,
+        tags: ['a', 'b', 'c'],
+        date: new Date(CREATED_AT),
+      },
     });
     expect(render('{n}|{f}|{neg}|{t}|{no}|[{nil}]|{tags}|{date}', ctx)).toBe(
       `5000|1.5|-3|true|false|[]|a, b, c|${CREATED_AT}`,
@@ -318,7 +327,9 @@ describe('untrusted templates', () => {
       for (; proto !== null; proto = Object.getPrototypeOf(proto)) names.push(...Object.getOwnPropertyNames(proto));
       expect(names.filter((n) => n !== 'length')).toEqual([]);
     }
-    expect(`${String(root['fields'])}|${String(root)}|${String(root['tags'])}|${String(root['name'])}`).toBe('||red, green|John Doe');
+    expect(`${String(root['fields'])}|${String(root)}|${String(root['tags'])}|${String(root['name'])}`).toBe(
+      '||red, green|John Doe',
+    );
   });
 
   it('only compiles strings', () => {
@@ -374,7 +385,8 @@ describe('errors and limits', () => {
   it('bounds nested loops', () => {
     const tags = Array.from({ length: 20 }, (_, i) => `t${i}`);
     const ctx = dialog({ fields: { tags } });
-    const nested = '{{#each fields.tags}}{{#each @root.fields.tags}}{{#each @root.fields.tags}}.{{/each}}{{/each}}{{/each}}';
+    const nested =
+      '{{#each fields.tags}}{{#each @root.fields.tags}}{{#each @root.fields.tags}}.{{/each}}{{/each}}{{/each}}';
     expect(20 ** 3).toBeGreaterThan(MAX_EACH_ITERATIONS);
     const started = performance.now();
     expect(() => render(nested, ctx)).toThrow(/iterations/);

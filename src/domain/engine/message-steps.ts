@@ -13,7 +13,9 @@ function linkUrl(run: RunState, stored: EngineStep, source: string, index: numbe
     url = render(run, stored, source, 'plain').trim();
   } catch (error) {
     if (!(error instanceof TemplateError)) throw error;
-    run.log.push(`${stored.step.key}: button ${index} url is not a usable template (${error.message}); sent as written`);
+    run.log.push(
+      `${stored.step.key}: button ${index} url is not a usable template (${error.message}); sent as written`,
+    );
     url = source.trim();
   }
   if (isHttpUrl(url)) return url;

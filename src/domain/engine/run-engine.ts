@@ -24,7 +24,11 @@ function stepLimit(maxSteps: number | undefined): number {
 function proceed(run: RunState, stored: EngineStep, outcome: StepOutcome): Next {
   if (outcome.kind === 'manual') return { stop: 'manual' };
   const { finishStatus, key } = stored.step;
-  if ((outcome.kind === 'continue' || outcome.finish) && finishStatus !== undefined && finishStatus !== run.dialog.status) {
+  if (
+    (outcome.kind === 'continue' || outcome.finish) &&
+    finishStatus !== undefined &&
+    finishStatus !== run.dialog.status
+  ) {
     run.dialog.status = finishStatus;
     run.log.push(`${key}: finish status ${finishStatus}`);
   }
@@ -137,7 +141,12 @@ export function runEngine(input: EngineInput): EngineResult {
     effects: [],
     log: [],
   };
-  const result = (stop: StopReason): EngineResult => ({ effects: run.effects, changes: dialog.changes(), stop, log: run.log });
+  const result = (stop: StopReason): EngineResult => ({
+    effects: run.effects,
+    changes: dialog.changes(),
+    stop,
+    log: run.log,
+  });
 
   if (dialog.status !== 'auto') {
     const stop = input.trigger.kind === 'text' && dialog.status === 'manual' ? 'ignored' : dialog.status;

@@ -77,14 +77,7 @@ export interface DialogChanges {
 }
 
 export type StopReason =
-  | 'waiting_input'
-  | 'waiting_buttons'
-  | 'waiting_delay'
-  | 'end'
-  | 'manual'
-  | 'blocked'
-  | 'step_limit'
-  | 'ignored';
+  'waiting_input' | 'waiting_buttons' | 'waiting_delay' | 'end' | 'manual' | 'blocked' | 'step_limit' | 'ignored';
 
 export interface EngineResult {
   effects: Effect[];

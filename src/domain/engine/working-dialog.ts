@@ -22,7 +22,9 @@ export class WorkingDialog {
   constructor(private readonly original: EngineDialog) {
     this.status = original.status;
     this.stepId = original.stepId;
-    this.fields = Object.fromEntries(Object.entries(original.fields).map(([k, v]) => [k, Array.isArray(v) ? [...v] : v]));
+    this.fields = Object.fromEntries(
+      Object.entries(original.fields).map(([k, v]) => [k, Array.isArray(v) ? [...v] : v]),
+    );
     this.tracker = Object.fromEntries(Object.entries(original.tracker));
     this.tags = [...original.tags];
   }

@@ -35,7 +35,11 @@ function statusSeq(dialog: DialogSnapshot): number {
 }
 
 /** The step with this id, or else the step now keyed `key` (a script upload gave it a new id). */
-function findStep(script: EngineScript, id: string | null | undefined, key: string | null | undefined): EngineStep | undefined {
+function findStep(
+  script: EngineScript,
+  id: string | null | undefined,
+  key: string | null | undefined,
+): EngineStep | undefined {
   const index = new ScriptIndex(script);
   return (id ? index.byId(id) : undefined) ?? (key ? index.byKey(key) : undefined);
 }
@@ -53,7 +57,12 @@ function recordEffects(input: RunContext, result: EngineResult): RecordedEffect[
   return result.effects.map((effect) => {
     if (effect.type !== 'schedule') return effect;
     const stepKey = effect.nextStepId ? (findStep(input.script, effect.nextStepId, null)?.step.key ?? null) : null;
-    const timer: DialogTimer = { at: effect.runAt.toISOString(), scheduledBy: input.seq, stepId: effect.nextStepId, stepKey };
+    const timer: DialogTimer = {
+      at: effect.runAt.toISOString(),
+      scheduledBy: input.seq,
+      stepId: effect.nextStepId,
+      stepKey,
+    };
     return { type: 'schedule', stepId: effect.stepId, timer };
   });
 }
@@ -63,7 +72,12 @@ interface RunContext extends DecideInput {
 }
 
 /** Runs the engine for a trigger over the dialog (with `overrides` already applied by this input). */
-function run(input: RunContext, trigger: Trigger, overrides: { status?: DialogStatus; stepId?: string | null }, base: Decision): Decision {
+function run(
+  input: RunContext,
+  trigger: Trigger,
+  overrides: { status?: DialogStatus; stepId?: string | null },
+  base: Decision,
+): Decision {
   const { dialog } = input;
   const startStepId = overrides.stepId === undefined ? dialog.state.stepId : overrides.stepId;
   const result = runEngine({
@@ -144,7 +158,8 @@ function decideTimer(input: DecideInput, event: Extract<InputEvent, { kind: 'tim
   if (stepSeq(dialog) !== event.scheduledBy) return superseded('delay superseded: the dialog moved on', clear);
   if (!ownTimer && dialog.timer) return superseded('delay superseded by a newer one', {});
   if (event.stepId === null && event.stepKey === null) return recorded({}, clear);
-  if (!dialog.startedAt || dialog.state.status !== 'auto' || !input.script) return recorded({}, { ...clear, log: ['delay ended while the dialog is not running'] });
+  if (!dialog.startedAt || dialog.state.status !== 'auto' || !input.script)
+    return recorded({}, { ...clear, log: ['delay ended while the dialog is not running'] });
   const target = findStep(input.script, event.stepId, event.stepKey);
   if (!target) {
     return recorded(
@@ -197,13 +212,19 @@ export function decideInput(input: DecideInput): Decision {
       return decideStart(input, event);
     case 'text':
       if (!running) return recorded({}, { incoming: { text: event.text } });
-      if (seq < stepSeq(dialog)) return superseded('reply superseded by a newer move', { incoming: { text: event.text } });
+      if (seq < stepSeq(dialog))
+        return superseded('reply superseded by a newer move', { incoming: { text: event.text } });
       return run({ ...input, script: input.script! }, { kind: 'text', text: event.text }, {}, recorded());
     case 'button': {
       const button = parseButtonCallbackData(event.data);
       if (!running || !button) return recorded();
       if (seq < stepSeq(dialog)) return superseded('button superseded by a newer move');
-      return run({ ...input, script: input.script! }, { kind: 'button', stepId: button.stepId, index: button.index }, {}, recorded());
+      return run(
+        { ...input, script: input.script! },
+        { kind: 'button', stepId: button.stepId, index: button.index },
+        {},
+        recorded(),
+      );
     }
     case 'blocked':
       return seq > statusSeq(dialog) ? recorded({ status: 'blocked' }) : recorded();

@@ -28,4 +28,3 @@ export function checkCondition(condition: ConditionShape): string | null {
       return value === undefined ? '"is" needs a value' : null;
   }
 }
-

@@ -46,9 +46,7 @@ function parseStep(raw: unknown, index: number): { entry: StepEntry; problems: S
       undefined,
     );
     const message =
-      raw.type === undefined
-        ? 'is required'
-        : `unknown step type ${JSON.stringify(raw.type)}; ${UNKNOWN_TYPE_HINT}`;
+      raw.type === undefined ? 'is required' : `unknown step type ${JSON.stringify(raw.type)}; ${UNKNOWN_TYPE_HINT}`;
     problems.push({ ...stepRef, path: stepPath(index, 'type'), message });
     return { entry: { index, ...(key === undefined ? {} : { key }) }, problems };
   }

@@ -47,7 +47,9 @@ function delayRules(step: StepOf<'delay'>, index: number): Found[] {
       : [{ path: stepPath(index, 'seconds'), message: `must be a whole number from 1 to ${max} (31 days)` }];
   }
   if (until !== undefined) {
-    return HH_MM.test(until) ? [] : [{ path: stepPath(index, 'until'), message: 'must be a time as HH:MM, 00:00 to 23:59' }];
+    return HH_MM.test(until)
+      ? []
+      : [{ path: stepPath(index, 'until'), message: 'must be a time as HH:MM, 00:00 to 23:59' }];
   }
   return [{ path: stepPath(index), message: 'needs seconds or until' }];
 }
@@ -57,7 +59,10 @@ function splitRules(step: StepOf<'ab_split'>, index: number): Found[] {
   const max = SCRIPT_LIMITS.maxWeight;
   step.variants.forEach((variant, i) => {
     if (!(variant.weight > 0) || variant.weight > max) {
-      found.push({ path: stepPath(index, 'variants', i, 'weight'), message: `must be greater than 0 and at most ${max}` });
+      found.push({
+        path: stepPath(index, 'variants', i, 'weight'),
+        message: `must be greater than 0 and at most ${max}`,
+      });
     }
   });
   const total = step.variants.reduce((sum, variant) => sum + variant.weight, 0);

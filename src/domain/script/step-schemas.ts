@@ -35,10 +35,7 @@ const sendMessage = z.strictObject({
 });
 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
-const headerName = z
-  .string()
-  .max(L.headerNameLength)
-  .regex(HEADER_NAME, 'must be a valid HTTP header name');
+const headerName = z.string().max(L.headerNameLength).regex(HEADER_NAME, 'must be a valid HTTP header name');
 const headerValue = z
   .string()
   .max(L.headerValueLength)

@@ -36,8 +36,7 @@ interface StepBase {
 
 /** A button either jumps to a step (`next`) or opens an http(s) link (`url`). */
 export type MessageButton =
-  | { text: string; next: string; url?: undefined }
-  | { text: string; url: string; next?: undefined };
+  { text: string; next: string; url?: undefined } | { text: string; url: string; next?: undefined };
 
 export interface SendMessageStep extends StepBase {
   type: 'send_message';
@@ -57,8 +56,7 @@ export interface SendWebhookStep extends StepBase {
 
 /** Waits a number of seconds, or until the next "HH:MM" in the bot's timezone. */
 export type DelayStep = StepBase & { type: 'delay' } & (
-    | { seconds: number; until?: undefined }
-    | { until: string; seconds?: undefined }
+    { seconds: number; until?: undefined } | { until: string; seconds?: undefined }
   );
 
 export interface Condition {
@@ -146,6 +144,4 @@ export interface ValidateScriptOptions {
   maxSteps?: number;
 }
 
-export type ValidateScriptResult =
-  | { ok: true; script: ScriptDocument }
-  | { ok: false; problems: ScriptProblem[] };
+export type ValidateScriptResult = { ok: true; script: ScriptDocument } | { ok: false; problems: ScriptProblem[] };

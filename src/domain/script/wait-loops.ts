@@ -74,7 +74,7 @@ function cycleThrough(start: string, members: ReadonlySet<string>, nodes: Readon
       if (!members.has(edge.to)) continue;
       if (edge.to === start) {
         const edges = [edge];
-        for (let at = from; at !== start; ) {
+        for (let at = from; at !== start;) {
           const step = cameBy.get(at)!;
           edges.unshift(step.edge);
           at = step.from;

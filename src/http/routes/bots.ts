@@ -18,12 +18,26 @@ function canonicalTimeZone(value: string): string | null {
 
 const timezone = z
   .string()
-  .transform((value, ctx) => canonicalTimeZone(value) ?? (ctx.addIssue({ code: 'custom', message: 'must be an IANA time zone such as Europe/Berlin' }), z.NEVER));
-const telegramToken = z.string().regex(/^\d{1,20}:[A-Za-z0-9_-]{20,100}$/, 'must be a Telegram bot token such as 123456:ABC-DEF…');
+  .transform(
+    (value, ctx) =>
+      canonicalTimeZone(value) ??
+      (ctx.addIssue({ code: 'custom', message: 'must be an IANA time zone such as Europe/Berlin' }), z.NEVER),
+  );
+const telegramToken = z
+  .string()
+  .regex(/^\d{1,20}:[A-Za-z0-9_-]{20,100}$/, 'must be a Telegram bot token such as 123456:ABC-DEF…');
 const name = z.string().trim().min(1).max(200);
 
-const createBotSchema = z.strictObject({ name, telegramToken: telegramToken.optional(), timezone: timezone.default('UTC') });
-const updateBotSchema = z.strictObject({ name: name.optional(), telegramToken: telegramToken.optional(), timezone: timezone.optional() });
+const createBotSchema = z.strictObject({
+  name,
+  telegramToken: telegramToken.optional(),
+  timezone: timezone.default('UTC'),
+});
+const updateBotSchema = z.strictObject({
+  name: name.optional(),
+  telegramToken: telegramToken.optional(),
+  timezone: timezone.optional(),
+});
 
 function botJson(bot: BotRecord): object {
   return {

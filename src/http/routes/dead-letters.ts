@@ -5,7 +5,10 @@ import { DomainError } from '../../domain/errors.js';
 import { parseBody } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
-const chatIdText = z.string().regex(/^-?\d{1,16}$/, 'must be an integer').transform(Number);
+const chatIdText = z
+  .string()
+  .regex(/^-?\d{1,16}$/, 'must be an integer')
+  .transform(Number);
 
 const listQuery = z.strictObject({
   chatId: chatIdText.optional(),
@@ -28,12 +31,16 @@ export function registerDeadLetterRoutes(router: Router, deps: ManagementDeps): 
 
   router.post('/bots/:botId/dead-letters/:chatId/:seq/retry', async (ctx) => {
     const chatId = /^-?\d{1,16}$/.test(ctx.params.chatId!) ? Number(ctx.params.chatId) : Number.NaN;
-    if (!Number.isSafeInteger(chatId)) throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
+    if (!Number.isSafeInteger(chatId))
+      throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
     const seq = /^\d{1,16}$/.test(ctx.params.seq!) ? Number(ctx.params.seq) : Number.NaN;
-    if (!Number.isSafeInteger(seq)) throw new DomainError('invalid', 'invalid_seq', 'seq must be a positive integer', { param: 'seq' });
+    if (!Number.isSafeInteger(seq))
+      throw new DomainError('invalid', 'invalid_seq', 'seq must be a positive integer', { param: 'seq' });
     const botId = currentBot(ctx).id;
     if (!(await reviveDeadInput(deps.db, { botId, chatId }, seq))) {
-      throw new DomainError('not_found', 'unknown_dead_letter', 'no dead input with this chatId and seq', { param: 'seq' });
+      throw new DomainError('not_found', 'unknown_dead_letter', 'no dead input with this chatId and seq', {
+        param: 'seq',
+      });
     }
     await deps.wakeDialog(botId, chatId);
     ctx.status = 202;

@@ -29,7 +29,13 @@ export function registerDeliveryRoutes(router: Router, deps: ManagementDeps): vo
     const id = ctx.params.id!;
     const delivery = UUID_PATTERN.test(id) ? await findDelivery(deps.db, id.toLowerCase()) : null;
     if (!delivery) throw new DomainError('not_found', 'unknown_delivery', 'no delivery with this id', { param: 'id' });
-    if (delivery.state !== 'failed') throw new DomainError('conflict', 'not_failed', `the delivery is ${delivery.state}; only a failed one is replayed`, { param: 'id' });
+    if (delivery.state !== 'failed')
+      throw new DomainError(
+        'conflict',
+        'not_failed',
+        `the delivery is ${delivery.state}; only a failed one is replayed`,
+        { param: 'id' },
+      );
     const [replayed] = await replayDeliveries(deps.db, { id: delivery.id });
     const fresh = replayed ? await findDelivery(deps.db, replayed) : null;
     if (fresh) await deps.replayDelivery(fresh);

@@ -7,9 +7,11 @@ export function registerDialogRoutes(router: Router, deps: ManagementDeps): void
   router.get('/bots/:botId/dialogs/:chatId', async (ctx) => {
     const text = ctx.params.chatId!;
     const chatId = /^-?\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
-    if (!Number.isSafeInteger(chatId)) throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
+    if (!Number.isSafeInteger(chatId))
+      throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
     const dialog = await findDialog(deps.db, currentBot(ctx).id, chatId);
-    if (!dialog) throw new DomainError('not_found', 'unknown_dialog', 'no dialog with this chatId', { param: 'chatId' });
+    if (!dialog)
+      throw new DomainError('not_found', 'unknown_dialog', 'no dialog with this chatId', { param: 'chatId' });
     ctx.body = dialog;
   });
 }

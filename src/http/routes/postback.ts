@@ -48,7 +48,8 @@ class BoundedQueue {
   ) {}
 
   ensureConnected(): void {
-    if (this.deps.redis.status !== 'ready') queueUnavailable(new Error(`redis connection is ${this.deps.redis.status}`));
+    if (this.deps.redis.status !== 'ready')
+      queueUnavailable(new Error(`redis connection is ${this.deps.redis.status}`));
   }
 
   /**
@@ -78,7 +79,8 @@ class BoundedQueue {
 
 async function findEndpoint(deps: PostbackDeps, postbackId: string): Promise<EndpointView> {
   const endpoint = UUID.test(postbackId) ? await deps.views.endpoint(postbackId.toLowerCase()) : null;
-  if (!endpoint) throw new DomainError('not_found', 'unknown_webhook', 'no webhook with this id', { param: 'postbackId' });
+  if (!endpoint)
+    throw new DomainError('not_found', 'unknown_webhook', 'no webhook with this id', { param: 'postbackId' });
   return endpoint;
 }
 
@@ -86,14 +88,18 @@ function takeRateLimit(ctx: Context, deps: PostbackDeps, endpoint: EndpointView)
   const wait = deps.rateLimiter.take(endpoint.endpointId, endpoint.rateLimit ?? deps.defaultRateLimit);
   if (wait > 0) {
     ctx.set('Retry-After', String(wait));
-    throw new DomainError('rate_limited', 'rate_limited', 'over this webhook\'s rate limit; retry later');
+    throw new DomainError('rate_limited', 'rate_limited', "over this webhook's rate limit; retry later");
   }
 }
 
 /** The postback's parameters from the query string and (POST) the body. */
 async function readPostback(ctx: Context): Promise<PostbackRequest> {
   if (ctx.querystring.length > MAX_REQUEST_BYTES) {
-    throw new DomainError('too_large', 'request_too_large', `the query string is larger than ${MAX_REQUEST_BYTES} bytes`);
+    throw new DomainError(
+      'too_large',
+      'request_too_large',
+      `the query string is larger than ${MAX_REQUEST_BYTES} bytes`,
+    );
   }
   const body = ctx.method === 'POST' ? await readParamsBody(ctx) : null;
   const idempotencyHeader = ctx.get('idempotency-key');
@@ -105,13 +111,23 @@ async function readPostback(ctx: Context): Promise<PostbackRequest> {
 }
 
 /** The dialog update the postback asks for, checked against its bot (its steps, its typed fields). */
-async function dialogUpdateJob(deps: PostbackDeps, endpoint: EndpointView, request: PostbackRequest): Promise<DialogUpdateJob> {
+async function dialogUpdateJob(
+  deps: PostbackDeps,
+  endpoint: EndpointView,
+  request: PostbackRequest,
+): Promise<DialogUpdateJob> {
   const bot = await deps.views.bot(endpoint.botId);
   return { botId: endpoint.botId, chatId: request.chatId, patch: resolvePostback(request, bot) };
 }
 
 /** Queues the update once per eventId: a repeat of a queued one is answered as a duplicate. */
-async function queueOnce(ctx: Context, deps: PostbackDeps, queue: BoundedQueue, job: DialogUpdateJob, eventId: string): Promise<void> {
+async function queueOnce(
+  ctx: Context,
+  deps: PostbackDeps,
+  queue: BoundedQueue,
+  job: DialogUpdateJob,
+  eventId: string,
+): Promise<void> {
   const key = idempotencyKey(deps.queuePrefix, job.botId, eventId);
   const claim = await queue.claim(key);
   if (claim.state === 'done') {
@@ -122,12 +138,18 @@ async function queueOnce(ctx: Context, deps: PostbackDeps, queue: BoundedQueue, 
   if (claim.state === 'in_progress') {
     // Never a 4xx: senders take 4xx as final, and the first request may still fail to queue.
     ctx.set('Retry-After', '1');
-    throw new DomainError('unavailable', 'request_in_progress', 'an update with this eventId is being queued; retry shortly', { param: 'eventId' });
+    throw new DomainError(
+      'unavailable',
+      'request_in_progress',
+      'an update with this eventId is being queued; retry shortly',
+      { param: 'eventId' },
+    );
   }
   // The key follows the add itself, not this answer: an add that outlives its deadline (answered
   // 503) still completes the key, so the sender's retry is a duplicate, not a second update.
   const updateId = await queue.enqueue(job, (queued) => {
-    const done = queued === null ? releaseIdempotencyKey(deps.redis, key) : completeIdempotencyKey(deps.redis, key, queued);
+    const done =
+      queued === null ? releaseIdempotencyKey(deps.redis, key) : completeIdempotencyKey(deps.redis, key, queued);
     done.catch(() => undefined);
   });
   ctx.status = 202;

@@ -14,9 +14,14 @@ export function registerScriptRoutes(router: Router, deps: ManagementDeps): void
     const result = validateScript(await readJsonBody(ctx), { checkTemplate });
     if (!result.ok) {
       const count = result.problems.length;
-      throw new DomainError('unprocessable', 'invalid_script', `the script has ${count} problem${count === 1 ? '' : 's'}`, {
-        details: { problems: result.problems },
-      });
+      throw new DomainError(
+        'unprocessable',
+        'invalid_script',
+        `the script has ${count} problem${count === 1 ? '' : 's'}`,
+        {
+          details: { problems: result.problems },
+        },
+      );
     }
     const script = result.script;
     const steps = await deps.db.transaction(async (trx) => {

@@ -1,6 +1,13 @@
 import type { UserFromGetMe } from 'grammy/types';
 import { DomainError } from '../../domain/errors.js';
-import { createBot, generateWebhookSecret, getMe, registerWebhook, TelegramApiError, usesWebhook } from '../../telegram/index.js';
+import {
+  createBot,
+  generateWebhookSecret,
+  getMe,
+  registerWebhook,
+  TelegramApiError,
+  usesWebhook,
+} from '../../telegram/index.js';
 
 export interface TelegramConnection {
   botInfo: UserFromGetMe;
@@ -11,9 +18,16 @@ export interface TelegramConnection {
 
 function refusal(error: unknown): never {
   if (error instanceof TelegramApiError && error.answered && error.errorCode! < 500 && error.errorCode !== 429) {
-    throw new DomainError('unprocessable', 'invalid_telegram_token', `Telegram refused the token (${error.errorCode}: ${error.description ?? ''})`, { param: 'telegramToken' });
+    throw new DomainError(
+      'unprocessable',
+      'invalid_telegram_token',
+      `Telegram refused the token (${error.errorCode}: ${error.description ?? ''})`,
+      { param: 'telegramToken' },
+    );
   }
-  throw new DomainError('unavailable', 'telegram_unavailable', 'Telegram could not be reached; retry later', { cause: error });
+  throw new DomainError('unavailable', 'telegram_unavailable', 'Telegram could not be reached; retry later', {
+    cause: error,
+  });
 }
 
 /** Checks a bot token with one getMe call and prepares its webhook. */

@@ -43,7 +43,11 @@ export function telegramWebhookHandler(deps: TelegramRouteDeps) {
     const known = UUID_PATTERN.test(botId) ? await botOf(botId.toLowerCase()) : null;
     const secret = known?.secret;
     if (!secret || !given || !sameSecret(given, secret) || !known.token) {
-      throw new DomainError('unauthorized', 'unauthorized', 'a valid X-Telegram-Bot-Api-Secret-Token header is required');
+      throw new DomainError(
+        'unauthorized',
+        'unauthorized',
+        'a valid X-Telegram-Bot-Api-Secret-Token header is required',
+      );
     }
     const update = await readJsonBody(ctx);
     if (typeof update.update_id !== 'number') {

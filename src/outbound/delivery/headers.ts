@@ -1,4 +1,9 @@
-import { WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER, buildSignatureHeaders } from './signature.js';
+import {
+  WEBHOOK_ID_HEADER,
+  WEBHOOK_SIGNATURE_HEADER,
+  WEBHOOK_TIMESTAMP_HEADER,
+  buildSignatureHeaders,
+} from './signature.js';
 
 /** What of a delivery its headers are made from. */
 export interface HeaderSource {
@@ -16,7 +21,12 @@ const OUR_HEADERS = new Set(['user-agent', WEBHOOK_ID_HEADER, WEBHOOK_TIMESTAMP_
  * The headers of one attempt: the step's, then Standard Webhooks' and ours. Without a signing
  * secret the attempt still carries its id and timestamp, unsigned.
  */
-export function deliveryHeaders(delivery: HeaderSource, signingSecret: string | null, userAgent: string, now: Date): Record<string, string> {
+export function deliveryHeaders(
+  delivery: HeaderSource,
+  signingSecret: string | null,
+  userAgent: string,
+  now: Date,
+): Record<string, string> {
   const timestamp = Math.floor(now.getTime() / 1000);
   const headers: Record<string, string> = {};
   let hasContentType = false;
@@ -32,7 +42,10 @@ export function deliveryHeaders(delivery: HeaderSource, signingSecret: string | 
   }
   headers['user-agent'] = userAgent;
   if (signingSecret) {
-    Object.assign(headers, buildSignatureHeaders({ secret: signingSecret, msgId: delivery.messageId, timestamp, body: delivery.body ?? '' }));
+    Object.assign(
+      headers,
+      buildSignatureHeaders({ secret: signingSecret, msgId: delivery.messageId, timestamp, body: delivery.body ?? '' }),
+    );
   } else {
     headers[WEBHOOK_ID_HEADER] = delivery.messageId;
     headers[WEBHOOK_TIMESTAMP_HEADER] = String(timestamp);

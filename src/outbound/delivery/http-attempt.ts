@@ -15,13 +15,7 @@ import { DeadlineBuckets, type DeadlineBucket, type Expiring } from './deadline-
 import { validateDeliveryRequest } from './request-validation.js';
 
 export type AttemptErrorKind =
-  | 'timeout'
-  | 'network'
-  | 'refused_target'
-  | 'redirect'
-  | 'too_large'
-  | 'invalid_request'
-  | 'aborted';
+  'timeout' | 'network' | 'refused_target' | 'redirect' | 'too_large' | 'invalid_request' | 'aborted';
 
 export interface AttemptInput {
   /** The guarded agent (createGuardedAgent); any undici dispatcher works. */
@@ -86,7 +80,12 @@ export function attemptDelivery(input: AttemptInput): Promise<AttemptResult> {
   const elapsed = () => performance.now() - started;
   if (!Number.isFinite(totalTimeoutMs) || totalTimeoutMs <= 0) {
     // A setting gone wrong, not the webhook's fault: described as a failure that is retried.
-    return Promise.resolve({ ...NO_ANSWER, error: 'totalTimeoutMs must be a positive number', errorKind: 'network', durationMs: elapsed() });
+    return Promise.resolve({
+      ...NO_ANSWER,
+      error: 'totalTimeoutMs must be a positive number',
+      errorKind: 'network',
+      durationMs: elapsed(),
+    });
   }
 
   const checked =
@@ -169,7 +168,11 @@ class Exchange implements Dispatcher.DispatchHandler, Expiring {
     if (this.settled) controller.abort(new Error('the attempt already ended'));
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
     if (statusCode < 200) return; // informational: the answer is still to come
     this.status = statusCode;
     this.retryAfter = firstHeader(headers['retry-after']);
@@ -182,7 +185,8 @@ class Exchange implements Dispatcher.DispatchHandler, Expiring {
     const take = chunk.length > room ? chunk.subarray(0, room) : chunk;
     this.bytesRead += take.length;
     if (this.keptBytes < this.excerptBytes) {
-      const part = take.length > this.excerptBytes - this.keptBytes ? take.subarray(0, this.excerptBytes - this.keptBytes) : take;
+      const part =
+        take.length > this.excerptBytes - this.keptBytes ? take.subarray(0, this.excerptBytes - this.keptBytes) : take;
       this.kept.push(part);
       this.keptBytes += part.length;
     }

@@ -29,8 +29,7 @@ export type InvalidRequestCode =
   | 'body_too_large';
 
 export type ValidationResult =
-  | { ok: true; url: URL; method: DeliveryMethod }
-  | { ok: false; code: InvalidRequestCode; reason: string };
+  { ok: true; url: URL; method: DeliveryMethod } | { ok: false; code: InvalidRequestCode; reason: string };
 
 export interface DeliveryRequest {
   method: string;
@@ -83,7 +82,10 @@ export function validateDeliveryRequest(request: DeliveryRequest): ValidationRes
     return fail('unsupported_protocol', `only http and https URLs are delivered, not ${url.protocol.slice(0, 20)}`);
   }
   if (url.username !== '' || url.password !== '') {
-    return fail('credentials_in_url', 'the URL must not carry a user name or password; send an Authorization header instead');
+    return fail(
+      'credentials_in_url',
+      'the URL must not carry a user name or password; send an Authorization header instead',
+    );
   }
   if (url.hostname === '') return fail('missing_host', 'the URL has no host');
   if (url.href.length > MAX_URL_LENGTH) {

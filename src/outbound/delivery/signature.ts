@@ -89,17 +89,11 @@ export function buildSignatureHeaders(input: Omit<SignInput, 'secret'> & { secre
 }
 
 export type VerifyFailure =
-  | 'missing_headers'
-  | 'invalid_timestamp'
-  | 'timestamp_too_old'
-  | 'timestamp_too_new'
-  | 'no_matching_signature';
+  'missing_headers' | 'invalid_timestamp' | 'timestamp_too_old' | 'timestamp_too_new' | 'no_matching_signature';
 
 export type VerifyResult = { ok: true; msgId: string; timestamp: number } | { ok: false; reason: VerifyFailure };
 
-type HeaderBag =
-  | Headers
-  | Record<string, string | readonly string[] | undefined>;
+type HeaderBag = Headers | Record<string, string | readonly string[] | undefined>;
 
 export interface VerifyInput {
   secret: string;

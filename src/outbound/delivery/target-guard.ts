@@ -183,7 +183,10 @@ export function checkAddress(ip: string, allow: AllowList | readonly string[] = 
   if (!address) return { allowed: false, reason: 'invalid' };
   const reason = classifyParsed(address);
   if (reason === null) return { allowed: true };
-  const compiled = allow.length > 0 && typeof allow[0] === 'string' ? compileAllowList(allow as readonly string[]) : (allow as AllowList);
+  const compiled =
+    allow.length > 0 && typeof allow[0] === 'string'
+      ? compileAllowList(allow as readonly string[])
+      : (allow as AllowList);
   return inAllowList(address, compiled) ? { allowed: true } : { allowed: false, reason };
 }
 

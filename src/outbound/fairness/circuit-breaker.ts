@@ -96,7 +96,14 @@ export class HostCircuit {
       await scripts.circuitFailure.run(
         this.#redis,
         [state, failures, probe],
-        [member, this.#failureWindowMs, this.#minFailures, this.#openMs, this.#maxOpenMs, this.#maxOpenMs + this.#probeLeaseMs],
+        [
+          member,
+          this.#failureWindowMs,
+          this.#minFailures,
+          this.#openMs,
+          this.#maxOpenMs,
+          this.#maxOpenMs + this.#probeLeaseMs,
+        ],
       ),
     );
   }
