@@ -246,7 +246,7 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
     const after = await h.api('GET', `/api/v1/bots/${bot.botId}/dead-letters?chatId=${chatId}`);
     expect(after.body.items).toEqual([]);
     await sleep(500);
-    const sent = messagesTo(h, bot, chatId).map((c) => `${c.params.text}:${c.status}`);
+    const sent = messagesTo(h, bot, chatId).map((c) => `${String(c.params.text)}:${c.status}`);
     expect(sent).toEqual(['P-A:200', 'P-B:429', 'P-B:429', 'P-LATER:200', 'P-B:200']);
     // A second retry of the same seq finds nothing dead.
     expect((await h.api('POST', `/api/v1/bots/${bot.botId}/dead-letters/${chatId}/${dead.seq}/retry`)).status).toBe(
@@ -268,7 +268,7 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
     await sendUpdate(h, bot, fakeUpdates.start(chatId));
     expect(await waitForAcknowledged(h, bot, chatId, 3)).toEqual(['ONE', 'TWO', 'THREE']);
     await sleep(500);
-    expect(messagesTo(h, bot, chatId).map((c) => `${c.params.text}:${c.status}`)).toEqual([
+    expect(messagesTo(h, bot, chatId).map((c) => `${String(c.params.text)}:${c.status}`)).toEqual([
       'ONE:200',
       'TWO:429',
       'TWO:200',
@@ -357,7 +357,7 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
         rows.map((d: { url: string }) => new URL(d.url).pathname),
         `chat ${c} got ${text}`,
       ).toEqual([`/${text!.toLowerCase()}`]);
-      expect(messagesTo(h, split, c).map((m) => `${m.params.text}:${m.status}`)).toEqual([
+      expect(messagesTo(h, split, c).map((m) => `${String(m.params.text)}:${m.status}`)).toEqual([
         `${text}:429`,
         `${text}:200`,
       ]);

@@ -254,7 +254,7 @@ describe('fields', () => {
     expect((await h.api('PUT', path, { name: 'Score', type: 'number' })).status).toBe(200);
     const refused = await fetch(`${url}?chatId=5&score=high`);
     expect(refused.status).toBe(422);
-    expect(((await refused.json()) as any).error).toMatchObject({ code: 'invalid_field_value', param: 'fields.score' });
+    expect((await refused.json()).error).toMatchObject({ code: 'invalid_field_value', param: 'fields.score' });
 
     const changed = await h.api('PUT', path, { name: 'Score (text)', type: 'text' });
     expect(changed.status).toBe(200);
@@ -326,7 +326,7 @@ describe('webhooks', () => {
     expect(deleted.text).toBe('');
     const postback = await fetch(`${url}?chatId=1`);
     expect(postback.status).toBe(404);
-    expect(((await postback.json()) as any).error.code).toBe('unknown_webhook');
+    expect((await postback.json()).error.code).toBe('unknown_webhook');
     expect((await h.api('GET', `/api/v1/bots/${botId}/webhooks`)).body).toEqual({ webhooks: [] });
 
     expectError(await h.api('DELETE', `/api/v1/bots/${botId}/webhooks/${endpointId}`), 404, 'unknown_webhook', 'id');
@@ -485,7 +485,7 @@ describe('script', () => {
     expect((await fetch(`${url}?chatId=3&stepId=c`)).status).toBe(202);
     const gone = await fetch(`${url}?chatId=3&stepId=b`);
     expect(gone.status).toBe(422);
-    expect(((await gone.json()) as any).error.code).toBe('unknown_step');
+    expect((await gone.json()).error.code).toBe('unknown_step');
   });
 });
 

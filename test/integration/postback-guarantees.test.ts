@@ -83,7 +83,7 @@ describe('ordering', () => {
       expect(final.tags).toContain(`t${500 % 7}`);
       expect(final.tags).not.toContain(`t${(500 + 3) % 7}`);
       expect(Number(row.last_seq)).toBeGreaterThan(0);
-      const counts = await Promise.all(consumers.map((c) => c.workers[0]!.isRunning()));
+      const counts = consumers.map((c) => c.workers[0]!.isRunning());
       expect(counts.every(Boolean)).toBe(true);
     } finally {
       await Promise.all(consumers.map((c) => c.close()));

@@ -3,14 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/config/log.js';
 import { startWorkerTier } from '../../src/workers/worker-tier.js';
-import {
-  createScriptedBot,
-  dialogOf,
-  messagesTo,
-  sendUpdate,
-  waitForMessages,
-  type TestBot,
-} from '../support/bot-scripts.js';
+import { createScriptedBot, dialogOf, messagesTo, sendUpdate, waitForMessages } from '../support/bot-scripts.js';
 import { fakeUpdates, TELEGRAM_ERRORS } from '../support/fake-telegram.js';
 import { REDIS_URL, startHarness, waitFor, type Harness } from '../support/harness.js';
 

@@ -89,7 +89,7 @@ export const TELEGRAM_ERRORS = {
 };
 
 /** Throw this from a handler to answer an error. */
-export class FakeApiErrorAnswer extends Error {
+class FakeApiErrorAnswer extends Error {
   constructor(readonly answer: FakeApiError) {
     super(answer.description);
   }
