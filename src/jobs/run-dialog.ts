@@ -4,14 +4,14 @@ import { journalInputs } from '../db/dialog-inputs.js';
 import type { DialogRef } from '../db/dialog-rows.js';
 import type { DialogTimer } from '../domain/inputs/types.js';
 import type { SequenceFloor } from '../redis/sequence-floor.js';
-import type { DialogDrainer } from '../runner/dialog-drainer.js';
 import type { DialogRunJob } from './dialog-run-job.js';
 
 export interface RunDialogDeps {
   db: Knex;
   redis: Redis;
   floor: SequenceFloor;
-  drainer: Pick<DialogDrainer, 'drain'>;
+  /** Handles the dialog's journaled inputs in order (the runner's DialogDrainer). */
+  drainer: { drain(dialog: DialogRef): Promise<'drained' | 'busy'> };
 }
 
 /** Journals a delay's firing as the dialog's next input, with an order drawn from the one counter. A repeat is one input. */

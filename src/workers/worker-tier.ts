@@ -36,7 +36,7 @@ import {
   usesWebhook,
   type Pollers,
 } from '../telegram/index.js';
-import { telegramUpdateJob } from '../telegram/update-job.js';
+import { telegramUpdateJob } from '../jobs/telegram-update-job.js';
 import { startDialogRunsConsumer } from './dialog-runs-consumer.js';
 import { startDialogUpdatesConsumer } from './dialog-updates-consumer.js';
 

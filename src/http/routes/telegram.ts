@@ -5,7 +5,7 @@ import { findTelegramWebhookSecret } from '../../db/bots.js';
 import { DomainError } from '../../domain/errors.js';
 import type { Logger } from '../../config/log.js';
 import type { DialogUpdateQueue } from '../../jobs/dialog-update-queue.js';
-import { telegramUpdateJob } from '../../telegram/update-job.js';
+import { telegramUpdateJob } from '../../jobs/telegram-update-job.js';
 import { LruCache } from '../../util/lru-cache.js';
 import { readJsonBody } from '../body.js';
 import { UUID_PATTERN } from '../validation.js';

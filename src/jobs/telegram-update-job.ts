@@ -1,6 +1,6 @@
-import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
-import { tokenKey } from './token-key.js';
-import { classifyUpdate } from './update-shape.js';
+import type { DialogUpdateJob } from './dialog-update-job.js';
+import { tokenKey } from '../telegram/token-key.js';
+import { classifyUpdate } from '../telegram/update-shape.js';
 
 /**
  * The `dialog-updates` job of a Telegram update that came through `token` (webhook or long
