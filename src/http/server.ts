@@ -11,7 +11,7 @@ import { RateLimiter } from './rate-limiter.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
 import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, type DialogRunJob } from '../jobs/dialog-run-job.js';
 import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
-import { enqueueDelivery } from '../outbound/enqueue.js';
+import { requeueRecordedDelivery } from '../outbound/enqueue.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../config/log.js';
 import { publishInvalidation, subscribeInvalidations, type Invalidation } from '../redis/invalidation.js';
@@ -113,19 +113,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
           { ...DIALOG_RUN_JOB_OPTIONS, jobId: `revive-${botId}-${chatId}-${Date.now()}` },
         );
       },
-      replayDelivery: (d) =>
-        enqueueDelivery(outbound, {
-          id: d.id,
-          chain: d.chain,
-          request: {
-            botId: d.botId,
-            messageId: d.messageId,
-            method: d.method,
-            url: d.url,
-            headers: d.headers,
-            body: d.body,
-          },
-        }),
+      replayDelivery: (d) => requeueRecordedDelivery(outbound, d),
     },
     ready: async () => {
       await Promise.all([pingDatabase(db), redis.ping()]);

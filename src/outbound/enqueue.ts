@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { JobsOptions, Queue } from 'bullmq';
+import type { DeliveryRecord } from '../db/deliveries.js';
 import {
   OUTBOUND_BATCH_JOB,
   OUTBOUND_DELIVERY_JOB,
@@ -34,9 +35,15 @@ export interface DeliveryToQueue {
  * never mistaken for the stored job of an earlier one. The job lives until the chain ends: retries
  * are the same job, delayed; a worker that dies mid-attempt leaves it to be picked up again.
  */
-export async function enqueueDelivery(queue: Queue<OutboundDeliveryJob>, delivery: DeliveryToQueue): Promise<void> {
+async function enqueueDelivery(queue: Queue<OutboundDeliveryJob>, delivery: DeliveryToQueue): Promise<void> {
   const job = deliveryJob(delivery);
   await queue.add(job.name, job.data, job.opts);
+}
+
+/** Queues a recorded delivery's current chain again (a replay, or a chain whose job Redis lost). */
+export async function requeueRecordedDelivery(queue: Queue<OutboundDeliveryJob>, d: DeliveryRecord): Promise<void> {
+  const { botId, messageId, method, url, headers, body } = d;
+  await enqueueDelivery(queue, { id: d.id, chain: d.chain, request: { botId, messageId, method, url, headers, body } });
 }
 
 /** The job of a delivery's chain (also for `addBulk`). */

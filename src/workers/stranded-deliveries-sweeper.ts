@@ -4,7 +4,7 @@ import { findDelivery, listStrandedDeliveries } from '../db/deliveries.js';
 import type { OutboundDeliveryJob } from '../jobs/outbound-delivery-job.js';
 import type { Logger } from '../config/log.js';
 import type { DeliveryRecorder } from '../outbound/delivery-recorder.js';
-import { enqueueDelivery } from '../outbound/enqueue.js';
+import { requeueRecordedDelivery } from '../outbound/enqueue.js';
 
 /**
  * Queues again deliveries left pending with nothing due for a while: recorded while Redis was
@@ -29,18 +29,7 @@ export function startStrandedSweeper(options: {
       if (await options.recorder.waitsInBatch(batch)) continue;
       const d = await findDelivery(options.db, id);
       if (!d || d.state !== 'pending') continue;
-      await enqueueDelivery(options.queue, {
-        id: d.id,
-        chain: d.chain,
-        request: {
-          botId: d.botId,
-          messageId: d.messageId,
-          method: d.method,
-          url: d.url,
-          headers: d.headers,
-          body: d.body,
-        },
-      });
+      await requeueRecordedDelivery(options.queue, d);
       queued++;
     }
     if (queued > 0) options.log.info({ deliveries: queued }, 'pending deliveries queued again');
