@@ -5,6 +5,7 @@ import * as deliveryChains from '../../migrations/20261122020000_delivery_chains
 import * as pendingDeliveriesIndex from '../../migrations/20261122030000_pending_deliveries_index.js';
 import * as deliveryBatchJobs from '../../migrations/20261122040000_delivery_batch_jobs.js';
 import * as dialogInputs from '../../migrations/20261128000000_dialog_inputs.js';
+import * as tracker from '../../migrations/20261128100000_tracker.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -19,6 +20,7 @@ const MIGRATIONS: Array<[string, Migration]> = [
   ['20261122030000_pending_deliveries_index', pendingDeliveriesIndex],
   ['20261122040000_delivery_batch_jobs', deliveryBatchJobs],
   ['20261128000000_dialog_inputs', dialogInputs],
+  ['20261128100000_tracker', tracker],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {
