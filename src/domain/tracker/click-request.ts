@@ -118,9 +118,9 @@ export function parseCookies(header: string | null | undefined): Record<string, 
   if (!header) return out;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq <= 0) continue;
+    if (eq < 0) continue;
     const name = part.slice(0, eq).trim();
-    if (name in out) continue;
+    if (name === '' || Object.hasOwn(out, name)) continue;
     let value = part.slice(eq + 1).trim();
     try {
       value = decodeURIComponent(value);
