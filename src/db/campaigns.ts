@@ -128,3 +128,42 @@ export async function campaignStats(db: Knex, id: string, from: Date | null, to:
   );
   return { clicks: Number(row?.clicks ?? 0), starts: Number(row?.starts ?? 0) };
 }
+
+/** What a click on a campaign link needs: the campaign and its bot's Telegram username. */
+export interface CampaignLink {
+  id: string;
+  botId: string;
+  name: string;
+  params: string[];
+  fields: Record<string, string>;
+  /** Null while the bot has no Telegram token connected. */
+  botUsername: string | null;
+}
+
+/** A campaign that is not deleted, with its bot's username, in one query (the click redirect's read). */
+export async function findCampaignLink(db: Knex, id: string): Promise<CampaignLink | null> {
+  const row = await db('campaigns as k')
+    .join('bots as b', 'b.id', 'k.bot_id')
+    .where('k.id', id)
+    .whereNull('k.deleted_at')
+    .first<
+      | {
+          id: string;
+          bot_id: string;
+          name: string;
+          params: string[];
+          fields: Record<string, string>;
+          username: string | null;
+        }
+      | undefined
+    >('k.id', 'k.bot_id', 'k.name', 'k.params', 'k.fields', db.raw("b.telegram_info->>'username' AS username"));
+  if (!row) return null;
+  return {
+    id: row.id,
+    botId: row.bot_id,
+    name: row.name,
+    params: row.params,
+    fields: row.fields,
+    botUsername: row.username,
+  };
+}

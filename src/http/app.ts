@@ -3,6 +3,7 @@ import Koa from 'koa';
 import { DomainError } from '../domain/errors.js';
 import type { Logger } from '../config/log.js';
 import { errorMiddleware } from './errors.js';
+import { clickRedirectHandler, type ClickRouteDeps } from './routes/clicks.js';
 import type { ManagementDeps } from './routes/management-deps.js';
 import { managementRouter } from './routes/management.js';
 import { postbackHandler, type PostbackDeps } from './routes/postback.js';
@@ -16,11 +17,12 @@ export interface WebAppDeps {
   postback: PostbackDeps;
   telegram: TelegramRouteDeps;
   management: ManagementDeps;
+  clicks: ClickRouteDeps;
   /** Whether Postgres and Redis answer, for /readyz. */
   ready(): Promise<boolean>;
 }
 
-/** The web tier: postbacks, the management API and health checks. Stateless; run as many as needed. */
+/** The web tier: postbacks, campaign links, the management API and health checks. Stateless; run as many as needed. */
 export function createWebApp(deps: WebAppDeps): Koa {
   const app = new Koa({ proxy: true });
   app.use(errorMiddleware(deps.log));
@@ -43,6 +45,8 @@ export function createWebApp(deps: WebAppDeps): Koa {
   const router = new Router();
   const telegram = telegramWebhookHandler(deps.telegram);
   router.post('/telegram/:botId', (ctx) => telegram(ctx, ctx.params.botId!));
+  const click = clickRedirectHandler(deps.clicks);
+  router.get('/c/:campaignId', (ctx) => click(ctx, ctx.params.campaignId!));
   router.get('/healthz', (ctx) => {
     ctx.body = { ok: true };
   });

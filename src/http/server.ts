@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
 import { createWebApp } from './app.js';
 import { PostbackViewCache } from './postback-view-cache.js';
+import { CampaignLinkCache } from './routes/clicks.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
 import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, type DialogRunJob } from '../jobs/dialog-run-job.js';
@@ -81,6 +82,8 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
     );
   };
 
+  const campaignLinks = new CampaignLinkCache(db);
+
   const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, {
     connection: redis,
     prefix: config.queuePrefix,
@@ -106,6 +109,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       publicUrl: config.publicUrl,
       telegramApiRoot: config.telegramApiRoot,
       invalidate,
+      forgetCampaign: (id) => campaignLinks.forget(id),
       wakeDialog: async (botId, chatId) => {
         await stepRuns.add(
           DRAIN_JOB,
@@ -115,6 +119,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       },
       replayDelivery: (d) => requeueRecordedDelivery(outbound, d),
     },
+    clicks: { db, links: campaignLinks },
     ready: async () => {
       await Promise.all([pingDatabase(db), redis.ping()]);
       return true;

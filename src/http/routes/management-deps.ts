@@ -15,6 +15,8 @@ export interface ManagementDeps {
   wakeDialog(botId: string, chatId: number): Promise<void>;
   /** Drops cached views of what changed, in this and every other web process. */
   invalidate(message: Invalidation): Promise<void>;
+  /** Drops this process's cached view of a campaign link (other web processes expire theirs within seconds). */
+  forgetCampaign(id: string): void;
 }
 
 /** The bot named by `:botId`, loaded by the management router. */

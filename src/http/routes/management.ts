@@ -4,6 +4,7 @@ import { DomainError } from '../../domain/errors.js';
 import { bearerAuth } from '../auth.js';
 import { UUID_PATTERN } from '../validation.js';
 import { registerBotRoutes } from './bots.js';
+import { registerCampaignRoutes } from './campaigns.js';
 import { registerDeadLetterRoutes } from './dead-letters.js';
 import { registerDeliveryRoutes } from './deliveries.js';
 import { registerDialogRoutes } from './dialogs.js';
@@ -29,5 +30,6 @@ export function managementRouter(deps: ManagementDeps, adminApiKey: string): Rou
   registerDialogRoutes(router, deps);
   registerDeliveryRoutes(router, deps);
   registerDeadLetterRoutes(router, deps);
+  registerCampaignRoutes(router, deps);
   return router;
 }
