@@ -369,7 +369,11 @@ export async function pruneInputs(db: Knex, keepMs: number, limit: number): Prom
 /** The highest acceptance order Postgres holds: the order counter must restart above it. */
 export async function highestSequence(db: Knex): Promise<number> {
   const result = await db.raw<{ rows: Array<{ max: string | null }> }>(
-    `SELECT greatest((SELECT max(last_seq) FROM dialogs), (SELECT max(seq) FROM dialog_inputs)) AS max`,
+    `SELECT greatest(
+       (SELECT max(last_seq) FROM dialogs),
+       (SELECT max(seq) FROM dialog_inputs),
+       (SELECT max(seq) FROM click_waiting_updates)
+     ) AS max`,
   );
   return Number(result.rows[0]?.max ?? 0);
 }

@@ -101,6 +101,11 @@ export function applyScriptChanges(current: DialogState, changes: DialogPatch, b
     if (value === null) delete state.fields[key];
     else state.fields[key] = value;
   }
+  for (const [key, value] of Object.entries(changes.tracker ?? {})) {
+    if (!claim(`t:${key}`)) continue;
+    if (value === null) delete state.tracker[key];
+    else state.tracker[key] = value;
+  }
   const tags = new Set(current.tags);
   for (const tag of changes.removeTags ?? []) if (claim(`g:${tag}`)) tags.delete(tag);
   for (const tag of changes.addTags ?? []) if (claim(`g:${tag}`)) tags.add(tag);

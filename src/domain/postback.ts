@@ -16,7 +16,10 @@ export interface PostbackInput {
 
 /** A postback read and checked for shape, not yet against the bot. */
 export interface PostbackRequest {
-  chatId: number;
+  /** The dialog, by chat id; null when the postback names it by `clickid` instead. */
+  chatId: number | null;
+  /** The dialog that claimed this click (API.md §5), when no chatId is given. */
+  clickid?: string;
   stepRef?: string;
   status?: DialogStatus;
   fields: Map<string, RawValue>;
@@ -37,6 +40,7 @@ export interface BotPostbackView {
 
 const ALIASES = [
   ['chatId', 'chat_id'],
+  ['clickid', 'subid', 'click_id', 'cid'],
   ['stepId', 'step_id'],
 ] as const;
 const TAG_PARAMS = new Set(['tags', 'addTags', 'removeTags']);
@@ -144,9 +148,26 @@ function truncate(text: string): string {
   return text.length > 100 ? `${text.slice(0, 100)}…` : text;
 }
 
+const CLICK_ID = /^[A-Za-z0-9_.-]{1,100}$/;
+
+function parseClickId(value: RawValue): string {
+  const text = typeof value === 'string' ? value.trim() : typeof value === 'number' ? String(value) : '';
+  if (!CLICK_ID.test(text)) {
+    throw new DomainError(
+      'invalid',
+      'invalid_clickid',
+      'clickid must be 1-100 characters of A-Z, a-z, 0-9, "_", "." or "-"',
+      {
+        param: 'clickid',
+      },
+    );
+  }
+  return text;
+}
+
 function parseChatId(value: RawValue | undefined): number {
   if (value === undefined || value === null || value === '') {
-    throw new DomainError('invalid', 'missing_chat_id', 'chatId is required', { param: 'chatId' });
+    throw new DomainError('invalid', 'missing_chat_id', 'chatId (or clickid) is required', { param: 'chatId' });
   }
   const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
   const chatId = CHAT_ID_PATTERN.test(text) ? Number(text) : Number.NaN;
@@ -203,6 +224,7 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
   const request: PostbackRequest = { chatId: 0, fields: new Map(), tracker: new Map(), addTags: [], removeTags: [] };
   let chatId: RawValue | undefined;
   let chatIdAlias: RawValue | undefined;
+  let clickid: RawValue | undefined;
   let stepAlias: string | undefined;
 
   for (const [name, value] of params) {
@@ -213,6 +235,12 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
         continue;
       case 'chat_id':
         chatIdAlias = value;
+        continue;
+      case 'clickid':
+      case 'subid':
+      case 'click_id':
+      case 'cid':
+        clickid ??= value;
         continue;
       case 'stepId':
         request.stepRef = asString(name, value).trim();
@@ -254,7 +282,18 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
     }
   }
 
-  request.chatId = parseChatId(chatId ?? chatIdAlias);
+  const chat = chatId ?? chatIdAlias;
+  if (
+    clickid !== undefined &&
+    clickid !== null &&
+    clickid !== '' &&
+    (chat === undefined || chat === null || chat === '')
+  ) {
+    request.chatId = null;
+    request.clickid = parseClickId(clickid);
+  } else {
+    request.chatId = parseChatId(chat);
+  }
   if (request.stepRef === undefined && stepAlias !== undefined) request.stepRef = stepAlias;
   if (request.stepRef === '')
     throw new DomainError('invalid', 'invalid_step_id', 'stepId must not be empty', { param: 'stepId' });

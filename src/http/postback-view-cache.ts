@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { findClickByClickId } from '../db/clicks.js';
 import { loadBotPostbackView, loadEndpointView, type EndpointView } from '../db/postback-endpoints.js';
 import type { BotPostbackView } from '../domain/postback.js';
 import type { Invalidation } from '../redis/invalidation.js';
@@ -16,6 +17,8 @@ interface Entry<T> {
 export class PostbackViewCache {
   private readonly endpoints: LruCache<string, Entry<EndpointView | null>>;
   private readonly bots: LruCache<string, Entry<BotPostbackView>>;
+  /** Claimed clicks' chats: a claim never changes, so these are kept until evicted. */
+  private readonly claimedClicks: LruCache<string, number>;
 
   constructor(
     private readonly db: Knex,
@@ -25,6 +28,21 @@ export class PostbackViewCache {
   ) {
     this.endpoints = new LruCache(capacity);
     this.bots = new LruCache(capacity);
+    this.claimedClicks = new LruCache(capacity);
+  }
+
+  /**
+   * Where a postback by click id goes: the chat that claimed the click, null while nobody has
+   * claimed it, or undefined for a click id the bot does not have.
+   */
+  async clickChat(botId: string, clickid: string): Promise<number | null | undefined> {
+    const key = `${botId}:${clickid}`;
+    const known = this.claimedClicks.get(key);
+    if (known !== undefined) return known;
+    const found = await findClickByClickId(this.db, botId, clickid);
+    if (!found) return undefined;
+    if (found.chatId !== null) this.claimedClicks.set(key, found.chatId);
+    return found.chatId;
   }
 
   endpoint(id: string): Promise<EndpointView | null> {

@@ -4,7 +4,7 @@ import type { Logger } from '../config/log.js';
 import type { SequenceFloor } from '../redis/sequence-floor.js';
 import { telegramDedupeKey } from '../telegram/token-key.js';
 import { splitPostback } from '../db/dialog-writer.js';
-import { sequenceOf, type DialogUpdateJob } from './dialog-update-job.js';
+import { sequenceOf, type ChatUpdateJob, type DialogUpdateJob } from './dialog-update-job.js';
 
 export interface ApplyDialogUpdateDeps {
   redis: Redis;
@@ -16,10 +16,15 @@ export interface ApplyDialogUpdateDeps {
   requeue(job: DialogUpdateJob): Promise<unknown>;
   /** After the update is durably applied (the dialog's journaled inputs are drained from here). */
   onApplied?(applied: AppliedDialog, seq: number): Promise<void>;
+  /**
+   * Where a click-addressed postback goes: the chat that claimed the click, or null when nobody
+   * has (the postback then waits on the click, kept in Postgres); undefined for an unknown click.
+   */
+  resolveClick?(job: Extract<DialogUpdateJob, { clickid: string }>, seq: number): Promise<number | null | undefined>;
 }
 
 /** An accepted job as the writer takes it: a postback's values to merge, and what to journal. */
-export function toUpdateInput(data: DialogUpdateJob, seq: number): DialogUpdateInput {
+export function toUpdateInput(data: ChatUpdateJob, seq: number): DialogUpdateInput {
   const { botId, chatId } = data;
   if (data.telegram) {
     const { update, tokenKey } = data.telegram;
@@ -44,18 +49,31 @@ export function toUpdateInput(data: DialogUpdateJob, seq: number): DialogUpdateI
 export async function applyDialogUpdate(
   job: { id?: string; data: DialogUpdateJob },
   deps: ApplyDialogUpdateDeps,
-): Promise<'applied' | 'requeued' | 'dropped'> {
-  const { botId, chatId } = job.data;
+): Promise<'applied' | 'requeued' | 'dropped' | 'waiting'> {
+  const { botId } = job.data;
   const seq = sequenceOf(job.id);
   if (await deps.floor.drawnTooLow(deps.redis, seq)) {
     deps.log.warn(
-      { botId, chatId, jobId: job.id },
+      { botId, chatId: job.data.chatId, jobId: job.id },
       'update drawn below the restored order counter; queued again above it',
     );
     await deps.requeue(job.data);
     return 'requeued';
   }
-  const applied = await deps.apply(toUpdateInput(job.data, seq));
+  let data: ChatUpdateJob;
+  if (job.data.clickid !== undefined) {
+    const chatId = deps.resolveClick ? await deps.resolveClick(job.data, seq) : undefined;
+    if (chatId === undefined) {
+      deps.log.warn({ botId, clickid: job.data.clickid, jobId: job.id }, 'dialog update dropped: no such click');
+      return 'dropped';
+    }
+    if (chatId === null) return 'waiting';
+    data = { botId, chatId, patch: job.data.patch };
+  } else {
+    data = job.data;
+  }
+  const { chatId } = data;
+  const applied = await deps.apply(toUpdateInput(data, seq));
   if (!applied) {
     deps.log.warn({ botId, chatId, jobId: job.id }, 'dialog update dropped: the bot no longer exists');
     return 'dropped';

@@ -7,9 +7,30 @@ export const DIALOG_UPDATE_JOB = 'update';
  * the BullMQ job id, which Redis assigns from one counter per queue inside the same atomic step that
  * stores the job; every other input of a dialog (a delay firing) draws from the same counter.
  */
-export type DialogUpdateJob =
-  | { botId: string; chatId: number; patch: DialogPatch; telegram?: undefined }
-  | { botId: string; chatId: number; telegram: { update: unknown; tokenKey: string }; patch?: undefined };
+export type DialogUpdateJob = ChatUpdateJob | ClickUpdateJob;
+
+/** An input of a known chat. */
+export type ChatUpdateJob =
+  | { botId: string; chatId: number; patch: DialogPatch; telegram?: undefined; clickid?: undefined }
+  | {
+      botId: string;
+      chatId: number;
+      telegram: { update: unknown; tokenKey: string };
+      patch?: undefined;
+      clickid?: undefined;
+    };
+
+/**
+ * A postback addressed by click id to a click nobody had claimed when it was accepted: applied to
+ * the dialog that claims it (at once if it is claimed by then, else when it is).
+ */
+export interface ClickUpdateJob {
+  botId: string;
+  clickid: string;
+  patch: DialogPatch;
+  chatId?: undefined;
+  telegram?: undefined;
+}
 
 /** Job options for dialog updates: kept a while after completion for inspection, failures kept for replay. */
 export const DIALOG_UPDATE_JOB_OPTIONS = {

@@ -8,6 +8,7 @@ import type { DialogInput, InputEvent } from '../domain/inputs/types.js';
 import type { DialogLease } from '../redis/dialog-lease.js';
 import type { BotRegistry, TelegramEvent } from '../telegram/index.js';
 import type { BotCache, BotForRun } from './bot-cache.js';
+import { claimStartClick } from './click-claims.js';
 import { carryOut, type EffectDeps } from './effects.js';
 import { feedUpdate } from './telegram-feed.js';
 
@@ -121,7 +122,7 @@ export class DialogDrainer {
       await carryOut(this.deps, ref, bot, input.seq, input.effects ?? [], input.effectsDone);
       return RELOAD;
     }
-    const event = await this.readInput(ref, bot, input.input);
+    const event = await this.readInput(ref, bot, input.seq, input.input);
     if (!event) {
       await this.deps.progress.finish(ref, input.seq, 0);
       return dialog;
@@ -159,11 +160,12 @@ export class DialogDrainer {
   }
 
   /** What the input is, as the rules read it; null for a Telegram update of no known shape (or a bot without Telegram). */
-  private async readInput(ref: DialogRef, bot: BotForRun, input: DialogInput): Promise<InputEvent | null> {
+  private async readInput(ref: DialogRef, bot: BotForRun, seq: number, input: DialogInput): Promise<InputEvent | null> {
     if (input.kind !== 'telegram') return input;
     if (!bot.credentials) return null;
     const grammyBot = this.deps.registry.get(bot.credentials.token, bot.credentials.botInfo);
     let read: InputEvent | null = null;
+    let startPayload: string | null = null;
     await feedUpdate(grammyBot, input.update as Update, async (event: TelegramEvent | null, ctx: Context) => {
       if (!event) {
         this.deps.log.warn(
@@ -178,7 +180,14 @@ export class DialogDrainer {
           .catch((error: unknown) => this.deps.log.debug({ err: error }, 'answerCallbackQuery failed'));
       }
       read = toInputEvent(event);
+      if (event.kind === 'start' && event.payload) startPayload = event.payload;
     });
+    // A campaign link's /start claims its click (with what waited on it) before it is decided.
+    const started = read as InputEvent | null;
+    if (started?.kind === 'start' && startPayload !== null) {
+      const click = await claimStartClick(this.deps.db, ref, seq, startPayload);
+      if (click) return { ...started, click };
+    }
     return read;
   }
 }

@@ -1,6 +1,7 @@
 import { Worker } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
+import { waitOnClick } from '../db/clicks.js';
 import { isDatabaseUnavailable } from '../db/connection.js';
 import { dialogKey } from '../db/dialog-rows.js';
 import { applyDialogUpdates, type AppliedDialog, type DialogUpdateInput } from '../db/dialog-writer.js';
@@ -75,6 +76,11 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
           floor: sequenceFloor,
           log,
           requeue: options.requeue,
+          resolveClick: async (data, seq) => {
+            const found = await waitOnClick(db, data.botId, data.clickid, { seq, job: data });
+            if (found) sequenceFloor.observe(seq);
+            return found ? found.chatId : undefined;
+          },
           ...(options.onApplied ? { onApplied: options.onApplied } : {}),
           apply: async (update) => {
             const outcome = await batcher.submit(update);

@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createDb } from '../../src/db/connection.js';
 import { applyDialogUpdates } from '../../src/db/dialog-writer.js';
 import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, drainJobId } from '../../src/jobs/dialog-run-job.js';
-import type { DialogUpdateJob } from '../../src/jobs/dialog-update-job.js';
+import type { ChatUpdateJob as DialogUpdateJob } from '../../src/jobs/dialog-update-job.js';
 import { QUEUES } from '../../src/jobs/queue-names.js';
 import { tokenKey } from '../../src/telegram/token-key.js';
 import { toUpdateInput } from '../../src/jobs/apply-dialog-update.js';

@@ -197,3 +197,34 @@ describe('decideInput: delays', () => {
     expect(decision.timer?.scheduledBy).toBe(9);
   });
 });
+
+describe('decideInput: a /start through a campaign link', () => {
+  const user = { username: 'ann', name: 'Ann', firstName: 'Ann', lastName: null };
+  const click = { clickid: 'k-1', fields: { clickid: 'k-1', ad_name: 'spring' }, startStepKey: null };
+
+  it("writes the click's tracker fields with the /start's order, and keeps a newer postback's value", () => {
+    const decision = decide(
+      { kind: 'start', user, click },
+      20,
+      dialog({ tracker: { ad_name: 'from-postback' }, seqs: { 't:ad_name': 25 } }, { startedAt: null }),
+    );
+    expect(decision.changes.tracker).toEqual({ clickid: 'k-1' });
+    expect(decision.outcome).toBe('ran');
+  });
+
+  it("begins a new dialog at the campaign's start step, and a returning user's run too", () => {
+    const atVip = { ...click, startStepKey: 'vip' };
+    expect(texts(decide({ kind: 'start', user, click: atVip }, 5, dialog({}, { startedAt: null })))).toEqual(['VIP']);
+    expect(
+      texts(decide({ kind: 'start', user, click: atVip }, 9, dialog({ stepId: idOf('ping'), seqs: { step: 4 } }))),
+    ).toEqual(['VIP']);
+  });
+
+  it('a step a postback set before the first /start still runs first; an unknown start step falls back', () => {
+    const atVip = { ...click, startStepKey: 'vip' };
+    const preset = dialog({ stepId: idOf('thanks'), seqs: { step: 3 } }, { startedAt: null });
+    expect(texts(decide({ kind: 'start', user, click: atVip }, 5, preset))).toEqual(['Thanks']);
+    const gone = { ...click, startStepKey: 'no-such-step' };
+    expect(texts(decide({ kind: 'start', user, click: gone }, 5, dialog({}, { startedAt: null })))[0]).toBe('Hello');
+  });
+});

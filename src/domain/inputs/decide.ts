@@ -12,7 +12,7 @@ import { parseButtonCallbackData } from '../engine/callback-data.js';
 import { runEngine } from '../engine/run-engine.js';
 import { ScriptIndex } from '../engine/script-index.js';
 import type { EngineResult, EngineScript, EngineStep, Trigger } from '../engine/types.js';
-import type { Decision, DialogSnapshot, DialogTimer, InputEvent, RecordedEffect } from './types.js';
+import type { Decision, DialogSnapshot, DialogTimer, InputEvent, RecordedEffect, StartClick } from './types.js';
 
 export interface DecideInput {
   chatId: number;
@@ -175,6 +175,7 @@ function decideTimer(input: DecideInput, event: Extract<InputEvent, { kind: 'tim
 }
 
 function decideStart(input: DecideInput, event: Extract<InputEvent, { kind: 'start' }>): Decision {
+  if (event.click) return decideClickStart(input, event, event.click);
   const { dialog, seq } = input;
   const changes: DialogPatch = {};
   // Starting again after blocking the bot unblocks the dialog; an operator's `manual` stays.
@@ -197,6 +198,48 @@ function decideStart(input: DecideInput, event: Extract<InputEvent, { kind: 'sta
   const start = new ScriptIndex(script).start();
   if (!start) return base;
   return run({ ...input, script }, { kind: 'step', stepId: start.id }, { status }, base);
+}
+
+/**
+ * A /start through a campaign link: the click's tracker fields are the dialog's (written with this
+ * input's order, so a newer postback's tracker value is kept) and the run sees them; a dialog with
+ * no step yet begins at the campaign's start step, as does a returning user's run.
+ */
+function decideClickStart(
+  input: DecideInput,
+  event: Extract<InputEvent, { kind: 'start' }>,
+  click: StartClick,
+): Decision {
+  const { dialog } = input;
+  const tracker: Record<string, string> = { ...dialog.state.tracker };
+  const written: Record<string, string> = {};
+  for (const [key, value] of Object.entries(click.fields)) {
+    if ((dialog.state.seqs[`t:${key}`] ?? 0) > input.seq) continue;
+    tracker[key] = value;
+    written[key] = value;
+  }
+  const withClick: DialogSnapshot = { ...dialog, state: { ...dialog.state, tracker } };
+  const campaignStart =
+    input.script && click.startStepKey ? new ScriptIndex(input.script).byKey(click.startStepKey) : undefined;
+  const presetStep = campaignStart && (dialog.startedAt || dialog.state.stepId === null) ? campaignStart : undefined;
+  const decision = decideStart(
+    {
+      ...input,
+      dialog:
+        presetStep && !dialog.startedAt
+          ? { ...withClick, state: { ...withClick.state, stepId: presetStep.id } }
+          : withClick,
+      script:
+        presetStep && dialog.startedAt && input.script ? withStartKey(input.script, presetStep.step.key) : input.script,
+    },
+    { kind: 'start', user: event.user },
+  );
+  return { ...decision, changes: { ...decision.changes, tracker: { ...decision.changes.tracker, ...written } } };
+}
+
+/** The script with another start step (a returning user's campaign run begins there). */
+function withStartKey(script: EngineScript, startKey: string): EngineScript {
+  return { ...script, startKey };
 }
 
 /** Decides what `input.event` does to the dialog. */

@@ -19,9 +19,18 @@ export interface StartedUser {
   lastName: string | null;
 }
 
+/** The click a /start claimed (a campaign link's `c_…` or `k_…` payload). */
+export interface StartClick {
+  clickid: string;
+  /** The tracker fields the click brings (`clickid`, `campaign`, the campaign's params and fields). */
+  fields: Record<string, string>;
+  /** The key of the step the campaign starts dialogs at; null: the script's start. */
+  startStepKey: string | null;
+}
+
 /** An input as the decision sees it: Telegram updates already read into what the user did. */
 export type InputEvent =
-  | { kind: 'start'; user: StartedUser }
+  | { kind: 'start'; user: StartedUser; click?: StartClick }
   | { kind: 'text'; text: string }
   | { kind: 'button'; data: string }
   | { kind: 'blocked' }

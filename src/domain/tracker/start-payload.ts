@@ -24,7 +24,11 @@ export function isValidStartPayload(payload: string): boolean {
 /** Reads the payload of a `/start` message's text (`/start`, `/start PAYLOAD`, `/start@bot PAYLOAD`). */
 export function readStartPayload(text: string): StartPayload {
   const match = /^\/start(?:@[A-Za-z0-9_]+)?(?:\s+(\S+))?\s*$/.exec(text);
-  const payload = match?.[1];
+  return parseStartPayload(match?.[1] ?? null);
+}
+
+/** What a /start's payload (as Telegram delivered it, or null for a bare /start) asks for. */
+export function parseStartPayload(payload: string | null): StartPayload {
   if (!payload || !isValidStartPayload(payload)) return { kind: 'none' };
   const click = CLICK.exec(payload);
   if (click) return { kind: 'click', token: click[1]! };

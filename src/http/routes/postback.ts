@@ -117,7 +117,17 @@ async function dialogUpdateJob(
   request: PostbackRequest,
 ): Promise<DialogUpdateJob> {
   const bot = await deps.views.bot(endpoint.botId);
-  return { botId: endpoint.botId, chatId: request.chatId, patch: resolvePostback(request, bot) };
+  const patch = resolvePostback(request, bot);
+  if (request.chatId !== null) return { botId: endpoint.botId, chatId: request.chatId, patch };
+  // By click id: the dialog that claimed the click, or the click itself until someone claims it.
+  const clickid = request.clickid!;
+  const chatId = await deps.views.clickChat(endpoint.botId, clickid);
+  if (chatId === undefined) {
+    throw new DomainError('not_found', 'unknown_clickid', 'no click with this clickid on this bot', {
+      param: 'clickid',
+    });
+  }
+  return chatId === null ? { botId: endpoint.botId, clickid, patch } : { botId: endpoint.botId, chatId, patch };
 }
 
 /** Queues the update once per eventId: a repeat of a queued one is answered as a duplicate. */

@@ -1,0 +1,57 @@
+import type { Knex } from 'knex';
+import { findCampaign } from '../db/campaigns.js';
+import { claimCampaignClick, claimClickByToken, dropWaitingUpdates, type ClickClaim } from '../db/clicks.js';
+import type { DialogRef } from '../db/dialog-rows.js';
+import { applyDialogUpdates } from '../db/dialog-writer.js';
+import type { StartClick } from '../domain/inputs/types.js';
+import { readClick } from '../domain/tracker/click-request.js';
+import { parseStartPayload } from '../domain/tracker/start-payload.js';
+import { toUpdateInput } from '../jobs/apply-dialog-update.js';
+import type { ClickUpdateJob } from '../jobs/dialog-update-job.js';
+
+/**
+ * Claims the click a /start's payload names for its dialog (API.md §5): `c_<token>` a campaign
+ * link's click, `k_<campaignId>[__<clickid>]` a click made now. Postbacks that waited on the click
+ * are applied to the dialog (with their own orders) before the /start is decided, then dropped.
+ * Safe to repeat for the same input: it finds the click it claimed the first time.
+ */
+export async function claimStartClick(
+  db: Knex,
+  dialog: DialogRef,
+  seq: number,
+  payload: string | null,
+): Promise<StartClick | null> {
+  const ref = { ...dialog, seq };
+  const asked = parseStartPayload(payload);
+  let claim: ClickClaim | null = null;
+  if (asked.kind === 'click') {
+    claim = await claimClickByToken(db, ref, asked.token);
+  } else if (asked.kind === 'campaign') {
+    const campaign = await findCampaign(db, asked.campaignId, dialog.botId);
+    if (campaign) {
+      const { fields } = readClick(campaign, {
+        query: [],
+        ip: null,
+        userAgent: null,
+        referer: null,
+        cookies: {},
+        now: new Date(),
+      });
+      claim = await claimCampaignClick(db, ref, { id: campaign.id, fields }, asked.clickid);
+    }
+  }
+  if (!claim) return null;
+  if (claim.waiting.length > 0) {
+    const updates = claim.waiting.map(({ job, seq: order }) => {
+      const { botId, patch } = job as ClickUpdateJob;
+      return toUpdateInput({ botId, chatId: dialog.chatId, patch }, order);
+    });
+    await applyDialogUpdates(db, updates);
+    await dropWaitingUpdates(
+      db,
+      claim.click.id,
+      claim.waiting.map((waiting) => waiting.seq),
+    );
+  }
+  return { clickid: claim.click.clickid, fields: claim.click.fields, startStepKey: claim.click.startStep };
+}
