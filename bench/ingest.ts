@@ -1,47 +1,14 @@
-import autocannon from 'autocannon';
 import { randomBytes } from 'node:crypto';
 import { insertBot } from '../src/db/bots.js';
 import { insertEndpoint } from '../src/db/postback-endpoints.js';
 import type { BenchDatabase } from './lib/database.js';
+import { load, medianRound, type LoadFigures } from './lib/load.js';
 import { freePort, runScript, waitForHttp } from './lib/processes.js';
 import { dropPrefix, REDIS_URL } from './lib/redis.js';
-
-export interface LoadFigures {
-  reqPerSec: number;
-  p50: number;
-  p99: number;
-  non2xx: number;
-  errors: number;
-}
 
 const DURATION_S = Number(process.env.BENCH_INGEST_SECONDS ?? 6);
 const ROUNDS = Number(process.env.BENCH_INGEST_ROUNDS ?? 3);
 const CONNECTIONS = 64;
-
-async function load(url: string, path: (i: number) => string, warmUp: boolean): Promise<LoadFigures> {
-  let i = 0;
-  // Warm up (JIT, connection pools), then measure.
-  if (warmUp)
-    await autocannon({
-      url,
-      connections: CONNECTIONS,
-      duration: 2,
-      requests: [{ setupRequest: (r) => ({ ...r, path: path(i++) }) }],
-    });
-  const result = await autocannon({
-    url,
-    connections: CONNECTIONS,
-    duration: DURATION_S,
-    requests: [{ setupRequest: (r) => ({ ...r, path: path(i++) }) }],
-  });
-  return {
-    reqPerSec: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
-  };
-}
 
 /** (a) ingest: the postback route under load beside a bare Koa route doing one queue.add. */
 export async function benchIngest(database: BenchDatabase): Promise<{ bare: LoadFigures; postback: LoadFigures }> {
@@ -49,8 +16,15 @@ export async function benchIngest(database: BenchDatabase): Promise<{ bare: Load
   const endpoint = await insertEndpoint(database.db, bot.id, 'bench', 1_000_000);
   await database.db('bot_fields').insert({ bot_id: bot.id, key: 'userBalance', name: 'Balance', type: 'number' });
 
-  const path = (i: number) =>
-    `/api/bots/webhooks/${endpoint.id}/updateDialog?chatId=${100_000 + (i % 10_000)}&refID=ref${i}&userBalance=${i % 5000}&tracker.clickid=c${i}&tags=lead,fb`;
+  let i = 0;
+  const path = () =>
+    `/api/bots/webhooks/${endpoint.id}/updateDialog?chatId=${100_000 + (i % 10_000)}&refID=ref${i}&userBalance=${i % 5000}&tracker.clickid=c${i++}&tags=lead,fb`;
+  const options = (round: number) => ({
+    expect: 202,
+    connections: CONNECTIONS,
+    durationS: DURATION_S,
+    warmUp: round === 0,
+  });
 
   const barePrefix = `fpb_${randomBytes(4).toString('hex')}`;
   const barePort = await freePort();
@@ -71,24 +45,14 @@ export async function benchIngest(database: BenchDatabase): Promise<{ bare: Load
     const bareRounds: LoadFigures[] = [];
     const postbackRounds: LoadFigures[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      bareRounds.push(await load(`http://127.0.0.1:${barePort}`, path, round === 0));
+      bareRounds.push(await load(`http://127.0.0.1:${barePort}`, path, options(round)));
       await dropPrefix(barePrefix);
-      postbackRounds.push(await load(`http://127.0.0.1:${port}`, path, round === 0));
+      postbackRounds.push(await load(`http://127.0.0.1:${port}`, path, options(round)));
       await dropPrefix(prefix);
     }
-    return { bare: median(bareRounds), postback: median(postbackRounds) };
+    return { bare: medianRound(bareRounds), postback: medianRound(postbackRounds) };
   } finally {
     await Promise.all([bare.stop(), web.stop()]);
     await Promise.all([dropPrefix(barePrefix), dropPrefix(prefix)]);
   }
-}
-
-function median(rounds: LoadFigures[]): LoadFigures {
-  const sorted = [...rounds].sort((a, b) => a.reqPerSec - b.reqPerSec);
-  const middle = sorted[Math.floor(sorted.length / 2)]!;
-  return {
-    ...middle,
-    non2xx: rounds.reduce((n, r) => n + r.non2xx, 0),
-    errors: rounds.reduce((n, r) => n + r.errors, 0),
-  };
 }

@@ -4,6 +4,7 @@ import { benchIngest } from './ingest.js';
 import { createBenchDatabase } from './lib/database.js';
 import { benchOutbound } from './outbound.js';
 import { benchTelegram } from './telegram.js';
+import { benchTracker, type SteadyFigures } from './tracker.js';
 
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -16,8 +17,12 @@ const lines: string[] = [];
 try {
   if (!only || only === 'ingest') {
     const { bare, postback } = await benchIngest(database);
-    if (postback.non2xx || postback.errors)
-      throw new Error(`ingest: ${postback.non2xx} non-2xx answers, ${postback.errors} errors`);
+    for (const [name, figures] of [
+      ['bare route', bare],
+      ['postback route', postback],
+    ] as const)
+      if (figures.unexpected || figures.errors)
+        throw new Error(`ingest, ${name}: ${figures.unexpected} answers other than 202, ${figures.errors} errors`);
     lines.push(
       '(a) ingest: postback route vs bare Koa + queue.add (64 connections, median of 3 alternating rounds)',
       `    bare route      ${fmt(bare.reqPerSec)} req/s   p50 ${bare.p50} ms   p99 ${bare.p99} ms`,
@@ -70,6 +75,24 @@ try {
       `    ratio of p99             ${ratio(o.fastP99WithSlow, o.fastP99Alone)}   (target ≤ 2 ×)`,
     );
     console.log(lines.slice(-9).join('\n'));
+  }
+  if (!only || only === 'tracker') {
+    const t = await benchTracker(database);
+    const steady = (s: SteadyFigures) =>
+      `p50 ${s.p50.toFixed(1)} ms   p99 ${s.p99.toFixed(1)} ms   max ${s.max.toFixed(1)} ms`;
+    lines.push(
+      '(g) clicks: GET /c/{id} (4 query parameters; one INSERT, 302) vs bare Koa + one INSERT (64 connections, median of 3 alternating rounds)',
+      `    bare route      ${fmt(t.clickBare.reqPerSec)} req/s   p50 ${t.clickBare.p50} ms   p99 ${t.clickBare.p99} ms`,
+      `    click redirect  ${fmt(t.clickRoute.reqPerSec)} req/s   p50 ${t.clickRoute.p50} ms   p99 ${t.clickRoute.p99} ms`,
+      `    ratio           ${ratio(t.clickRoute.reqPerSec, t.clickBare.reqPerSec)}   (target ≥ 0.50 ×)`,
+      `    at ${fmt(t.clickSteady.rate)} clicks/s, ${fmt(t.clickSteady.clicks)} clicks: bare ${steady(t.clickSteadyBare)}`,
+      `                              flowpost ${steady(t.clickSteady)}   (target p99 < 20 ms)`,
+      '(h) postbacks by clickid of claimed clicks vs bare Koa + queue.add (64 connections, median of 3 alternating rounds)',
+      `    bare route      ${fmt(t.postbackBare.reqPerSec)} req/s   p50 ${t.postbackBare.p50} ms   p99 ${t.postbackBare.p99} ms`,
+      `    clicks in LRU   ${fmt(t.postbackWarm.reqPerSec)} req/s   p50 ${t.postbackWarm.p50} ms   p99 ${t.postbackWarm.p99} ms   ratio ${ratio(t.postbackWarm.reqPerSec, t.postbackBare.reqPerSec)}   (target ≥ 0.60 ×)`,
+      `    each click read ${fmt(t.postbackCold.reqPerSec)} req/s   p50 ${t.postbackCold.p50} ms   p99 ${t.postbackCold.p99} ms   ratio ${ratio(t.postbackCold.reqPerSec, t.postbackBare.reqPerSec)}   (target ≥ 0.60 ×)`,
+    );
+    console.log(lines.slice(-10).join('\n'));
   }
 } finally {
   await database.drop();
