@@ -55,6 +55,46 @@ export async function up(knex: Knex): Promise<void> {
     t.primary(['click_id', 'seq']);
   });
 
+  // A network's conversion: (bot, clickid, event, tid) is one conversion, its status moving
+  // lead → sale | rejected, sale → rejected.
+  await knex.schema.createTable('conversions', (t) => {
+    t.uuid('id').primary().defaultTo(knex.raw('gen_random_uuid()'));
+    t.uuid('bot_id').notNullable().references('id').inTable('bots').onDelete('CASCADE');
+    t.text('clickid').notNullable();
+    t.text('event').notNullable();
+    t.text('tid').notNullable();
+    t.text('status').notNullable();
+    t.decimal('payout', 20, 8);
+    t.text('currency');
+    t.bigInteger('chat_id');
+    t.text('campaign_id');
+    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.unique(['bot_id', 'clickid', 'event', 'tid']);
+    t.index(['bot_id', 'chat_id']);
+    t.index(['campaign_id', 'created_at']);
+  });
+  // Every conversion call as it was handled (new, moved, duplicate, ignored, with the reason), once
+  // per accepted order: a retried job finds what its first try decided.
+  await knex.schema.createTable('conversion_events', (t) => {
+    t.bigIncrements('id');
+    t.uuid('bot_id').notNullable().references('id').inTable('bots').onDelete('CASCADE');
+    t.uuid('conversion_id').references('id').inTable('conversions').onDelete('CASCADE');
+    t.bigInteger('seq');
+    t.text('clickid').notNullable();
+    t.text('event').notNullable();
+    t.text('tid').notNullable();
+    t.text('status').notNullable();
+    t.decimal('payout', 20, 8);
+    t.text('currency');
+    t.text('outcome').notNullable();
+    t.text('reason');
+    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+  });
+  await knex.raw(
+    'CREATE UNIQUE INDEX conversion_events_seq_idx ON conversion_events (bot_id, seq) WHERE seq IS NOT NULL',
+  );
+
   await knex.schema.alterTable('dialogs', (t) => {
     t.uuid('first_click_id');
     t.uuid('latest_click_id');
@@ -65,6 +105,8 @@ export async function down(knex: Knex): Promise<void> {
   await knex.schema.alterTable('dialogs', (t) => {
     t.dropColumns('first_click_id', 'latest_click_id');
   });
+  await knex.schema.dropTable('conversion_events');
+  await knex.schema.dropTable('conversions');
   await knex.schema.dropTable('click_waiting_updates');
   await knex.schema.dropTable('clicks');
   await knex.schema.dropTable('campaigns');

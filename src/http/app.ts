@@ -6,10 +6,10 @@ import { errorMiddleware } from './errors.js';
 import { clickRedirectHandler, type ClickRouteDeps } from './routes/clicks.js';
 import type { ManagementDeps } from './routes/management-deps.js';
 import { managementRouter } from './routes/management.js';
-import { postbackHandler, type PostbackDeps } from './routes/postback.js';
+import { conversionHandler, postbackHandler, type PostbackDeps } from './routes/postback.js';
 import { telegramWebhookHandler, type TelegramRouteDeps } from './routes/telegram.js';
 
-const POSTBACK_PATH = /^\/api\/bots\/webhooks\/([^/]+)\/updateDialog\/?$/;
+const POSTBACK_PATH = /^\/api\/bots\/webhooks\/([^/]+)\/(updateDialog|conversion)\/?$/;
 
 export interface WebAppDeps {
   log: Logger;
@@ -29,6 +29,7 @@ export function createWebApp(deps: WebAppDeps): Koa {
 
   // The postback route is the hot path: matched directly, ahead of any router.
   const postback = postbackHandler(deps.postback);
+  const conversion = conversionHandler(deps.postback);
   app.use(async (ctx, next) => {
     const match = POSTBACK_PATH.exec(ctx.path);
     if (!match) {
@@ -39,7 +40,7 @@ export function createWebApp(deps: WebAppDeps): Koa {
       ctx.set('Allow', 'GET, POST');
       throw new DomainError('method_not_allowed', 'method_not_allowed', 'use GET or POST');
     }
-    await postback(ctx, match[1]!);
+    await (match[2] === 'conversion' ? conversion : postback)(ctx, match[1]!);
   });
 
   const router = new Router();

@@ -97,6 +97,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
     adminApiKey: config.adminApiKey,
     telegram: { db, log, queue: updates },
     postback: {
+      db,
       queue: updates,
       redis,
       queuePrefix: config.queuePrefix,

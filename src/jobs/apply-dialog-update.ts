@@ -1,5 +1,8 @@
 import type { Redis } from 'ioredis';
+import type { RecordedOutcome } from '../db/conversions.js';
 import type { AppliedDialog, DialogUpdateInput } from '../db/dialog-writer.js';
+import type { DialogPatch } from '../domain/dialog.js';
+import type { ConversionRequest } from '../domain/tracker/conversion.js';
 import type { Logger } from '../config/log.js';
 import type { SequenceFloor } from '../redis/sequence-floor.js';
 import { telegramDedupeKey } from '../telegram/token-key.js';
@@ -21,6 +24,33 @@ export interface ApplyDialogUpdateDeps {
    * has (the postback then waits on the click, kept in Postgres); undefined for an unknown click.
    */
   resolveClick?(job: Extract<DialogUpdateJob, { clickid: string }>, seq: number): Promise<number | null | undefined>;
+  /** Records a conversion for its dialog under this order (new, moved, duplicate or ignored). */
+  recordConversion?(
+    target: { botId: string; chatId: number; seq: number },
+    conversion: ConversionRequest,
+  ): Promise<RecordedOutcome>;
+}
+
+/**
+ * A conversion's update for its dialog once recorded: a duplicate or an ignored move changes
+ * nothing (null); a new one or a status move merges its values and journals the conversion.
+ */
+export function conversionUpdateInput(
+  data: { botId: string; chatId: number; patch: DialogPatch },
+  conversion: ConversionRequest,
+  seq: number,
+  recorded: RecordedOutcome,
+): DialogUpdateInput | null {
+  if (recorded.move.kind !== 'new' && recorded.move.kind !== 'moved') return null;
+  const { clickid, event, status, payout, currency, tid } = conversion;
+  const { values } = splitPostback(data.patch);
+  return {
+    botId: data.botId,
+    chatId: data.chatId,
+    seq,
+    patch: values,
+    input: { kind: 'conversion', conversion: { clickid, event, status, payout, currency, tid } },
+  };
 }
 
 /** An accepted job as the writer takes it: a postback's values to merge, and what to journal. */
@@ -68,12 +98,24 @@ export async function applyDialogUpdate(
       return 'dropped';
     }
     if (chatId === null) return 'waiting';
-    data = { botId, chatId, patch: job.data.patch };
+    data = {
+      botId,
+      chatId,
+      patch: job.data.patch,
+      ...(job.data.conversion ? { conversion: job.data.conversion } : {}),
+    };
   } else {
     data = job.data;
   }
   const { chatId } = data;
-  const applied = await deps.apply(toUpdateInput(data, seq));
+  let update: DialogUpdateInput | null = toUpdateInput(data, seq);
+  if (data.conversion && data.patch) {
+    if (!deps.recordConversion) throw new Error('a conversion needs recordConversion');
+    const recorded = await deps.recordConversion({ botId, chatId, seq }, data.conversion);
+    update = conversionUpdateInput({ botId, chatId, patch: data.patch }, data.conversion, seq, recorded);
+    if (!update) return 'applied';
+  }
+  const applied = await deps.apply(update);
   if (!applied) {
     deps.log.warn({ botId, chatId, jobId: job.id }, 'dialog update dropped: the bot no longer exists');
     return 'dropped';

@@ -1,4 +1,5 @@
 import type { DialogPatch } from '../domain/dialog.js';
+import type { ConversionRequest } from '../domain/tracker/conversion.js';
 
 export const DIALOG_UPDATE_JOB = 'update';
 
@@ -11,12 +12,21 @@ export type DialogUpdateJob = ChatUpdateJob | ClickUpdateJob;
 
 /** An input of a known chat. */
 export type ChatUpdateJob =
-  | { botId: string; chatId: number; patch: DialogPatch; telegram?: undefined; clickid?: undefined }
+  | {
+      botId: string;
+      chatId: number;
+      patch: DialogPatch;
+      /** A network's conversion (API.md §5), with the postback values it carried in `patch`. */
+      conversion?: ConversionRequest;
+      telegram?: undefined;
+      clickid?: undefined;
+    }
   | {
       botId: string;
       chatId: number;
       telegram: { update: unknown; tokenKey: string };
       patch?: undefined;
+      conversion?: undefined;
       clickid?: undefined;
     };
 
@@ -28,6 +38,7 @@ export interface ClickUpdateJob {
   botId: string;
   clickid: string;
   patch: DialogPatch;
+  conversion?: ConversionRequest;
   chatId?: undefined;
   telegram?: undefined;
 }

@@ -2,11 +2,12 @@ import type { Knex } from 'knex';
 import { findCampaign } from '../db/campaigns.js';
 import { claimCampaignClick, claimClickByToken, dropWaitingUpdates, type ClickClaim } from '../db/clicks.js';
 import type { DialogRef } from '../db/dialog-rows.js';
-import { applyDialogUpdates } from '../db/dialog-writer.js';
+import { recordConversion } from '../db/conversions.js';
+import { applyDialogUpdates, type DialogUpdateInput } from '../db/dialog-writer.js';
 import type { StartClick } from '../domain/inputs/types.js';
 import { readClick } from '../domain/tracker/click-request.js';
 import { parseStartPayload } from '../domain/tracker/start-payload.js';
-import { toUpdateInput } from '../jobs/apply-dialog-update.js';
+import { conversionUpdateInput, toUpdateInput } from '../jobs/apply-dialog-update.js';
 import type { ClickUpdateJob } from '../jobs/dialog-update-job.js';
 
 /**
@@ -42,11 +43,19 @@ export async function claimStartClick(
   }
   if (!claim) return null;
   if (claim.waiting.length > 0) {
-    const updates = claim.waiting.map(({ job, seq: order }) => {
-      const { botId, patch } = job as ClickUpdateJob;
-      return toUpdateInput({ botId, chatId: dialog.chatId, patch }, order);
-    });
-    await applyDialogUpdates(db, updates);
+    const updates: DialogUpdateInput[] = [];
+    for (const { job, seq: order } of claim.waiting) {
+      const { botId, patch, conversion } = job as ClickUpdateJob;
+      const data = { botId, chatId: dialog.chatId, patch };
+      if (!conversion) {
+        updates.push(toUpdateInput(data, order));
+        continue;
+      }
+      const recorded = await recordConversion(db, { botId, chatId: dialog.chatId, seq: order }, conversion);
+      const update = conversionUpdateInput(data, conversion, order, recorded);
+      if (update) updates.push(update);
+    }
+    if (updates.length > 0) await applyDialogUpdates(db, updates);
     await dropWaitingUpdates(
       db,
       claim.click.id,

@@ -2,6 +2,7 @@ import { Worker } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import { waitOnClick } from '../db/clicks.js';
+import { recordConversion } from '../db/conversions.js';
 import { isDatabaseUnavailable } from '../db/connection.js';
 import { dialogKey } from '../db/dialog-rows.js';
 import { applyDialogUpdates, type AppliedDialog, type DialogUpdateInput } from '../db/dialog-writer.js';
@@ -76,6 +77,7 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
           floor: sequenceFloor,
           log,
           requeue: options.requeue,
+          recordConversion: (target, conversion) => recordConversion(db, target, conversion),
           resolveClick: async (data, seq) => {
             const found = await waitOnClick(db, data.botId, data.clickid, { seq, job: data });
             if (found) sequenceFloor.observe(seq);

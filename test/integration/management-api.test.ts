@@ -526,8 +526,12 @@ describe('dialogs', () => {
         'tags',
         'createdAt',
         'startedAt',
+        'firstClickId',
+        'latestClickId',
+        'conversions',
       ].sort(),
     );
+    expect(dialog).toMatchObject({ firstClickId: null, latestClickId: null, conversions: [] });
     expect(dialog).toMatchObject({
       chatId,
       username: null,

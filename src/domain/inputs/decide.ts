@@ -275,5 +275,7 @@ export function decideInput(input: DecideInput): Decision {
       return recorded();
     case 'other':
       return recorded({}, dialog.state.status === 'manual' ? { incoming: { text: null } } : {});
+    case 'conversion':
+      return recorded();
   }
 }

@@ -9,7 +9,20 @@ export type DialogInput =
   /** A postback's step move and/or status; `stepKey` resolves the move if the step id is gone. */
   | { kind: 'move'; stepId?: string; stepKey?: string; status?: DialogStatus }
   /** A delay ended: continue at `stepId` (or the step now keyed `stepKey`) if the run that set it is still the newest move. */
-  | { kind: 'timer'; scheduledBy: number; stepId: string | null; stepKey: string | null };
+  | { kind: 'timer'; scheduledBy: number; stepId: string | null; stepKey: string | null }
+  /** A network's conversion for a click the dialog claimed, recorded as new or as a status move. */
+  | { kind: 'conversion'; conversion: DialogConversionInput };
+
+/** A conversion as the dialog's script sees it (`{{conversion.*}}`). */
+export interface DialogConversionInput {
+  clickid: string;
+  event: string;
+  status: 'lead' | 'sale' | 'rejected';
+  payout: string | null;
+  currency: string | null;
+  /** '' when the network sent none. */
+  tid: string;
+}
 
 /** The user as a /start tells it. */
 export interface StartedUser {
@@ -37,7 +50,8 @@ export type InputEvent =
   | { kind: 'unblocked' }
   | { kind: 'other' }
   | { kind: 'move'; stepId?: string; stepKey?: string; status?: DialogStatus }
-  | { kind: 'timer'; scheduledBy: number; stepId: string | null; stepKey: string | null };
+  | { kind: 'timer'; scheduledBy: number; stepId: string | null; stepKey: string | null }
+  | { kind: 'conversion'; conversion: DialogConversionInput };
 
 /** The pending delay of a dialog. */
 export interface DialogTimer {

@@ -3,7 +3,7 @@
  * payload longer than 64 characters or with a character outside `[A-Za-z0-9_-]` (the bot then gets
  * a bare `/start`), so every payload built here is checked against that rule.
  */
-export const START_PAYLOAD_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const START_PAYLOAD_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** What a `/start` payload asks for. */
 export type StartPayload =

@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import { campaignConversionStats } from '../../db/conversions.js';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { BotRecord } from '../../db/bots.js';
@@ -173,7 +174,7 @@ export function registerCampaignRoutes(router: Router, deps: ManagementDeps): vo
     const from = dateParam(ctx, 'from');
     const to = dateParam(ctx, 'to');
     const stats = await campaignStats(deps.db, campaign.id, from, to);
-    // Conversions and payouts come with the conversion postback; until then there are none.
-    ctx.body = { clicks: stats.clicks, starts: stats.starts, conversions: {}, payouts: {} };
+    const converted = await campaignConversionStats(deps.db, campaign.id, from, to);
+    ctx.body = { clicks: stats.clicks, starts: stats.starts, ...converted };
   });
 }

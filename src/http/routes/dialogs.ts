@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import { listDialogConversions } from '../../db/conversions.js';
 import { findDialog } from '../../db/dialogs.js';
 import { DomainError } from '../../domain/errors.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
@@ -12,6 +13,6 @@ export function registerDialogRoutes(router: Router, deps: ManagementDeps): void
     const dialog = await findDialog(deps.db, currentBot(ctx).id, chatId);
     if (!dialog)
       throw new DomainError('not_found', 'unknown_dialog', 'no dialog with this chatId', { param: 'chatId' });
-    ctx.body = dialog;
+    ctx.body = { ...dialog, conversions: await listDialogConversions(deps.db, currentBot(ctx).id, chatId) };
   });
 }

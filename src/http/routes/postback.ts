@@ -2,6 +2,14 @@ import type { Context } from 'koa';
 import type { Redis } from 'ioredis';
 import { DomainError } from '../../domain/errors.js';
 import { parsePostback, resolvePostback, type PostbackRequest } from '../../domain/postback.js';
+import {
+  CONVERSION_PARAMS,
+  decideConversionMove,
+  readConversion,
+  type ConversionRequest,
+} from '../../domain/tracker/conversion.js';
+import { findConversion, recordIgnoredConversion } from '../../db/conversions.js';
+import type { Knex } from 'knex';
 import type { DialogUpdateJob } from '../../jobs/dialog-update-job.js';
 import type { DialogUpdateQueue } from '../../jobs/dialog-update-queue.js';
 import {
@@ -25,6 +33,8 @@ export interface PostbackDeps {
   defaultRateLimit: number;
   /** How long queueing may take before the request is answered 503. */
   enqueueTimeoutMs?: number;
+  /** For conversions: their duplicates and refused moves are answered from Postgres. */
+  db: Knex;
 }
 
 type EndpointView = NonNullable<Awaited<ReturnType<PostbackViewCache['endpoint']>>>;
@@ -177,5 +187,91 @@ export function postbackHandler(deps: PostbackDeps) {
     if (request.eventId !== undefined) return queueOnce(ctx, deps, queue, job, request.eventId);
     ctx.status = 202;
     ctx.body = { ok: true, updateId: await queue.enqueue(job) };
+  };
+}
+
+/** A conversion's own parameters (`clickid`, `status`, `payout`, …) and the rest, read as in updateDialog. */
+async function readConversionCall(ctx: Context): Promise<{ conversion: ConversionRequest; request: PostbackRequest }> {
+  if (ctx.querystring.length > MAX_REQUEST_BYTES) {
+    throw new DomainError(
+      'too_large',
+      'request_too_large',
+      `the query string is larger than ${MAX_REQUEST_BYTES} bytes`,
+    );
+  }
+  const own = new Map<string, string>();
+  const rest: Array<[string, string]> = [];
+  for (const [name, value] of parseUrlEncoded(ctx.querystring)) {
+    if (!CONVERSION_PARAMS.has(name)) rest.push([name, value]);
+    else if (!own.has(name)) own.set(name, value);
+  }
+  let body = ctx.method === 'POST' ? await readParamsBody(ctx) : null;
+  // A body value wins over the query's.
+  if (Array.isArray(body)) {
+    const seen = new Set<string>();
+    body = body.filter(([name, value]) => {
+      if (!CONVERSION_PARAMS.has(name)) return true;
+      if (!seen.has(name)) own.set(name, value);
+      seen.add(name);
+      return false;
+    });
+  } else if (body) {
+    const object: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(body)) {
+      if (!CONVERSION_PARAMS.has(name)) object[name] = value;
+      else if (typeof value === 'string' || typeof value === 'number') own.set(name, String(value));
+    }
+    body = object;
+  }
+  const conversion = readConversion(own);
+  const idempotencyHeader = ctx.get('idempotency-key');
+  const request = parsePostback({
+    query: [...rest, ['clickid', conversion.clickid]],
+    body,
+    idempotencyKey: idempotencyHeader === '' ? undefined : idempotencyHeader,
+  });
+  for (const param of ['stepId', 'status'] as const) {
+    if ((param === 'stepId' ? request.stepRef : request.status) !== undefined) {
+      throw new DomainError(
+        'invalid',
+        'invalid_param',
+        `a conversion does not take ${param}: the script's onConversion moves the dialog`,
+        { param },
+      );
+    }
+  }
+  return { conversion, request };
+}
+
+/**
+ * `GET|POST /api/bots/webhooks/{postbackId}/conversion` (API.md §5): a network's conversion by
+ * click id. A duplicate (same status and payout) is answered 200 and changes nothing; a status move
+ * the rules refuse is answered 200 `ignored` and recorded; an unknown click id is a final 404;
+ * anything else is queued for the dialog (or waits on its click until it is claimed) and answered
+ * 202. Nothing flowpost sends onwards is waited for.
+ */
+export function conversionHandler(deps: PostbackDeps) {
+  const queue = new BoundedQueue(deps, deps.enqueueTimeoutMs ?? 800);
+  return async (ctx: Context, postbackId: string): Promise<void> => {
+    const endpoint = await findEndpoint(deps, postbackId);
+    takeRateLimit(ctx, deps, endpoint);
+    const { conversion, request } = await readConversionCall(ctx);
+    const job = await dialogUpdateJob(deps, endpoint, request);
+    const move = decideConversionMove(await findConversion(deps.db, endpoint.botId, conversion), conversion);
+    if (move.kind === 'duplicate') {
+      ctx.status = 200;
+      ctx.body = { ok: true, duplicate: true };
+      return;
+    }
+    if (move.kind === 'ignored') {
+      await recordIgnoredConversion(deps.db, endpoint.botId, conversion, move.reason);
+      ctx.status = 200;
+      ctx.body = { ok: true, ignored: move.reason };
+      return;
+    }
+    const withConversion: DialogUpdateJob = { ...job, patch: job.patch!, conversion } as DialogUpdateJob;
+    if (request.eventId !== undefined) return queueOnce(ctx, deps, queue, withConversion, request.eventId);
+    ctx.status = 202;
+    ctx.body = { ok: true, updateId: await queue.enqueue(withConversion) };
   };
 }

@@ -1,0 +1,198 @@
+import type { Knex } from 'knex';
+import {
+  decideConversionMove,
+  type ConversionMove,
+  type ConversionRequest,
+  type ConversionStatus,
+  type RecordedConversion,
+} from '../domain/tracker/conversion.js';
+
+interface ConversionRow {
+  id: string;
+  bot_id: string;
+  clickid: string;
+  event: string;
+  tid: string;
+  status: ConversionStatus;
+  payout: string | null;
+  currency: string | null;
+  chat_id: string | null;
+  campaign_id: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** Postgres keeps numeric(20,8): `10.50000000` back to `10.5`, as the request normalised it. */
+function payoutText(value: string | null): string | null {
+  if (value === null) return null;
+  const trimmed = value.includes('.') ? value.replace(/0+$/, '').replace(/\.$/, '') : value;
+  return trimmed === '-0' ? '0' : trimmed;
+}
+
+function recordedOf(row: Pick<ConversionRow, 'status' | 'payout' | 'currency'>): RecordedConversion {
+  return { status: row.status, payout: payoutText(row.payout), currency: row.currency };
+}
+
+/** The conversion recorded under (bot, clickid, event, tid), if any. */
+export async function findConversion(
+  db: Knex,
+  botId: string,
+  request: Pick<ConversionRequest, 'clickid' | 'event' | 'tid'>,
+): Promise<RecordedConversion | null> {
+  const row = await db<ConversionRow>('conversions')
+    .where({ bot_id: botId, clickid: request.clickid, event: request.event, tid: request.tid })
+    .first('status', 'payout', 'currency');
+  return row ? recordedOf(row) : null;
+}
+
+function eventRow(botId: string, request: ConversionRequest, outcome: string, extra: Record<string, unknown>) {
+  return {
+    bot_id: botId,
+    clickid: request.clickid,
+    event: request.event,
+    tid: request.tid,
+    status: request.status,
+    payout: request.payout,
+    currency: request.currency,
+    outcome,
+    ...extra,
+  };
+}
+
+/** Records a call the web tier answered as ignored (a move the statuses do not allow). */
+export async function recordIgnoredConversion(
+  db: Knex,
+  botId: string,
+  request: ConversionRequest,
+  reason: string,
+): Promise<void> {
+  await db('conversion_events').insert(eventRow(botId, request, 'ignored', { reason }));
+}
+
+export interface RecordedOutcome {
+  move: ConversionMove;
+  conversionId: string | null;
+}
+
+/**
+ * Records an accepted conversion for the dialog it reached, with its order: new, a status move,
+ * a duplicate or an ignored move (decided again here, under the conversion's lock, since two
+ * requests may have raced past the web tier's check). A retry of the same order finds what the
+ * first try decided.
+ */
+export async function recordConversion(
+  db: Knex,
+  target: { botId: string; chatId: number; seq: number },
+  request: ConversionRequest,
+): Promise<RecordedOutcome> {
+  return db.transaction(async (trx) => {
+    const done = await trx('conversion_events')
+      .where({ bot_id: target.botId, seq: target.seq })
+      .first<{ outcome: ConversionMove['kind']; reason: string | null; conversion_id: string | null } | undefined>(
+        'outcome',
+        'reason',
+        'conversion_id',
+      );
+    if (done) return { move: replayed(done.outcome, done.reason), conversionId: done.conversion_id };
+
+    const key = { bot_id: target.botId, clickid: request.clickid, event: request.event, tid: request.tid };
+    const click = await trx('clicks')
+      .where({ bot_id: target.botId, clickid: request.clickid })
+      .first<{ campaign_id: string | null } | undefined>('campaign_id');
+    // The row is made (and locked) by the first of racing calls; a fresh one has an empty status
+    // until this call decides it (inside this transaction: nobody else ever sees it empty).
+    await trx.raw(
+      `INSERT INTO conversions (bot_id, clickid, event, tid, status, payout, currency, chat_id, campaign_id)
+       VALUES (?, ?, ?, ?, '', NULL, NULL, ?, ?) ON CONFLICT (bot_id, clickid, event, tid) DO NOTHING`,
+      [target.botId, request.clickid, request.event, request.tid, target.chatId, click?.campaign_id ?? null],
+    );
+    const row = (await trx<ConversionRow>('conversions').where(key).forUpdate().first())!;
+    const move = decideConversionMove((row.status as string) === '' ? null : recordedOf(row), request);
+    if (move.kind === 'new' || move.kind === 'moved') {
+      await trx('conversions').where({ id: row.id }).update({
+        status: request.status,
+        payout: request.payout,
+        currency: request.currency,
+        chat_id: target.chatId,
+        updated_at: trx.fn.now(),
+      });
+    }
+    await trx('conversion_events').insert(
+      eventRow(target.botId, request, move.kind, {
+        conversion_id: row.id,
+        seq: target.seq,
+        reason: move.kind === 'ignored' ? move.reason : null,
+      }),
+    );
+    return { move, conversionId: row.id };
+  });
+}
+
+function replayed(outcome: ConversionMove['kind'], reason: string | null): ConversionMove {
+  if (outcome === 'ignored') return { kind: 'ignored', reason: reason ?? '' };
+  if (outcome === 'moved') return { kind: 'moved', from: 'lead' };
+  return { kind: outcome };
+}
+
+export interface DialogConversion {
+  clickid: string;
+  event: string;
+  tid: string | null;
+  status: ConversionStatus;
+  payout: string | null;
+  currency: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A dialog's conversions, oldest first. */
+export async function listDialogConversions(db: Knex, botId: string, chatId: number): Promise<DialogConversion[]> {
+  const rows = await db('conversions')
+    .where({ bot_id: botId, chat_id: chatId })
+    .orderBy('created_at')
+    .select<ConversionRow[]>('clickid', 'event', 'tid', 'status', 'payout', 'currency', 'created_at', 'updated_at');
+  return rows.map((row) => ({
+    clickid: row.clickid,
+    event: row.event,
+    tid: row.tid === '' ? null : row.tid,
+    status: row.status,
+    payout: payoutText(row.payout),
+    currency: row.currency,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  }));
+}
+
+export interface ConversionStats {
+  /** Conversions by their current status. */
+  conversions: Record<string, number>;
+  /** Sums of the payouts of sales, by currency ('' when none was sent). */
+  payouts: Record<string, string>;
+}
+
+/** A campaign's conversions made in [from, to). */
+export async function campaignConversionStats(
+  db: Knex,
+  campaignId: string,
+  from: Date | null,
+  to: Date | null,
+): Promise<ConversionStats> {
+  const base = () => {
+    const query = db('conversions').where({ campaign_id: campaignId });
+    if (from) void query.andWhere('created_at', '>=', from);
+    if (to) void query.andWhere('created_at', '<', to);
+    return query;
+  };
+  const byStatus = await base()
+    .groupBy('status')
+    .select<{ status: string; count: string }[]>('status', db.raw('count(*) AS count'));
+  const sums = await base()
+    .where({ status: 'sale' })
+    .whereNotNull('payout')
+    .groupBy('currency')
+    .select<{ currency: string | null; sum: string }[]>('currency', db.raw('sum(payout)::text AS sum'));
+  return {
+    conversions: Object.fromEntries(byStatus.map((row) => [row.status, Number(row.count)])),
+    payouts: Object.fromEntries(sums.map((row) => [row.currency ?? '', payoutText(row.sum) ?? '0'])),
+  };
+}
