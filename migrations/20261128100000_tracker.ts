@@ -99,9 +99,16 @@ export async function up(knex: Knex): Promise<void> {
     t.uuid('first_click_id');
     t.uuid('latest_click_id');
   });
+  // The script's `onConversion` rules (the steps themselves are rows of script_steps).
+  await knex.schema.alterTable('bots', (t) => {
+    t.jsonb('script_on_conversion');
+  });
 }
 
 export async function down(knex: Knex): Promise<void> {
+  await knex.schema.alterTable('bots', (t) => {
+    t.dropColumn('script_on_conversion');
+  });
   await knex.schema.alterTable('dialogs', (t) => {
     t.dropColumns('first_click_id', 'latest_click_id');
   });

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { EngineScript } from '../domain/engine/index.js';
-import type { Step } from '../domain/script/index.js';
+import type { ConversionRule, Step } from '../domain/script/index.js';
 
 export interface StoredStep {
   id: string;
@@ -17,23 +17,32 @@ export async function listStepRefs(db: Knex, botId: string): Promise<Array<{ id:
   return db('script_steps').where({ bot_id: botId }).select('id', 'key');
 }
 
-/** The key of the bot's start step, or null before a script is set. */
-export async function scriptStart(db: Knex, botId: string): Promise<string | null> {
-  const row: { script_start: string | null } | undefined = await db('bots').where({ id: botId }).first('script_start');
-  return row?.script_start ?? null;
-}
-
 /** The bot's script as the engine runs it; null before a script is set. */
 export async function loadScript(db: Knex, botId: string): Promise<EngineScript | null> {
-  const [startKey, steps] = await Promise.all([
-    scriptStart(db, botId),
+  const [head, steps] = await Promise.all([
+    scriptHead(db, botId),
     db('script_steps').where({ bot_id: botId }).orderBy('position').select('id', 'definition'),
   ]);
-  if (!startKey) return null;
+  if (!head.start) return null;
   return {
-    startKey,
+    startKey: head.start,
     steps: steps.map((row: { id: string; definition: Step }) => ({ id: row.id, step: row.definition })),
+    ...(head.onConversion ? { onConversion: head.onConversion } : {}),
   };
+}
+
+/** The script's start key and its conversion rules (null before a script is set / when it has none). */
+export async function scriptHead(
+  db: Knex,
+  botId: string,
+): Promise<{ start: string | null; onConversion: ConversionRule[] | null }> {
+  const row = await db('bots')
+    .where({ id: botId })
+    .first<{ script_start: string | null; script_on_conversion: ConversionRule[] | null } | undefined>(
+      'script_start',
+      'script_on_conversion',
+    );
+  return { start: row?.script_start ?? null, onConversion: row?.script_on_conversion ?? null };
 }
 
 /** Replaces a bot's script: the given steps (with their ids already assigned) and its start step. */
@@ -42,6 +51,7 @@ export async function replaceScript(
   botId: string,
   start: string,
   steps: ReadonlyArray<{ id: string; key: string; definition: object }>,
+  onConversion: readonly ConversionRule[] | null = null,
 ): Promise<void> {
   await trx('script_steps')
     .where({ bot_id: botId })
@@ -64,5 +74,11 @@ export async function replaceScript(
       .onConflict('id')
       .merge(['key', 'position', 'definition']);
   }
-  await trx('bots').where({ id: botId }).update({ script_start: start, updated_at: trx.fn.now() });
+  await trx('bots')
+    .where({ id: botId })
+    .update({
+      script_start: start,
+      script_on_conversion: onConversion && onConversion.length > 0 ? JSON.stringify(onConversion) : null,
+      updated_at: trx.fn.now(),
+    });
 }

@@ -14,7 +14,7 @@ export const BUILTIN_NAMES: ReadonlySet<string> = new Set([
 ]);
 
 /** Root names a custom field cannot shadow. */
-const RESERVED_ROOT_NAMES: ReadonlySet<string> = new Set([...BUILTIN_NAMES, 'fields', 'tracker']);
+const RESERVED_ROOT_NAMES: ReadonlySet<string> = new Set([...BUILTIN_NAMES, 'fields', 'tracker', 'conversion']);
 
 function bagOf(mode: TemplateMode, record: Record<string, unknown> | null | undefined): BagValue {
   const bag = emptyBag();
@@ -45,6 +45,7 @@ export function buildRenderContext(ctx: TemplateContext, mode: TemplateMode): Ba
   const fields = bagOf(mode, ctx.fields);
   setEntry(root, 'fields', fields);
   setEntry(root, 'tracker', bagOf(mode, ctx.tracker));
+  if (ctx.conversion) setEntry(root, 'conversion', bagOf(mode, ctx.conversion));
   for (const key of Object.keys(fields)) {
     if (!RESERVED_ROOT_NAMES.has(key)) setEntry(root, key, fields[key] ?? null);
   }

@@ -21,6 +21,8 @@ export interface TemplateContext {
   fields: Record<string, unknown>;
   /** Tracker fields (clickid, sub ids, ...). */
   tracker: Record<string, unknown>;
+  /** The conversion a run handles: status, payout, currency, event, tid, clickid. */
+  conversion?: Record<string, unknown>;
 }
 
 export interface CompiledTemplate {

@@ -152,4 +152,49 @@ describe('conversions by click id', () => {
     expect((await dialogOf(h, bot, chatId)).fields.source).toBe('net');
     expect((await dialogOf(h, bot, chatId)).firstClickId).toBe('late-1');
   });
+
+  it('the script reacts: the first onConversion rule matching event and status sets values and runs its step, whose templates see the conversion', async () => {
+    const bot = await createScriptedBot(h, {
+      start: 'hello',
+      steps: [
+        { key: 'hello', type: 'send_message', text: 'offer {{tracker.clickid}}' },
+        {
+          key: 'thanks',
+          type: 'send_message',
+          text: 'thanks {{conversion.status}} {{conversion.payout}} {{conversion.currency}} {{conversion.event}} {{fields.vip}}',
+        },
+      ],
+      onConversion: [
+        { event: 'deposit', status: 'sale', next: 'thanks', addTags: ['buyer'], setFields: { vip: 'yes' } },
+        { status: 'lead', addTags: ['lead'] },
+      ],
+    });
+    const script = await h.api('GET', `/api/v1/bots/${bot.botId}/script`);
+    expect(script.body.onConversion).toHaveLength(2);
+    const { chatId } = await claimed(bot, 'rx-1');
+
+    expect((await convert(bot, 'clickid=rx-1&status=lead')).status).toBe(202);
+    await waitFor(async () => (await dialogOf(h, bot, chatId))?.tags.includes('lead'));
+    expect((await convert(bot, 'clickid=rx-1&status=sale&event=deposit&payout=50&currency=USD')).status).toBe(202);
+    expect(await waitForMessages(h, bot, chatId, 2)).toEqual(['offer rx-1', 'thanks sale 50 USD deposit yes']);
+    const dialog = await dialogOf(h, bot, chatId);
+    expect(dialog.tags).toEqual(['buyer', 'lead']);
+    expect(dialog.stepKey).toBe('thanks');
+  });
+
+  it('a rule naming a step the script does not have is refused with the script', async () => {
+    const bot = await createScriptedBot(h, SCRIPT);
+    const res = await h.api('PUT', `/api/v1/bots/${bot.botId}/script`, {
+      ...SCRIPT,
+      onConversion: [{ next: 'nowhere' }],
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.error.problems).toEqual([{ path: 'onConversion[0].next', message: 'names no step: "nowhere"' }]);
+    const wrong = await h.api('PUT', `/api/v1/bots/${bot.botId}/script`, {
+      ...SCRIPT,
+      onConversion: [{ status: 'won' }],
+    });
+    expect(wrong.status).toBe(422);
+    expect(JSON.stringify(wrong.body.error.problems)).toContain('onConversion[0].status');
+  });
 });

@@ -138,6 +138,7 @@ export function runEngine(input: EngineInput): EngineResult {
     now: input.now,
     timezone: input.timezone,
     random: input.random,
+    conversion: input.conversion ?? null,
     effects: [],
     log: [],
   };

@@ -10,6 +10,8 @@ export interface RunState {
   readonly now: Date;
   readonly timezone: string;
   readonly random: () => number;
+  /** The conversion being handled (`{{conversion.*}}`), when a conversion runs the script. */
+  readonly conversion: Record<string, string | null> | null;
   readonly effects: Effect[];
   readonly log: string[];
 }
@@ -32,6 +34,7 @@ function templateContext(run: RunState, stored: EngineStep): TemplateContext {
     status: dialog.status,
     fields: dialog.fields,
     tracker: dialog.tracker,
+    ...(run.conversion ? { conversion: run.conversion } : {}),
   };
 }
 

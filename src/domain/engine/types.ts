@@ -1,3 +1,4 @@
+import type { ConversionRule } from '../script/types.js';
 /** Inputs and outputs of the pure script engine. */
 import type { DialogStatus, FieldValue } from '../dialog.js';
 import type { Step } from '../script/types.js';
@@ -12,6 +13,8 @@ export interface EngineStep {
 export interface EngineScript {
   startKey: string;
   steps: EngineStep[];
+  /** What a network's conversion does to a dialog (the first matching rule). */
+  onConversion?: ConversionRule[];
 }
 
 /** The dialog as the engine sees it at the start of a run. */
@@ -96,6 +99,8 @@ export interface EngineInput {
   timezone: string;
   /** Uniform in [0, 1); used by `ab_split`. */
   random: () => number;
+  /** The conversion being handled, seen by templates as `{{conversion.*}}`. */
+  conversion?: Record<string, string | null>;
   /** Most steps one run may execute; default {@link DEFAULT_MAX_STEPS}. */
   maxSteps?: number;
 }

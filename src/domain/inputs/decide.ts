@@ -12,7 +12,15 @@ import { parseButtonCallbackData } from '../engine/callback-data.js';
 import { runEngine } from '../engine/run-engine.js';
 import { ScriptIndex } from '../engine/script-index.js';
 import type { EngineResult, EngineScript, EngineStep, Trigger } from '../engine/types.js';
-import type { Decision, DialogSnapshot, DialogTimer, InputEvent, RecordedEffect, StartClick } from './types.js';
+import type {
+  Decision,
+  DialogConversionInput,
+  DialogSnapshot,
+  DialogTimer,
+  InputEvent,
+  RecordedEffect,
+  StartClick,
+} from './types.js';
 
 export interface DecideInput {
   chatId: number;
@@ -24,6 +32,8 @@ export interface DecideInput {
   now: Date;
   timezone: string;
   random: () => number;
+  /** The conversion being handled, for its run's templates (`{{conversion.*}}`). */
+  conversion?: Record<string, string | null>;
 }
 
 function stepSeq(dialog: DialogSnapshot): number {
@@ -97,6 +107,7 @@ function run(
     now: input.now,
     timezone: input.timezone,
     random: input.random,
+    ...(input.conversion ? { conversion: input.conversion } : {}),
   });
   const effects = recordEffects(input, result);
   const changes: DialogPatch = { ...base.changes, ...result.changes };
@@ -242,6 +253,50 @@ function withStartKey(script: EngineScript, startKey: string): EngineScript {
   return { ...script, startKey };
 }
 
+/**
+ * A conversion (API.md §5): the script's first `onConversion` rule matching its event and status
+ * sets status, tags and fields with the conversion's order, and moves the dialog to its `next`
+ * step, run at once when the dialog has started and is `auto` (else the step waits for /start).
+ */
+function decideConversion(input: DecideInput, conversion: DialogConversionInput): Decision {
+  const { dialog, seq, script } = input;
+  const rule = script?.onConversion?.find(
+    (r) =>
+      (r.event === undefined || r.event === conversion.event) &&
+      (r.status === undefined || r.status === conversion.status),
+  );
+  if (!script || !rule) return recorded();
+  const changes: DialogPatch = {};
+  if (rule.setStatus !== undefined && seq > statusSeq(dialog)) changes.status = rule.setStatus;
+  if (rule.addTags?.length) changes.addTags = [...rule.addTags];
+  if (rule.setFields) changes.fields = { ...rule.setFields };
+  const base = recorded(changes, { log: [`conversion ${conversion.event}/${conversion.status} matched a rule`] });
+  if (rule.next === undefined) return base;
+  const target = new ScriptIndex(script).byKey(rule.next);
+  if (!target) return { ...base, log: [...base.log, `onConversion step "${rule.next}" no longer exists`] };
+  if (seq < stepSeq(dialog)) return { ...base, log: [...base.log, 'conversion move superseded by a newer move'] };
+  const status = changes.status ?? dialog.state.status;
+  if (!dialog.startedAt || status !== 'auto') return { ...base, changes: { ...changes, stepId: target.id } };
+  const tags = new Set(dialog.state.tags);
+  for (const tag of rule.addTags ?? []) tags.add(tag);
+  const withValues: DialogSnapshot = {
+    ...dialog,
+    state: { ...dialog.state, fields: { ...dialog.state.fields, ...rule.setFields }, tags: [...tags].sort() },
+  };
+  const { clickid, event, status: conversionStatus, payout, currency, tid } = conversion;
+  return run(
+    {
+      ...input,
+      dialog: withValues,
+      script,
+      conversion: { clickid, event, status: conversionStatus, payout, currency, tid: tid === '' ? null : tid },
+    },
+    { kind: 'step', stepId: target.id },
+    { status },
+    base,
+  );
+}
+
 /** Decides what `input.event` does to the dialog. */
 export function decideInput(input: DecideInput): Decision {
   const { dialog, event, seq } = input;
@@ -276,6 +331,6 @@ export function decideInput(input: DecideInput): Decision {
     case 'other':
       return recorded({}, dialog.state.status === 'manual' ? { incoming: { text: null } } : {});
     case 'conversion':
-      return recorded();
+      return decideConversion(input, event.conversion);
   }
 }

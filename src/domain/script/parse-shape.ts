@@ -1,7 +1,7 @@
 import { isValidKey, keySchema } from '../keys.js';
 import { stepPath } from './problem-path.js';
 import { documentSchema, type ParsedStep, STEP_SCHEMAS } from './step-schemas.js';
-import { type ScriptProblem, STEP_TYPES, type StepType } from './types.js';
+import { type ConversionRule, type ScriptProblem, STEP_TYPES, type StepType } from './types.js';
 import { issuesToProblems, problemErrorMap } from './zod-problems.js';
 
 export interface StepEntry {
@@ -20,6 +20,8 @@ export interface ShapeResult {
   entries: StepEntry[];
   /** The document itself passed its shape check (start valid, steps a non-empty bounded array). */
   documentValid: boolean;
+  /** The conversion rules, when the document passed its shape check and has any. */
+  onConversion?: ConversionRule[];
 }
 
 const STEP_SCHEMA_BY_TYPE: ReadonlyMap<string, (typeof STEP_SCHEMAS)[StepType]> = new Map(
@@ -76,5 +78,12 @@ export function parseShape(input: unknown, maxSteps: number): ShapeResult {
       problems.push(...result.problems);
     });
   }
-  return { problems, ...(start === undefined ? {} : { start }), entries, documentValid: parsed.success };
+  const onConversion = parsed.success ? (parsed.data.onConversion) : undefined;
+  return {
+    problems,
+    ...(start === undefined ? {} : { start }),
+    ...(onConversion === undefined ? {} : { onConversion }),
+    entries,
+    documentValid: parsed.success,
+  };
 }

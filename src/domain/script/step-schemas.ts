@@ -134,10 +134,24 @@ export const STEP_SCHEMAS = {
 /** A step that passed the shape check but not necessarily the semantic checks. */
 export type ParsedStep = { [T in StepType]: z.output<(typeof STEP_SCHEMAS)[T]> }[StepType];
 
+/** What a conversion does to its dialog (API.md §5 `onConversion`): the first rule that matches. */
+const conversionRule = z.strictObject({
+  event: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'must be 1-100 characters of A-Z, a-z, 0-9, "_", ".", ":" or "-"')
+    .optional(),
+  status: z.enum(['lead', 'sale', 'rejected']).optional(),
+  next: keySchema.optional(),
+  setStatus: z.enum(DIALOG_STATUSES).optional(),
+  addTags: z.array(keySchema).max(L.maxTagsPerChange).optional(),
+  setFields: boundedRecord(keySchema, scalarValue(L.fieldValueLength), L.maxFields).optional(),
+});
+
 export const documentSchema = (maxSteps: number) =>
   z.strictObject({
     start: keySchema,
     steps: z.array(z.unknown()).min(1).max(maxSteps),
+    onConversion: z.array(conversionRule).max(50).optional(),
   });
 
 // Compile-time guard: every normalized Step still fits its shape schema.

@@ -122,9 +122,21 @@ export type Step =
   | SetStatusStep
   | AbSplitStep;
 
+/** What a network's conversion does to its dialog: the first rule whose event and status match. */
+export interface ConversionRule {
+  event?: string;
+  status?: 'lead' | 'sale' | 'rejected';
+  /** The step the dialog moves to (run at once when started and `auto`). */
+  next?: string;
+  setStatus?: DialogStatus;
+  addTags?: string[];
+  setFields?: Record<string, ScalarValue>;
+}
+
 export interface ScriptDocument {
   start: string;
   steps: Step[];
+  onConversion?: ConversionRule[];
 }
 
 export interface ScriptProblem {

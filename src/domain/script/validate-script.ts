@@ -31,10 +31,18 @@ export function validateScript(input: unknown, options: ValidateScriptOptions = 
     if (options.checkTemplate) problems.push(...checkTemplates(entry.step, entry.index, options.checkTemplate));
   }
   problems.push(...checkWaitLoops(parsed));
+  shape.onConversion?.forEach((rule, i) => {
+    if (rule.next !== undefined && !firstIndex.has(rule.next)) {
+      problems.push({ path: `onConversion[${i}].next`, message: `names no step: "${rule.next}"` });
+    }
+  });
 
   if (problems.length > 0 || shape.start === undefined) return { ok: false, problems: capped(problems) };
   // With no problems left, every step passed its shape and the rules the shape cannot
   // express (a button has next xor url, a delay seconds xor until), so it is a Step.
   const steps = parsed.map(({ step }): Step => step as Step);
-  return { ok: true, script: { start: shape.start, steps } };
+  return {
+    ok: true,
+    script: { start: shape.start, steps, ...(shape.onConversion?.length ? { onConversion: shape.onConversion } : {}) },
+  };
 }

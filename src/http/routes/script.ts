@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
 import { lockBot } from '../../db/bots.js';
-import { listStepRefs, listSteps, replaceScript, scriptStart } from '../../db/script-steps.js';
+import { listStepRefs, listSteps, replaceScript, scriptHead } from '../../db/script-steps.js';
 import { DomainError } from '../../domain/errors.js';
 import { assignStepIds, validateScript } from '../../domain/script/index.js';
 import { checkTemplate } from '../../templates/index.js';
@@ -33,6 +33,7 @@ export function registerScriptRoutes(router: Router, deps: ManagementDeps): void
         bot.id,
         script.start,
         script.steps.map((step, i) => ({ id: ids[i]!.id, key: step.key, definition: step })),
+        script.onConversion ?? null,
       );
       return ids;
     });
@@ -42,7 +43,11 @@ export function registerScriptRoutes(router: Router, deps: ManagementDeps): void
 
   router.get('/bots/:botId/script', async (ctx) => {
     const bot = currentBot(ctx);
-    const [steps, start] = await Promise.all([listSteps(deps.db, bot.id), scriptStart(deps.db, bot.id)]);
-    ctx.body = { start, steps: steps.map((step) => ({ id: step.id, ...step.definition })) };
+    const [steps, head] = await Promise.all([listSteps(deps.db, bot.id), scriptHead(deps.db, bot.id)]);
+    ctx.body = {
+      start: head.start,
+      steps: steps.map((step) => ({ id: step.id, ...step.definition })),
+      ...(head.onConversion ? { onConversion: head.onConversion } : {}),
+    };
   });
 }
