@@ -99,6 +99,25 @@ export async function up(knex: Knex): Promise<void> {
     t.uuid('first_click_id');
     t.uuid('latest_click_id');
   });
+  // flowpost's own postbacks onwards (to trackers and ad platforms), sent as Send Webhook deliveries.
+  await knex.schema.createTable('destinations', (t) => {
+    t.uuid('id').primary().defaultTo(knex.raw('gen_random_uuid()'));
+    t.uuid('bot_id').notNullable().references('id').inTable('bots').onDelete('CASCADE');
+    t.text('name').notNullable();
+    // Which happenings it hears: 'click.claimed', 'conversion'.
+    t.specificType('on', 'text[]').notNullable();
+    // Only these campaigns' / statuses' (null: all).
+    t.specificType('campaigns', 'text[]');
+    t.specificType('statuses', 'text[]');
+    t.text('method').notNullable();
+    t.text('url').notNullable();
+    t.jsonb('headers').notNullable().defaultTo('{}');
+    t.text('body');
+    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    t.index(['bot_id']);
+  });
+
   // The script's `onConversion` rules (the steps themselves are rows of script_steps).
   await knex.schema.alterTable('bots', (t) => {
     t.jsonb('script_on_conversion');
@@ -112,6 +131,7 @@ export async function down(knex: Knex): Promise<void> {
   await knex.schema.alterTable('dialogs', (t) => {
     t.dropColumns('first_click_id', 'latest_click_id');
   });
+  await knex.schema.dropTable('destinations');
   await knex.schema.dropTable('conversion_events');
   await knex.schema.dropTable('conversions');
   await knex.schema.dropTable('click_waiting_updates');

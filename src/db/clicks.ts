@@ -67,6 +67,10 @@ export interface ClaimedClick {
   fields: Record<string, string>;
   /** The campaign's start step key, if it names one. */
   startStep: string | null;
+  /** The campaign's name. */
+  campaign: string | null;
+  /** What the click keeps for ad platforms. */
+  ad: Record<string, string>;
 }
 
 export interface ClaimRef {
@@ -76,14 +80,16 @@ export interface ClaimRef {
   seq: number;
 }
 
-const CLAIM_COLUMNS = `c.id, c.clickid, c.campaign_id, c.fields, k.start_step`;
+const CLAIM_COLUMNS = `c.id, c.clickid, c.campaign_id, c.fields, c.ad, k.start_step, k.name AS campaign`;
 
 interface ClaimRow {
   id: string;
   clickid: string;
   campaign_id: string | null;
   fields: Record<string, string>;
+  ad: Record<string, string>;
   start_step: string | null;
+  campaign: string | null;
 }
 
 function toClaimed(row: ClaimRow): ClaimedClick {
@@ -93,6 +99,8 @@ function toClaimed(row: ClaimRow): ClaimedClick {
     campaignId: row.campaign_id,
     fields: row.fields,
     startStep: row.start_step,
+    campaign: row.campaign,
+    ad: row.ad,
   };
 }
 

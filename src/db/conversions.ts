@@ -72,6 +72,10 @@ export async function recordIgnoredConversion(
 export interface RecordedOutcome {
   move: ConversionMove;
   conversionId: string | null;
+  /** The click converted: its campaign and what it keeps for ad platforms. */
+  click: { campaignId: string | null; campaign: string | null; ad: Record<string, string> };
+  /** When the conversion took this status, in Unix seconds. */
+  eventTime: number;
 }
 
 /**
@@ -86,25 +90,41 @@ export async function recordConversion(
   request: ConversionRequest,
 ): Promise<RecordedOutcome> {
   return db.transaction(async (trx) => {
+    const clickRow = await trx('clicks as c')
+      .leftJoin('campaigns as k', 'k.id', 'c.campaign_id')
+      .where({ 'c.bot_id': target.botId, 'c.clickid': request.clickid })
+      .first<{ campaign_id: string | null; campaign: string | null; ad: Record<string, string> } | undefined>(
+        'c.campaign_id',
+        'k.name as campaign',
+        'c.ad',
+      );
+    const click = {
+      campaignId: clickRow?.campaign_id ?? null,
+      campaign: clickRow?.campaign ?? null,
+      ad: clickRow?.ad ?? {},
+    };
     const done = await trx('conversion_events')
       .where({ bot_id: target.botId, seq: target.seq })
-      .first<{ outcome: ConversionMove['kind']; reason: string | null; conversion_id: string | null } | undefined>(
-        'outcome',
-        'reason',
-        'conversion_id',
-      );
-    if (done) return { move: replayed(done.outcome, done.reason), conversionId: done.conversion_id };
+      .first<
+        | { outcome: ConversionMove['kind']; reason: string | null; conversion_id: string | null; created_at: Date }
+        | undefined
+      >('outcome', 'reason', 'conversion_id', 'created_at');
+    if (done) {
+      return {
+        move: replayed(done.outcome, done.reason),
+        conversionId: done.conversion_id,
+        click,
+        eventTime: Math.floor(done.created_at.getTime() / 1000),
+      };
+    }
 
     const key = { bot_id: target.botId, clickid: request.clickid, event: request.event, tid: request.tid };
-    const click = await trx('clicks')
-      .where({ bot_id: target.botId, clickid: request.clickid })
-      .first<{ campaign_id: string | null } | undefined>('campaign_id');
     // The row is made (and locked) by the first of racing calls; a fresh one has an empty status
     // until this call decides it (inside this transaction: nobody else ever sees it empty).
     await trx.raw(
       `INSERT INTO conversions (bot_id, clickid, event, tid, status, payout, currency, chat_id, campaign_id)
        VALUES (?, ?, ?, ?, '', NULL, NULL, ?, ?) ON CONFLICT (bot_id, clickid, event, tid) DO NOTHING`,
-      [target.botId, request.clickid, request.event, request.tid, target.chatId, click?.campaign_id ?? null],
+      [target.botId, request.clickid, request.event, request.tid, target.chatId, click.campaignId],
     );
     const row = (await trx<ConversionRow>('conversions').where(key).forUpdate().first())!;
     const move = decideConversionMove((row.status as string) === '' ? null : recordedOf(row), request);
@@ -124,7 +144,7 @@ export async function recordConversion(
         reason: move.kind === 'ignored' ? move.reason : null,
       }),
     );
-    return { move, conversionId: row.id };
+    return { move, conversionId: row.id, click, eventTime: Math.floor(Date.now() / 1000) };
   });
 }
 

@@ -109,6 +109,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       db,
       publicUrl: config.publicUrl,
       telegramApiRoot: config.telegramApiRoot,
+      outboundAllowCidrs: config.outboundAllowCidrs,
       invalidate,
       forgetCampaign: (id) => campaignLinks.forget(id),
       wakeDialog: async (botId, chatId) => {

@@ -49,7 +49,23 @@ export function conversionUpdateInput(
     chatId: data.chatId,
     seq,
     patch: values,
-    input: { kind: 'conversion', conversion: { clickid, event, status, payout, currency, tid } },
+    input: {
+      kind: 'conversion',
+      conversion: {
+        clickid,
+        event,
+        status,
+        payout,
+        currency,
+        tid,
+        campaignId: recorded.click.campaignId,
+        campaign: recorded.click.campaign,
+        click: recorded.click.ad,
+        // Stable per conversion and status: a retried delivery, or a repeat of the same call, keeps it.
+        eventKey: `${recorded.conversionId}-${status}`,
+        eventTime: recorded.eventTime,
+      },
+    },
   };
 }
 

@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 import { findBot } from '../db/bots.js';
+import { listDestinations } from '../db/destinations.js';
 import { loadScript } from '../db/script-steps.js';
+import type { Destination } from '../domain/tracker/destinations.js';
 import type { EngineScript } from '../domain/engine/index.js';
 import { parseBotInfo, type BotCredentials } from '../telegram/index.js';
 import { LruCache } from '../util/lru-cache.js';
@@ -10,6 +12,8 @@ export interface BotForRun {
   credentials: BotCredentials | null;
   timezone: string;
   script: EngineScript | null;
+  /** Where claimed clicks and conversions are sent onwards. */
+  destinations: Destination[];
 }
 
 interface Entry {
@@ -55,13 +59,18 @@ export class BotCache {
   }
 
   private async load(botId: string): Promise<BotForRun | null> {
-    const [bot, script] = await Promise.all([findBot(this.db, botId), loadScript(this.db, botId)]);
+    const [bot, script, destinations] = await Promise.all([
+      findBot(this.db, botId),
+      loadScript(this.db, botId),
+      listDestinations(this.db, botId),
+    ]);
     if (!bot) return null;
     const botInfo = parseBotInfo(bot.telegramInfo);
     return {
       credentials: bot.telegramToken && botInfo ? { botId, token: bot.telegramToken, botInfo } : null,
       timezone: bot.timezone,
       script,
+      destinations,
     };
   }
 }

@@ -62,5 +62,6 @@ export async function claimStartClick(
       claim.waiting.map((waiting) => waiting.seq),
     );
   }
-  return { clickid: claim.click.clickid, fields: claim.click.fields, startStepKey: claim.click.startStep };
+  const { clickid, fields, startStep, campaignId, campaign, ad } = claim.click;
+  return { clickid, fields, startStepKey: startStep, campaignId, campaign, ad };
 }

@@ -135,6 +135,7 @@ export class DialogDrainer {
         seq: input.seq,
         event,
         script: bot.script,
+        destinations: bot.destinations,
         now: this.deps.now(),
         timezone: bot.timezone,
         random: this.random,

@@ -14,7 +14,13 @@ export const BUILTIN_NAMES: ReadonlySet<string> = new Set([
 ]);
 
 /** Root names a custom field cannot shadow. */
-const RESERVED_ROOT_NAMES: ReadonlySet<string> = new Set([...BUILTIN_NAMES, 'fields', 'tracker', 'conversion']);
+const RESERVED_ROOT_NAMES: ReadonlySet<string> = new Set([
+  ...BUILTIN_NAMES,
+  'fields',
+  'tracker',
+  'conversion',
+  'destination',
+]);
 
 function bagOf(mode: TemplateMode, record: Record<string, unknown> | null | undefined): BagValue {
   const bag = emptyBag();
@@ -46,6 +52,12 @@ export function buildRenderContext(ctx: TemplateContext, mode: TemplateMode): Ba
   setEntry(root, 'fields', fields);
   setEntry(root, 'tracker', bagOf(mode, ctx.tracker));
   if (ctx.conversion) setEntry(root, 'conversion', bagOf(mode, ctx.conversion));
+  if (ctx.destination) {
+    const { click, ...rest } = ctx.destination;
+    const destination = bagOf(mode, rest);
+    setEntry(destination, 'click', bagOf(mode, click as Record<string, unknown>));
+    setEntry(root, 'destination', destination);
+  }
   for (const key of Object.keys(fields)) {
     if (!RESERVED_ROOT_NAMES.has(key)) setEntry(root, key, fields[key] ?? null);
   }

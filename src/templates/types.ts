@@ -23,6 +23,8 @@ export interface TemplateContext {
   tracker: Record<string, unknown>;
   /** The conversion a run handles: status, payout, currency, event, tid, clickid. */
   conversion?: Record<string, unknown>;
+  /** A destination's values (`{clickid}`, `{click.fbc}`, …), rendered as `{{destination.*}}`. */
+  destination?: Record<string, unknown>;
 }
 
 export interface CompiledTemplate {

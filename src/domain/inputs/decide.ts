@@ -11,6 +11,7 @@ import type { DialogPatch, DialogStatus } from '../dialog.js';
 import { parseButtonCallbackData } from '../engine/callback-data.js';
 import { runEngine } from '../engine/run-engine.js';
 import { ScriptIndex } from '../engine/script-index.js';
+import { destinationRequests, type Destination, type DestinationHappening } from '../tracker/destinations.js';
 import type { EngineResult, EngineScript, EngineStep, Trigger } from '../engine/types.js';
 import type {
   Decision,
@@ -34,6 +35,44 @@ export interface DecideInput {
   random: () => number;
   /** The conversion being handled, for its run's templates (`{{conversion.*}}`). */
   conversion?: Record<string, string | null>;
+  /** The bot's destinations: a claimed click or a conversion is sent onwards to those that hear it. */
+  destinations?: readonly Destination[];
+}
+
+/** Adds the Send Webhook requests of the destinations that hear `happening` to the decision. */
+function sendOnwards(input: DecideInput, decision: Decision, happening: DestinationHappening): Decision {
+  if (!input.destinations?.length) return decision;
+  const { dialog } = input;
+  const tracker = { ...dialog.state.tracker };
+  for (const [key, value] of Object.entries(decision.changes.tracker ?? {})) {
+    if (value === null) delete tracker[key];
+    else tracker[key] = value;
+  }
+  const requests = destinationRequests(input.destinations, happening, {
+    chatId: input.chatId,
+    username: decision.started?.username ?? dialog.username,
+    name: decision.started?.name ?? dialog.name,
+    createdAt: dialog.startedAt ?? (decision.started ? input.now : null),
+    stepId: decision.changes.stepId ?? dialog.state.stepId,
+    status: decision.changes.status ?? dialog.state.status,
+    fields: { ...dialog.state.fields, ...decision.changes.fields },
+    tracker,
+  });
+  if (requests.length === 0) return decision;
+  const effects: RecordedEffect[] = requests.map((request) => ({
+    type: 'send_webhook',
+    // The delivery names the destination that made it where a script's names its step.
+    stepId: request.destinationId,
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    body: request.body,
+  }));
+  return {
+    ...decision,
+    effects: [...decision.effects, ...effects],
+    log: [...decision.log, `sent onwards to ${requests.length} destination(s)`],
+  };
 }
 
 function stepSeq(dialog: DialogSnapshot): number {
@@ -245,7 +284,17 @@ function decideClickStart(
     },
     { kind: 'start', user: event.user },
   );
-  return { ...decision, changes: { ...decision.changes, tracker: { ...decision.changes.tracker, ...written } } };
+  const withTracker = {
+    ...decision,
+    changes: { ...decision.changes, tracker: { ...decision.changes.tracker, ...written } },
+  };
+  return sendOnwards(input, withTracker, {
+    kind: 'click.claimed',
+    clickid: click.clickid,
+    campaignId: click.campaignId ?? null,
+    campaign: click.campaign ?? null,
+    click: click.ad ?? {},
+  });
 }
 
 /** The script with another start step (a returning user's campaign run begins there). */
@@ -330,7 +379,24 @@ export function decideInput(input: DecideInput): Decision {
       return recorded();
     case 'other':
       return recorded({}, dialog.state.status === 'manual' ? { incoming: { text: null } } : {});
-    case 'conversion':
-      return decideConversion(input, event.conversion);
+    case 'conversion': {
+      const c = event.conversion;
+      return sendOnwards(input, decideConversion(input, c), {
+        kind: 'conversion',
+        clickid: c.clickid,
+        campaignId: c.campaignId ?? null,
+        campaign: c.campaign ?? null,
+        click: c.click ?? {},
+        conversion: {
+          status: c.status,
+          payout: c.payout,
+          currency: c.currency,
+          event: c.event,
+          tid: c.tid,
+          eventKey: c.eventKey ?? `${c.clickid}-${c.event}-${c.tid}-${c.status}`,
+          eventTime: c.eventTime ?? Math.floor(input.now.getTime() / 1000),
+        },
+      });
+    }
   }
 }

@@ -22,6 +22,14 @@ export interface DialogConversionInput {
   currency: string | null;
   /** '' when the network sent none. */
   tid: string;
+  campaignId?: string | null;
+  campaign?: string | null;
+  /** What the click keeps for ad platforms (ip, user_agent, fbc, …). */
+  click?: Record<string, string>;
+  /** Stable per conversion and status (the receiver's dedupe key). */
+  eventKey?: string;
+  /** When it was recorded, in Unix seconds. */
+  eventTime?: number;
 }
 
 /** The user as a /start tells it. */
@@ -39,6 +47,11 @@ export interface StartClick {
   fields: Record<string, string>;
   /** The key of the step the campaign starts dialogs at; null: the script's start. */
   startStepKey: string | null;
+  campaignId?: string | null;
+  /** The campaign's name. */
+  campaign?: string | null;
+  /** What the click keeps for ad platforms (ip, user_agent, fbc, …). */
+  ad?: Record<string, string>;
 }
 
 /** An input as the decision sees it: Telegram updates already read into what the user did. */

@@ -78,7 +78,7 @@ export function parseShape(input: unknown, maxSteps: number): ShapeResult {
       problems.push(...result.problems);
     });
   }
-  const onConversion = parsed.success ? (parsed.data.onConversion) : undefined;
+  const onConversion = parsed.success ? parsed.data.onConversion : undefined;
   return {
     problems,
     ...(start === undefined ? {} : { start }),

@@ -7,6 +7,8 @@ import type { Invalidation } from '../../redis/invalidation.js';
 export interface ManagementDeps {
   db: Knex;
   publicUrl: string;
+  /** Ranges outbound deliveries may reach although private (OUTBOUND_ALLOW_CIDRS). */
+  outboundAllowCidrs: string[];
   /** Where Bot API calls go (getMe, setWebhook) when a bot's token is set. */
   telegramApiRoot: string;
   /** Queues a replayed delivery's new chain of attempts. */

@@ -7,6 +7,7 @@ import { registerBotRoutes } from './bots.js';
 import { registerCampaignRoutes } from './campaigns.js';
 import { registerDeadLetterRoutes } from './dead-letters.js';
 import { registerDeliveryRoutes } from './deliveries.js';
+import { registerDestinationRoutes } from './destinations.js';
 import { registerDialogRoutes } from './dialogs.js';
 import { registerFieldRoutes } from './fields.js';
 import type { ManagementDeps } from './management-deps.js';
@@ -30,6 +31,7 @@ export function managementRouter(deps: ManagementDeps, adminApiKey: string): Rou
   registerDialogRoutes(router, deps);
   registerDeliveryRoutes(router, deps);
   registerDeadLetterRoutes(router, deps);
+  registerDestinationRoutes(router, deps);
   registerCampaignRoutes(router, deps);
   return router;
 }
