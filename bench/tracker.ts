@@ -37,9 +37,12 @@ export interface SteadyFigures {
 export interface TrackerFigures {
   clickBare: LoadFigures;
   clickRoute: LoadFigures;
-  clickSteadyBare: SteadyFigures;
-  clickSteady: SteadyFigures;
+  /** Two rounds each: bare then flowpost, then flowpost then bare. */
+  clickSteadyBare: SteadyFigures[];
+  clickSteady: SteadyFigures[];
   postbackBare: LoadFigures;
+  /** The same postbacks addressed by chatId: what the click id check adds shows against this. */
+  postbackByChat: LoadFigures;
   postbackWarm: LoadFigures;
   postbackCold: LoadFigures;
 }
@@ -156,16 +159,26 @@ export async function benchTracker(database: BenchDatabase): Promise<TrackerFigu
       clickBare.push(checked('bare click route', await load(clickBase, clickPath('b'), clickOptions(round))));
       clickRoute.push(checked('click redirect', await load(base, clickPath('g'), clickOptions(round))));
     }
-    await sleep(1_000);
-    const clickSteadyBare = await steadyClicks(clickBase, clickPath('sb'));
-    await sleep(1_000);
-    const clickSteady = await steadyClicks(base, clickPath('sg'));
+    // Each steady round starts from a checkpoint, so that neither side meets the one the load rounds' rows bring on.
+    const steady = async (server: 'bare' | 'flowpost') => {
+      await db.raw('CHECKPOINT');
+      await sleep(1_000);
+      return server === 'bare' ? steadyClicks(clickBase, clickPath('sb')) : steadyClicks(base, clickPath('sg'));
+    };
+    const clickSteadyBare: SteadyFigures[] = [];
+    const clickSteady: SteadyFigures[] = [];
+    clickSteadyBare.push(await steady('bare'));
+    clickSteady.push(await steady('flowpost'));
+    clickSteady.push(await steady('flowpost'));
+    clickSteadyBare.push(await steady('bare'));
 
     let i = 0;
     let cold = 0;
     const postbackPath = (clickid: () => string) => () =>
       `/api/bots/webhooks/${endpoint.id}/updateDialog?clickid=${clickid()}&refID=ref${i}&userBalance=${i++ % 5000}`;
     const warmPath = postbackPath(() => `w${i % WARM_CLICKS}`);
+    const chatPath = () =>
+      `/api/bots/webhooks/${endpoint.id}/updateDialog?chatId=${100_000 + (i % WARM_CLICKS)}&refID=ref${i}&userBalance=${i++ % 5000}`;
     const coldPath = postbackPath(() => `x${cold++ % COLD_CLICKS}`);
     const postbackOptions = (round: number) => ({
       expect: 202,
@@ -174,11 +187,14 @@ export async function benchTracker(database: BenchDatabase): Promise<TrackerFigu
       warmUp: round === 0,
     });
     const postbackBare: LoadFigures[] = [];
+    const postbackByChat: LoadFigures[] = [];
     const postbackWarm: LoadFigures[] = [];
     const postbackCold: LoadFigures[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       postbackBare.push(checked('bare queue route', await load(queueBase, warmPath, postbackOptions(round))));
       await dropPrefix(barePrefix);
+      postbackByChat.push(checked('postback by chatId', await load(base, chatPath, postbackOptions(round))));
+      await dropPrefix(prefix);
       postbackWarm.push(checked('postback by clickid', await load(base, warmPath, postbackOptions(round))));
       await dropPrefix(prefix);
       postbackCold.push(checked('postback by clickid', await load(base, coldPath, postbackOptions(round))));
@@ -190,6 +206,7 @@ export async function benchTracker(database: BenchDatabase): Promise<TrackerFigu
       clickSteadyBare,
       clickSteady,
       postbackBare: medianRound(postbackBare),
+      postbackByChat: medianRound(postbackByChat),
       postbackWarm: medianRound(postbackWarm),
       postbackCold: medianRound(postbackCold),
     };
