@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { randomId } from '../util/random-id.js';
+import { runNamed, type NamedStatement } from './named-statement.js';
 
 /** Click tokens (what `c_<token>` carries) and click ids flowpost makes: 16 of [A-Za-z0-9]. */
 const TOKEN_LENGTH = 16;
@@ -218,15 +219,37 @@ export async function claimCampaignClick(
   });
 }
 
-/** Where a click id leads: its click, and the chat that claimed it (null while nobody has). */
-export async function findClickByClickId(
+// On the web tier's path of postbacks by click id: parsed and planned once per connection, and
+// reading a batch of click ids at once.
+const FIND_BY_CLICKIDS: NamedStatement = {
+  name: 'flowpost_clicks_by_clickid',
+  text: `SELECT c.bot_id, c.clickid, c.id, c.claimed_chat_id
+           FROM unnest($1::uuid[], $2::text[]) AS w(bot_id, clickid)
+           JOIN clicks c ON c.bot_id = w.bot_id AND c.clickid = w.clickid`,
+};
+
+export interface ClickRef {
+  botId: string;
+  clickid: string;
+}
+
+/** Where each click id leads: its click and the chat that claimed it (null while nobody has); null for an unknown one. */
+export async function findClicksByClickId(
   db: Knex,
-  botId: string,
-  clickid: string,
-): Promise<{ clickId: string; chatId: number | null } | null> {
-  const row = await db<ClickRow>('clicks').where({ bot_id: botId, clickid }).first('id', 'claimed_chat_id');
-  if (!row) return null;
-  return { clickId: row.id, chatId: row.claimed_chat_id === null ? null : Number(row.claimed_chat_id) };
+  refs: readonly ClickRef[],
+): Promise<Array<{ clickId: string; chatId: number | null } | null>> {
+  const rows = await runNamed<{ bot_id: string; clickid: string; id: string; claimed_chat_id: string | null }>(
+    db,
+    FIND_BY_CLICKIDS,
+    [refs.map((ref) => ref.botId), refs.map((ref) => ref.clickid)],
+  );
+  const found = new Map(
+    rows.map((row) => [
+      `${row.bot_id}:${row.clickid}`,
+      { clickId: row.id, chatId: row.claimed_chat_id === null ? null : Number(row.claimed_chat_id) },
+    ]),
+  );
+  return refs.map((ref) => found.get(`${ref.botId}:${ref.clickid}`) ?? null);
 }
 
 /** A postback's job kept on a click nobody has claimed yet. */

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import { findClickByClickId } from '../db/clicks.js';
+import { findClicksByClickId, type ClickRef } from '../db/clicks.js';
+import { GroupCommit } from '../db/group-commit.js';
 import { loadBotPostbackView, loadEndpointView, type EndpointView } from '../db/postback-endpoints.js';
 import type { BotPostbackView } from '../domain/postback.js';
 import type { Invalidation } from '../redis/invalidation.js';
@@ -19,6 +20,8 @@ export class PostbackViewCache {
   private readonly bots: LruCache<string, Entry<BotPostbackView>>;
   /** Claimed clicks' chats: a claim never changes, so these are kept until evicted. */
   private readonly claimedClicks: LruCache<string, number>;
+  private readonly clickReads = new Map<string, Promise<{ clickId: string; chatId: number | null } | null>>();
+  private readonly clickLookups: GroupCommit<ClickRef, { clickId: string; chatId: number | null } | null>;
 
   constructor(
     private readonly db: Knex,
@@ -29,6 +32,7 @@ export class PostbackViewCache {
     this.endpoints = new LruCache(capacity);
     this.bots = new LruCache(capacity);
     this.claimedClicks = new LruCache(capacity);
+    this.clickLookups = new GroupCommit((refs) => findClicksByClickId(db, refs), 500, 2);
   }
 
   /**
@@ -39,7 +43,14 @@ export class PostbackViewCache {
     const key = `${botId}:${clickid}`;
     const known = this.claimedClicks.get(key);
     if (known !== undefined) return known;
-    const found = await findClickByClickId(this.db, botId, clickid);
+    // A burst of postbacks for a click this process has not seen yet shares one read, and the
+    // reads of concurrent postbacks go to Postgres together (one statement while another runs).
+    let reading = this.clickReads.get(key);
+    if (!reading) {
+      reading = this.clickLookups.submit({ botId, clickid }).finally(() => this.clickReads.delete(key));
+      this.clickReads.set(key, reading);
+    }
+    const found = await reading;
     if (!found) return undefined;
     if (found.chatId !== null) this.claimedClicks.set(key, found.chatId);
     return found.chatId;
