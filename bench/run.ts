@@ -1,5 +1,6 @@
 // `npm run bench`: every figure beside its ceiling, measured in the same run on this machine.
 import { benchApply } from './apply.js';
+import { benchConversions } from './conversions.js';
 import { benchIngest } from './ingest.js';
 import { createBenchDatabase } from './lib/database.js';
 import { benchOutbound } from './outbound.js';
@@ -97,6 +98,15 @@ try {
       `    each click read ${fmt(t.postbackCold.reqPerSec)} req/s   p50 ${t.postbackCold.p50} ms   p99 ${t.postbackCold.p99} ms   ratio ${ratio(t.postbackCold.reqPerSec, t.postbackBare.reqPerSec)}   (target ≥ 0.60 ×)`,
     );
     console.log(lines.slice(-12).join('\n'));
+  }
+  if (!only || only === 'tracker' || only === 'conversions') {
+    const c = await benchConversions(database);
+    lines.push(
+      `(i) conversions: ${fmt(c.conversions)} sales by clickid (64 connections) through one worker process to a destination's receiver`,
+      `    accepted        ${fmt(c.acceptedPerSec)} conversions/s`,
+      `    at the receiver ${fmt(c.deliveredPerSec)} conversions/s   (first call to last request received)`,
+    );
+    console.log(lines.slice(-3).join('\n'));
   }
 } finally {
   await database.drop();
