@@ -4,20 +4,16 @@ import { GroupCommit } from '../db/group-commit.js';
 import { loadBotPostbackView, loadEndpointView, type EndpointView } from '../db/postback-endpoints.js';
 import type { BotPostbackView } from '../domain/postback.js';
 import type { Invalidation } from '../redis/invalidation.js';
+import { LoadingCache } from '../util/loading-cache.js';
 import { LruCache } from '../util/lru-cache.js';
-
-interface Entry<T> {
-  value: Promise<T>;
-  expires: number;
-}
 
 /**
  * The web tier's cached view of endpoints and bots. Entries live `ttlMs` (unknown endpoints
  * `negativeTtlMs`) and are dropped at once by an invalidation from the management API.
  */
 export class PostbackViewCache {
-  private readonly endpoints: LruCache<string, Entry<EndpointView | null>>;
-  private readonly bots: LruCache<string, Entry<BotPostbackView>>;
+  private readonly endpoints: LoadingCache<string, EndpointView | null>;
+  private readonly bots: LoadingCache<string, BotPostbackView>;
   /** Claimed clicks' chats: a claim never changes, so these are kept until evicted. */
   private readonly claimedClicks: LruCache<string, number>;
   private readonly clickReads = new Map<string, Promise<{ clickId: string; chatId: number | null } | null>>();
@@ -25,12 +21,12 @@ export class PostbackViewCache {
 
   constructor(
     private readonly db: Knex,
-    private readonly ttlMs = 60_000,
-    private readonly negativeTtlMs = 5_000,
+    ttlMs = 60_000,
+    negativeTtlMs = 5_000,
     capacity = 50_000,
   ) {
-    this.endpoints = new LruCache(capacity);
-    this.bots = new LruCache(capacity);
+    this.endpoints = new LoadingCache(capacity, (view) => (view ? ttlMs : negativeTtlMs));
+    this.bots = new LoadingCache(capacity, () => ttlMs);
     this.claimedClicks = new LruCache(capacity);
     this.clickLookups = new GroupCommit((refs) => findClicksByClickId(db, refs), 500, 2);
   }
@@ -57,21 +53,11 @@ export class PostbackViewCache {
   }
 
   endpoint(id: string): Promise<EndpointView | null> {
-    return this.cached(
-      this.endpoints,
-      id,
-      () => loadEndpointView(this.db, id),
-      (view) => (view ? this.ttlMs : this.negativeTtlMs),
-    );
+    return this.endpoints.get(id, () => loadEndpointView(this.db, id));
   }
 
   bot(botId: string): Promise<BotPostbackView> {
-    return this.cached(
-      this.bots,
-      botId,
-      () => loadBotPostbackView(this.db, botId),
-      () => this.ttlMs,
-    );
+    return this.bots.get(botId, () => loadBotPostbackView(this.db, botId));
   }
 
   invalidate(message: Invalidation): void {
@@ -82,27 +68,5 @@ export class PostbackViewCache {
   clear(): void {
     this.endpoints.clear();
     this.bots.clear();
-  }
-
-  private cached<T>(
-    map: LruCache<string, Entry<T>>,
-    key: string,
-    load: () => Promise<T>,
-    ttl: (value: T) => number,
-  ): Promise<T> {
-    const now = Date.now();
-    const hit = map.get(key);
-    if (hit && hit.expires > now) return hit.value;
-    const entry: Entry<T> = { value: load(), expires: Number.POSITIVE_INFINITY };
-    map.set(key, entry);
-    entry.value.then(
-      (value) => {
-        if (map.get(key) === entry) entry.expires = Date.now() + ttl(value);
-      },
-      () => {
-        if (map.get(key) === entry) map.delete(key);
-      },
-    );
-    return entry.value;
   }
 }

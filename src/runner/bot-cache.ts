@@ -5,7 +5,7 @@ import { loadScript } from '../db/script-steps.js';
 import type { Destination } from '../domain/tracker/destinations.js';
 import type { EngineScript } from '../domain/engine/index.js';
 import { parseBotInfo, type BotCredentials } from '../telegram/index.js';
-import { LruCache } from '../util/lru-cache.js';
+import { LoadingCache } from '../util/loading-cache.js';
 
 /** What handling a dialog's inputs needs of its bot. */
 export interface BotForRun {
@@ -16,38 +16,24 @@ export interface BotForRun {
   destinations: Destination[];
 }
 
-interface Entry {
-  value: Promise<BotForRun | null>;
-  expires: number;
-}
-
 /**
  * A worker's cache of bots and their scripts, so that an input reads neither. Entries are dropped
  * at once when the management API publishes a change of the bot (its token, its script), and
  * expire after `ttlMs` regardless. Beyond `maxEntries` bots the least recently used is dropped.
  */
 export class BotCache {
-  private readonly entries: LruCache<string, Entry>;
+  private readonly entries: LoadingCache<string, BotForRun | null>;
 
   constructor(
     private readonly db: Knex,
-    private readonly ttlMs = 60_000,
+    ttlMs = 60_000,
     maxEntries = 10_000,
   ) {
-    this.entries = new LruCache(maxEntries);
+    this.entries = new LoadingCache(maxEntries, () => ttlMs);
   }
 
   get(botId: string): Promise<BotForRun | null> {
-    const now = Date.now();
-    const cached = this.entries.get(botId);
-    if (cached && cached.expires > now) return cached.value;
-    const value = this.load(botId);
-    const entry = { value, expires: now + this.ttlMs };
-    this.entries.set(botId, entry);
-    value.catch(() => {
-      if (this.entries.get(botId) === entry) this.entries.delete(botId);
-    });
-    return value;
+    return this.entries.get(botId, () => this.load(botId));
   }
 
   invalidate(botId: string): void {

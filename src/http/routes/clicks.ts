@@ -5,15 +5,10 @@ import { insertClick } from '../../db/clicks.js';
 import { DomainError } from '../../domain/errors.js';
 import { isLinkPreviewCrawler, parseCookies, readClick } from '../../domain/tracker/click-request.js';
 import { campaignPayload, clickPayload, telegramStartLink } from '../../domain/tracker/start-payload.js';
-import { LruCache } from '../../util/lru-cache.js';
+import { LoadingCache } from '../../util/loading-cache.js';
 
 /** Campaign ids as src/db/campaigns.ts makes them; anything else is unknown without a query. */
 export const CAMPAIGN_ID_PATTERN = new RegExp(`^[A-Za-z0-9]{${CAMPAIGN_ID_LENGTH}}$`);
-
-interface Entry {
-  value: Promise<CampaignLink | null>;
-  expires: number;
-}
 
 /**
  * The click redirect's view of campaigns (and their bot's username), kept `ttlMs`. A change made
@@ -21,31 +16,18 @@ interface Entry {
  * their copy expires, so a deleted campaign's link may still redirect there for up to `ttlMs`.
  */
 export class CampaignLinkCache {
-  private readonly entries: LruCache<string, Entry>;
+  private readonly entries: LoadingCache<string, CampaignLink | null>;
 
   constructor(
     private readonly db: Knex,
-    private readonly ttlMs = 5_000,
+    ttlMs = 5_000,
     capacity = 10_000,
   ) {
-    this.entries = new LruCache(capacity);
+    this.entries = new LoadingCache(capacity, () => ttlMs);
   }
 
   get(id: string): Promise<CampaignLink | null> {
-    const hit = this.entries.get(id);
-    if (hit && hit.expires > Date.now()) return hit.value;
-    // The pending read is shared: a burst of clicks on a cold campaign makes one query.
-    const entry: Entry = { value: findCampaignLink(this.db, id), expires: Number.POSITIVE_INFINITY };
-    this.entries.set(id, entry);
-    entry.value.then(
-      () => {
-        if (this.entries.get(id) === entry) entry.expires = Date.now() + this.ttlMs;
-      },
-      () => {
-        if (this.entries.get(id) === entry) this.entries.delete(id);
-      },
-    );
-    return entry.value;
+    return this.entries.get(id, () => findCampaignLink(this.db, id));
   }
 
   forget(id: string): void {
