@@ -45,6 +45,8 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(
     'CREATE INDEX clicks_claimed_idx ON clicks (bot_id, claimed_chat_id) WHERE claimed_chat_id IS NOT NULL',
   );
+  // For the foreign keys' ON DELETE: without them, deleting a bot scans clicks once per click.
+  await knex.raw('CREATE INDEX clicks_parent_idx ON clicks (parent_id) WHERE parent_id IS NOT NULL');
 
   // Postback values for a click nobody has claimed yet: applied, in their order, when it is claimed.
   await knex.schema.createTable('click_waiting_updates', (t) => {
@@ -94,6 +96,7 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(
     'CREATE UNIQUE INDEX conversion_events_seq_idx ON conversion_events (bot_id, seq) WHERE seq IS NOT NULL',
   );
+  await knex.raw('CREATE INDEX conversion_events_conversion_idx ON conversion_events (conversion_id)');
 
   await knex.schema.alterTable('dialogs', (t) => {
     t.uuid('first_click_id');

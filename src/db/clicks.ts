@@ -129,20 +129,16 @@ function claimedByInput(trx: Knex, ref: ClaimRef): Promise<ClaimedClick | null> 
  * stays its; one another chat holds (a forwarded link) forks into a click of this chat's own, with
  * a new click id and the same fields. Postback values waiting on the click come back, in order.
  */
-async function claimLocked(
-  trx: Knex,
-  ref: ClaimRef,
-  click: ClickRow,
-): Promise<{ click: ClaimedClick; waiting: WaitingUpdate[] }> {
+async function claimLocked(trx: Knex, ref: ClaimRef, click: ClickRow): Promise<ClickClaim> {
   if (click.claimed_chat_id === null) {
     await trx('clicks')
       .where({ id: click.id })
       .update({ claimed_chat_id: ref.chatId, claimed_seq: ref.seq, claimed_at: trx.fn.now() });
     const waiting = await listWaitingUpdates(trx, click.id);
-    return { click: (await claimedBy(trx, ref, 'c.id = ?', [click.id]))!, waiting };
+    return { click: (await claimedBy(trx, ref, 'c.id = ?', [click.id]))!, waiting, fresh: true };
   }
   if (Number(click.claimed_chat_id) === ref.chatId) {
-    return { click: (await claimedBy(trx, ref, 'c.id = ?', [click.id]))!, waiting: [] };
+    return { click: (await claimedBy(trx, ref, 'c.id = ?', [click.id]))!, waiting: [], fresh: false };
   }
   const token = randomId(TOKEN_LENGTH);
   const [fork] = await trx('clicks')
@@ -159,7 +155,7 @@ async function claimLocked(
       claimed_at: trx.fn.now(),
     })
     .returning<{ id: string }[]>('id');
-  return { click: (await claimedBy(trx, ref, 'c.id = ?', [fork!.id]))!, waiting: [] };
+  return { click: (await claimedBy(trx, ref, 'c.id = ?', [fork!.id]))!, waiting: [], fresh: true };
 }
 
 async function recordOnDialog(trx: Knex, ref: ClaimRef, clickId: string): Promise<void> {
@@ -175,13 +171,15 @@ export interface ClickClaim {
    * dropped (they stay until then, so a retry of the claiming input applies them again).
    */
   waiting: WaitingUpdate[];
+  /** This /start claimed the click (or forked it); false when the chat already held it. */
+  fresh: boolean;
 }
 
 /** `/start c_<token>`: claims the campaign link's click. Null when no click has the token. */
 export async function claimClickByToken(db: Knex, ref: ClaimRef, token: string): Promise<ClickClaim | null> {
   return db.transaction(async (trx) => {
     const again = await claimedByInput(trx, ref);
-    if (again) return { click: again, waiting: await listWaitingUpdates(trx, again.id) };
+    if (again) return { click: again, waiting: await listWaitingUpdates(trx, again.id), fresh: true };
     const click = await trx<ClickRow>('clicks').where({ bot_id: ref.botId, token }).forUpdate().first();
     if (!click) return null;
     const claim = await claimLocked(trx, ref, click);
@@ -203,7 +201,7 @@ export async function claimCampaignClick(
 ): Promise<ClickClaim | null> {
   return db.transaction(async (trx) => {
     const again = await claimedByInput(trx, ref);
-    if (again) return { click: again, waiting: await listWaitingUpdates(trx, again.id) };
+    if (again) return { click: again, waiting: await listWaitingUpdates(trx, again.id), fresh: true };
     const token = randomId(TOKEN_LENGTH);
     const id = clickid ?? token;
     await trx.raw(
@@ -294,4 +292,14 @@ async function listWaitingUpdates(trx: Knex, clickId: string): Promise<WaitingUp
 /** Forgets the waiting postbacks of a claimed click once they are applied to its dialog. */
 export async function dropWaitingUpdates(db: Knex, clickId: string, seqs: number[]): Promise<void> {
   if (seqs.length > 0) await db('click_waiting_updates').where({ click_id: clickId }).whereIn('seq', seqs).delete();
+}
+
+/** Forgets postbacks that waited longer than `keepMs` on clicks nobody claimed. */
+export async function pruneWaitingUpdates(db: Knex, keepMs: number, limit: number): Promise<number> {
+  const result = await db.raw<{ rowCount: number }>(
+    `DELETE FROM click_waiting_updates WHERE ctid IN (
+       SELECT ctid FROM click_waiting_updates WHERE created_at < now() - make_interval(secs => ?) LIMIT ?)`,
+    [keepMs / 1000, limit],
+  );
+  return result.rowCount;
 }

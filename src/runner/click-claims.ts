@@ -21,7 +21,7 @@ export async function claimStartClick(
   dialog: DialogRef,
   seq: number,
   payload: string | null,
-): Promise<StartClick | null> {
+): Promise<{ click: StartClick; journaled: boolean } | null> {
   const ref = { ...dialog, seq };
   const asked = parseStartPayload(payload);
   let claim: ClickClaim | null = null;
@@ -42,6 +42,7 @@ export async function claimStartClick(
     }
   }
   if (!claim) return null;
+  let journaled = false;
   if (claim.waiting.length > 0) {
     const updates: DialogUpdateInput[] = [];
     for (const { job, seq: order } of claim.waiting) {
@@ -56,6 +57,7 @@ export async function claimStartClick(
       if (update) updates.push(update);
     }
     if (updates.length > 0) await applyDialogUpdates(db, updates);
+    journaled = updates.some((update) => update.input !== undefined);
     await dropWaitingUpdates(
       db,
       claim.click.id,
@@ -63,5 +65,8 @@ export async function claimStartClick(
     );
   }
   const { clickid, fields, startStep, campaignId, campaign, ad } = claim.click;
-  return { clickid, fields, startStepKey: startStep, campaignId, campaign, ad };
+  return {
+    click: { clickid, fields, startStepKey: startStep, campaignId, campaign, ad, fresh: claim.fresh },
+    journaled,
+  };
 }

@@ -122,18 +122,21 @@ export class DialogDrainer {
       await carryOut(this.deps, ref, bot, input.seq, input.effects ?? [], input.effectsDone);
       return RELOAD;
     }
-    const event = await this.readInput(ref, bot, input.seq, input.input);
-    if (!event) {
+    const read = await this.readInput(ref, bot, input.seq, input.input);
+    if (!read) {
       await this.deps.progress.finish(ref, input.seq, 0);
       return dialog;
     }
+    // Postbacks that waited on the click this /start claimed are now inputs of the dialog: they go
+    // first, in their order (one accepted before the /start is handled before it), then this one.
+    if (read.reload) return RELOAD;
     let current = dialog;
     for (;;) {
       const decision = decideInput({
         chatId: ref.chatId,
         dialog: current,
         seq: input.seq,
-        event,
+        event: read.event,
         script: bot.script,
         destinations: bot.destinations,
         now: this.deps.now(),
@@ -161,8 +164,17 @@ export class DialogDrainer {
   }
 
   /** What the input is, as the rules read it; null for a Telegram update of no known shape (or a bot without Telegram). */
-  private async readInput(ref: DialogRef, bot: BotForRun, seq: number, input: DialogInput): Promise<InputEvent | null> {
-    if (input.kind !== 'telegram') return input;
+  /**
+   * `reload`: reading it journaled other inputs of the dialog (postbacks that waited on the click
+   * a /start claimed): read the dialog's open inputs again before deciding this one.
+   */
+  private async readInput(
+    ref: DialogRef,
+    bot: BotForRun,
+    seq: number,
+    input: DialogInput,
+  ): Promise<{ event: InputEvent; reload: boolean } | null> {
+    if (input.kind !== 'telegram') return { event: input, reload: false };
     if (!bot.credentials) return null;
     const grammyBot = this.deps.registry.get(bot.credentials.token, bot.credentials.botInfo);
     let read: InputEvent | null = null;
@@ -186,9 +198,9 @@ export class DialogDrainer {
     // A campaign link's /start claims its click (with what waited on it) before it is decided.
     const started = read as InputEvent | null;
     if (started?.kind === 'start' && startPayload !== null) {
-      const click = await claimStartClick(this.deps.db, ref, seq, startPayload);
-      if (click) return { ...started, click };
+      const claim = await claimStartClick(this.deps.db, ref, seq, startPayload);
+      if (claim) return { event: { ...started, click: claim.click }, reload: claim.journaled };
     }
-    return read;
+    return read === null ? null : { event: read, reload: false };
   }
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { pruneWaitingUpdates } from '../db/clicks.js';
 import { dialogsWithStaleInputs, overdueTimers, pruneInputs } from '../db/dialog-inputs.js';
 import type { DialogRef } from '../db/dialog-rows.js';
 import type { DialogTimer } from '../domain/inputs/types.js';
@@ -36,6 +37,8 @@ export function startDialogSweeper(options: DialogSweeperOptions): DialogSweeper
   const staleMs = options.staleMs ?? 15_000;
   const graceMs = options.graceMs ?? 5_000;
   const keepMs = options.keepMs ?? 2 * 86_400_000;
+  // A click nobody claims within 30 days will not be: what waited on it goes.
+  const waitingKeepMs = 30 * 86_400_000;
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
   let running: Promise<void> | null = null;
@@ -44,6 +47,7 @@ export function startDialogSweeper(options: DialogSweeperOptions): DialogSweeper
     for (const dialog of await dialogsWithStaleInputs(options.db, staleMs, 500)) await options.drain(dialog);
     for (const due of await overdueTimers(options.db, graceMs, 500)) await options.fire(due, due.timer);
     await pruneInputs(options.db, keepMs, 5_000);
+    await pruneWaitingUpdates(options.db, waitingKeepMs, 5_000);
   };
   const sweepOnce = (): Promise<void> => {
     running ??= sweep()

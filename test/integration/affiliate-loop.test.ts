@@ -168,6 +168,12 @@ describe('the affiliate loop', () => {
     });
     expect(event.custom_data).toEqual({ value: '30', currency: 'EUR' });
 
+    // The same link opened again by the same user: the click is the chat's already, not claimed again.
+    await sendUpdate(h, bot, fakeUpdates.start(chatId, payload));
+    await waitForMessages(h, bot, chatId, 3);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(of('/claimed')).toHaveLength(1);
+
     const dialog = await dialogOf(h, bot, chatId);
     expect(dialog.tags).toEqual(['buyer']);
     expect(dialog.tracker).toMatchObject({ clickid: 'loop-1', ad_name: 'test', campaign: 'spring' });

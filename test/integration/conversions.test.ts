@@ -129,6 +129,7 @@ describe('conversions by click id', () => {
       ['clickid=bad-1&payout=ten', 400, 'invalid_payout', 'payout'],
       ['clickid=bad-1&currency=EURO', 400, 'invalid_currency', 'currency'],
       ['clickid=bad-1&stepId=hello', 400, 'invalid_param', 'stepId'],
+      ['clickid=bad-1&chat_id=123', 400, 'invalid_param', 'chatId'],
     ];
     for (const [query, status, code, param] of cases) {
       const res = await convert(bot, query);
@@ -180,6 +181,27 @@ describe('conversions by click id', () => {
     const dialog = await dialogOf(h, bot, chatId);
     expect(dialog.tags).toEqual(['buyer', 'lead']);
     expect(dialog.stepKey).toBe('thanks');
+  });
+
+  it('a bare conversion that waited on its click is handled at the claim (not by the sweeper): its step runs at /start', async () => {
+    const bot = await createScriptedBot(h, {
+      start: 'hello',
+      steps: [
+        { key: 'hello', type: 'send_message', text: 'offer {{tracker.clickid}}' },
+        { key: 'thanks', type: 'send_message', text: 'thanks {{tracker.clickid}}' },
+      ],
+      onConversion: [{ status: 'lead', next: 'thanks', addTags: ['lead'] }],
+    });
+    const { click } = await clickFor(bot, 'bare-1');
+    expect((await convert(bot, 'clickid=bare-1&status=lead')).status).toBe(202);
+    await waitFor(async () => (await h.db('click_waiting_updates').where({ click_id: click.id }).first()) ?? null);
+    const chatId = chat++;
+    await sendUpdate(h, bot, fakeUpdates.start(chatId, `c_${click.token}`));
+    // Accepted before the /start, the conversion is handled first: the dialog had not started, so
+    // its step waits for the /start, which runs it (as a postback's step move would).
+    expect(await waitForMessages(h, bot, chatId, 1, 5_000)).toEqual(['thanks bare-1']);
+    expect((await dialogOf(h, bot, chatId)).tags).toEqual(['lead']);
+    expect((await conversionsOf(bot, chatId))[0]).toMatchObject({ status: 'lead' });
   });
 
   it('a rule naming a step the script does not have is refused with the script', async () => {

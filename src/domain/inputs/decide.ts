@@ -288,6 +288,7 @@ function decideClickStart(
     ...decision,
     changes: { ...decision.changes, tracker: { ...decision.changes.tracker, ...written } },
   };
+  if (click.fresh === false) return withTracker;
   return sendOnwards(input, withTracker, {
     kind: 'click.claimed',
     clickid: click.clickid,

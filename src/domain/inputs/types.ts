@@ -52,6 +52,8 @@ export interface StartClick {
   campaign?: string | null;
   /** What the click keeps for ad platforms (ip, user_agent, fbc, …). */
   ad?: Record<string, string>;
+  /** False when the chat already held the click (the same link again): it is not sent onwards again. */
+  fresh?: boolean;
 }
 
 /** An input as the decision sees it: Telegram updates already read into what the user did. */

@@ -54,7 +54,10 @@ const PLACEHOLDER = new RegExp(
 
 /** A destination's template as the template language reads it: `{clickid}` → `{{destination.clickid}}`. */
 export function destinationTemplate(source: string): string {
-  return source.replace(PLACEHOLDER, (_, name: string) => `{{destination.${name}}}`);
+  // "}}}" would read as a triple-stash close; "~}}" closes the tag and strips nothing before a "}".
+  return source.replace(PLACEHOLDER, (match: string, name: string, offset: number) =>
+    source[offset + match.length] === '}' ? `{{destination.${name}~}}` : `{{destination.${name}}}`,
+  );
 }
 
 function values(happening: DestinationHappening): Record<string, unknown> {

@@ -230,6 +230,11 @@ async function readConversionCall(ctx: Context): Promise<{ conversion: Conversio
     body,
     idempotencyKey: idempotencyHeader === '' ? undefined : idempotencyHeader,
   });
+  if (request.chatId !== null) {
+    throw new DomainError('invalid', 'invalid_param', 'a conversion names its dialog by clickid only', {
+      param: 'chatId',
+    });
+  }
   for (const param of ['stepId', 'status'] as const) {
     if ((param === 'stepId' ? request.stepRef : request.status) !== undefined) {
       throw new DomainError(
