@@ -43,18 +43,22 @@ export default defineConfig({
     // Integration files mostly wait on Postgres, Redis, sockets and timers: more files than cores
     // at once shortens the run (vitest's default on 2 cores is one file at a time).
     maxWorkers: 10,
+    // Files run one after another in a worker share its loaded modules (importing flowpost again for
+    // every file took half the run's CPU). A test restores any global it changes (process.env.TZ).
     sequence: { sequencer: SlowFirst },
     projects: [
       {
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          isolate: false,
         },
       },
       {
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          isolate: false,
           globalSetup: ['test/support/global-setup.ts'],
           setupFiles: ['test/support/file-database.ts'],
           testTimeout: 30_000,
