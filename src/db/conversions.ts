@@ -70,7 +70,8 @@ export async function recordIgnoredConversion(
 }
 
 export interface RecordedOutcome {
-  move: ConversionMove;
+  /** What the call was to the conversion: only `new` and `moved` change the dialog. */
+  outcome: ConversionMove['kind'];
   conversionId: string | null;
   /** The click converted: its campaign and what it keeps for ad platforms. */
   click: { campaignId: string | null; campaign: string | null; ad: Record<string, string> };
@@ -105,13 +106,14 @@ export async function recordConversion(
     };
     const done = await trx('conversion_events')
       .where({ bot_id: target.botId, seq: target.seq })
-      .first<
-        | { outcome: ConversionMove['kind']; reason: string | null; conversion_id: string | null; created_at: Date }
-        | undefined
-      >('outcome', 'reason', 'conversion_id', 'created_at');
+      .first<{ outcome: ConversionMove['kind']; conversion_id: string | null; created_at: Date } | undefined>(
+        'outcome',
+        'conversion_id',
+        'created_at',
+      );
     if (done) {
       return {
-        move: replayed(done.outcome, done.reason),
+        outcome: done.outcome,
         conversionId: done.conversion_id,
         click,
         eventTime: Math.floor(done.created_at.getTime() / 1000),
@@ -144,14 +146,8 @@ export async function recordConversion(
         reason: move.kind === 'ignored' ? move.reason : null,
       }),
     );
-    return { move, conversionId: row.id, click, eventTime: Math.floor(Date.now() / 1000) };
+    return { outcome: move.kind, conversionId: row.id, click, eventTime: Math.floor(Date.now() / 1000) };
   });
-}
-
-function replayed(outcome: ConversionMove['kind'], reason: string | null): ConversionMove {
-  if (outcome === 'ignored') return { kind: 'ignored', reason: reason ?? '' };
-  if (outcome === 'moved') return { kind: 'moved', from: 'lead' };
-  return { kind: outcome };
 }
 
 export interface DialogConversion {

@@ -41,7 +41,7 @@ export function conversionUpdateInput(
   seq: number,
   recorded: RecordedOutcome,
 ): DialogUpdateInput | null {
-  if (recorded.move.kind !== 'new' && recorded.move.kind !== 'moved') return null;
+  if (recorded.outcome !== 'new' && recorded.outcome !== 'moved') return null;
   const { clickid, event, status, payout, currency, tid } = conversion;
   const { values } = splitPostback(data.patch);
   return {

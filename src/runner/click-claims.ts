@@ -5,7 +5,7 @@ import type { DialogRef } from '../db/dialog-rows.js';
 import { recordConversion } from '../db/conversions.js';
 import { applyDialogUpdates, type DialogUpdateInput } from '../db/dialog-writer.js';
 import type { StartClick } from '../domain/inputs/types.js';
-import { readClick } from '../domain/tracker/click-request.js';
+import { campaignFields } from '../domain/tracker/click-request.js';
 import { parseStartPayload } from '../domain/tracker/start-payload.js';
 import { conversionUpdateInput, toUpdateInput } from '../jobs/apply-dialog-update.js';
 import type { ClickUpdateJob } from '../jobs/dialog-update-job.js';
@@ -30,14 +30,7 @@ export async function claimStartClick(
   } else if (asked.kind === 'campaign') {
     const campaign = await findCampaign(db, asked.campaignId, dialog.botId);
     if (campaign) {
-      const { fields } = readClick(campaign, {
-        query: [],
-        ip: null,
-        userAgent: null,
-        referer: null,
-        cookies: {},
-        now: new Date(),
-      });
+      const fields = campaignFields(campaign);
       claim = await claimCampaignClick(db, ref, { id: campaign.id, fields }, asked.clickid);
     }
   }

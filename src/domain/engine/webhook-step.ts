@@ -1,4 +1,5 @@
 /** `send_webhook`: render the request; the I/O layer delivers it. */
+import type { TemplateMode } from '../../templates/index.js';
 import { bodyMode } from '../script/template-sources.js';
 import type { SendWebhookStep } from '../script/types.js';
 import { continueWith, render, type RunState, type StepOutcome } from './run-state.js';
@@ -7,16 +8,31 @@ import type { EngineStep } from './types.js';
 // A rendered value (a user's name, say) must not split or end a header.
 const HEADER_BREAKS = /[\r\n\0]+/g;
 
+/**
+ * Renders a webhook request's URL, headers and body (none for GET) with `render`: a Send Webhook
+ * step's, or a destination's.
+ */
+export function renderWebhookRequest(
+  request: { method: string; url: string; headers?: Record<string, string>; body?: string | null },
+  render: (source: string, mode: TemplateMode) => string,
+): { url: string; headers: Record<string, string>; body: string | null } {
+  return {
+    url: render(request.url, 'url'),
+    headers: Object.fromEntries(
+      Object.entries(request.headers ?? {}).map(([name, value]) => [
+        name,
+        render(value, 'plain').replace(HEADER_BREAKS, ' '),
+      ]),
+    ),
+    body:
+      request.method === 'GET' || request.body === undefined || request.body === null
+        ? null
+        : render(request.body, bodyMode(request.body)),
+  };
+}
+
 export function runSendWebhook(run: RunState, stored: EngineStep, step: SendWebhookStep): StepOutcome {
-  const url = render(run, stored, step.url, 'url');
-  const headers = Object.fromEntries(
-    Object.entries(step.headers ?? {}).map(([name, value]) => [
-      name,
-      render(run, stored, value, 'plain').replace(HEADER_BREAKS, ' '),
-    ]),
-  );
-  const body =
-    step.method === 'GET' || step.body === undefined ? null : render(run, stored, step.body, bodyMode(step.body));
-  run.effects.push({ type: 'send_webhook', stepId: stored.id, method: step.method, url, headers, body });
+  const rendered = renderWebhookRequest(step, (source, mode) => render(run, stored, source, mode));
+  run.effects.push({ type: 'send_webhook', stepId: stored.id, method: step.method, ...rendered });
   return continueWith(step.next);
 }

@@ -269,21 +269,12 @@ function decideClickStart(
     written[key] = value;
   }
   const withClick: DialogSnapshot = { ...dialog, state: { ...dialog.state, tracker } };
+  // The campaign's start step is the script's start for this /start (a step a postback set before
+  // the first /start still runs first, as it would from the script's own start).
   const campaignStart =
     input.script && click.startStepKey ? new ScriptIndex(input.script).byKey(click.startStepKey) : undefined;
-  const presetStep = campaignStart && (dialog.startedAt || dialog.state.stepId === null) ? campaignStart : undefined;
-  const decision = decideStart(
-    {
-      ...input,
-      dialog:
-        presetStep && !dialog.startedAt
-          ? { ...withClick, state: { ...withClick.state, stepId: presetStep.id } }
-          : withClick,
-      script:
-        presetStep && dialog.startedAt && input.script ? withStartKey(input.script, presetStep.step.key) : input.script,
-    },
-    { kind: 'start', user: event.user },
-  );
+  const script = campaignStart && input.script ? withStartKey(input.script, campaignStart.step.key) : input.script;
+  const decision = decideStart({ ...input, dialog: withClick, script }, { kind: 'start', user: event.user });
   const withTracker = {
     ...decision,
     changes: { ...decision.changes, tracker: { ...decision.changes.tracker, ...written } },

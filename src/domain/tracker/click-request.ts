@@ -76,15 +76,18 @@ export function buildFbc(fbclid: string, createdAt: Date): string {
  * fields, with `campaign` and `campaign_id`; what ad platforms need stays aside. A value that
  * does not fit is left out rather than refusing the visitor.
  */
+/** The tracker fields every click of a campaign has: its fixed fields, `campaign` and `campaign_id`. */
+export function campaignFields(campaign: CampaignForClick): Record<string, string> {
+  return { ...campaign.fields, campaign: campaign.name, campaign_id: campaign.id };
+}
+
 export function readClick(campaign: CampaignForClick, request: ClickRequest): ClickRecord {
   const fields: Record<string, string> = {};
   for (const param of campaign.params) {
     const value = clip(first(request.query, param), MAX_TRACKER_VALUE);
     if (value !== undefined && isValidKey(param)) fields[param] = value;
   }
-  for (const [key, value] of Object.entries(campaign.fields)) fields[key] = value;
-  fields.campaign = campaign.name;
-  fields.campaign_id = campaign.id;
+  Object.assign(fields, campaignFields(campaign));
 
   const ad: ClickAdData = {};
   const set = (key: keyof ClickAdData, value: string | null | undefined) => {

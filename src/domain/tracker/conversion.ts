@@ -39,6 +39,20 @@ const TOKEN = /^[A-Za-z0-9_.:-]{1,100}$/;
 
 type Params = ReadonlyMap<string, string>;
 
+/** A tid or event, checked: 1-100 characters of [A-Za-z0-9_.:-]. */
+function pickToken(params: Params, name: 'tid' | 'event'): { param: string; value: string } | null {
+  const picked = pick(params, name);
+  if (picked && !TOKEN.test(picked.value)) {
+    throw new DomainError(
+      'invalid',
+      `invalid_${name}`,
+      `${picked.param} must be 1-100 characters of A-Z, a-z, 0-9, "_", ".", ":" or "-"`,
+      { param: picked.param },
+    );
+  }
+  return picked;
+}
+
 function pick(params: Params, name: keyof typeof ALIASES): { param: string; value: string } | null {
   for (const alias of ALIASES[name]!) {
     const value = params.get(alias);
@@ -96,24 +110,8 @@ export function readConversion(params: Params): ConversionRequest {
       param: 'currency',
     });
   }
-  const tid = pick(params, 'tid');
-  if (tid && !TOKEN.test(tid.value)) {
-    throw new DomainError(
-      'invalid',
-      'invalid_tid',
-      `${tid.param} must be 1-100 characters of A-Z, a-z, 0-9, "_", ".", ":" or "-"`,
-      { param: tid.param },
-    );
-  }
-  const event = pick(params, 'event');
-  if (event && !TOKEN.test(event.value)) {
-    throw new DomainError(
-      'invalid',
-      'invalid_event',
-      `${event.param} must be 1-100 characters of A-Z, a-z, 0-9, "_", ".", ":" or "-"`,
-      { param: event.param },
-    );
-  }
+  const tid = pickToken(params, 'tid');
+  const event = pickToken(params, 'event');
   return {
     clickid: clickid.value,
     status,

@@ -3,7 +3,7 @@
  * each destination that hears it becomes a Send Webhook request, rendered here (pure) and
  * delivered by the outbound machinery with its retries, signatures and attempt log.
  */
-import { bodyMode } from '../script/template-sources.js';
+import { renderWebhookRequest } from '../engine/webhook-step.js';
 import { renderTemplate, type TemplateContext } from '../../templates/index.js';
 
 export const DESTINATION_EVENTS = ['click.claimed', 'conversion'] as const;
@@ -85,9 +85,6 @@ function hears(destination: Destination, happening: DestinationHappening): boole
   return true;
 }
 
-// A rendered value must not split or end a header.
-const HEADER_BREAKS = /[\r\n\0]+/g;
-
 export interface DestinationRequest {
   destinationId: string;
   method: Destination['method'];
@@ -105,22 +102,11 @@ export function destinationRequests(
   const context: TemplateContext = { ...dialog, destination: values(happening) };
   return destinations
     .filter((destination) => hears(destination, happening))
-    .map((destination) => {
-      const body =
-        destination.method === 'GET' || destination.body === null
-          ? null
-          : renderTemplate(destinationTemplate(destination.body), bodyMode(destination.body), context);
-      return {
-        destinationId: destination.id,
-        method: destination.method,
-        url: renderTemplate(destinationTemplate(destination.url), 'url', context),
-        headers: Object.fromEntries(
-          Object.entries(destination.headers).map(([name, value]) => [
-            name,
-            renderTemplate(destinationTemplate(value), 'plain', context).replace(HEADER_BREAKS, ' '),
-          ]),
-        ),
-        body,
-      };
-    });
+    .map((destination) => ({
+      destinationId: destination.id,
+      method: destination.method,
+      ...renderWebhookRequest(destination, (source, mode) =>
+        renderTemplate(destinationTemplate(source), mode, context),
+      ),
+    }));
 }

@@ -1,3 +1,5 @@
+// The postback endpoint's two routes, which share its secret id, rate limit and queue:
+// `…/{postbackId}/updateDialog` (API.md §1) and `…/{postbackId}/conversion` (API.md §5).
 import type { Context } from 'koa';
 import type { Redis } from 'ioredis';
 import { DomainError } from '../../domain/errors.js';
