@@ -32,6 +32,21 @@ export interface Config {
   logLevel: string;
   queuePrefix: string;
   postbackRateLimit: number;
+  /** Bearer token that GET /metrics requires when set. */
+  metricsToken: string | undefined;
+  /** A worker process serves its own /metrics on this port when set (it has no web port on Heroku). */
+  metricsPort: number | undefined;
+  /** False accepts a Redis TLS certificate nobody vouches for (Heroku Redis' self-signed one). */
+  redisTlsRejectUnauthorized: boolean;
+  /** TLS to Postgres: off, on without checking the certificate (Heroku), or on and checked; unset follows the URL's sslmode. */
+  databaseSsl: 'false' | 'no-verify' | 'true' | undefined;
+  /** How long finished rows are kept before the worker deletes them, in days. */
+  retention: {
+    deliveriesDays: number;
+    messagesDays: number;
+    unclaimedClicksDays: number;
+    deadInputsDays: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -84,6 +99,10 @@ const secondsList = z.string().transform((value, ctx) => {
   return seconds;
 });
 
+const booleanSetting = z
+  .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
+  .transform((value) => value === 'true' || value === '1');
+
 const schema = z.object({
   NODE_ENV: z.string().default('development'),
   PORT: z.coerce.number().int('must be a whole number').min(0).max(65_535, 'must be a port number').default(3000),
@@ -108,6 +127,14 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-"')
     .default('flowpost'),
   POSTBACK_RATE_LIMIT: positiveInt(1_000_000).default(2000),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  METRICS_PORT: z.coerce.number().int('must be a whole number').min(0).max(65_535, 'must be a port number').optional(),
+  REDIS_TLS_REJECT_UNAUTHORIZED: booleanSetting.default(true),
+  DATABASE_SSL: z.enum(['false', 'no-verify', 'true'], { message: 'must be one of false, no-verify, true' }).optional(),
+  RETENTION_DELIVERIES_DAYS: positiveInt(3_650).default(30),
+  RETENTION_MESSAGES_DAYS: positiveInt(3_650).default(90),
+  RETENTION_UNCLAIMED_CLICKS_DAYS: positiveInt(3_650).default(30),
+  RETENTION_DEAD_INPUTS_DAYS: positiveInt(3_650).default(30),
 });
 
 /**
@@ -148,5 +175,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     queuePrefix: e.QUEUE_PREFIX,
     postbackRateLimit: e.POSTBACK_RATE_LIMIT,
+    metricsToken: e.METRICS_TOKEN,
+    metricsPort: e.METRICS_PORT,
+    redisTlsRejectUnauthorized: e.REDIS_TLS_REJECT_UNAUTHORIZED,
+    databaseSsl: e.DATABASE_SSL,
+    retention: {
+      deliveriesDays: e.RETENTION_DELIVERIES_DAYS,
+      messagesDays: e.RETENTION_MESSAGES_DAYS,
+      unclaimedClicksDays: e.RETENTION_UNCLAIMED_CLICKS_DAYS,
+      deadInputsDays: e.RETENTION_DEAD_INPUTS_DAYS,
+    },
   };
 }
