@@ -16,7 +16,7 @@ import { requeueRecordedDelivery } from '../outbound/enqueue.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../config/log.js';
 import { publishInvalidation, subscribeInvalidations, type Invalidation } from '../redis/invalidation.js';
-import { createProducerConnection } from '../redis/connection.js';
+import { createProducerConnection, redisTarget } from '../redis/connection.js';
 import { SequenceFloor } from '../redis/sequence-floor.js';
 import { pingDatabase } from '../db/connection.js';
 import { highestSequence } from '../db/dialog-inputs.js';
@@ -56,7 +56,7 @@ async function queueReadyOrUnreachable(queue: Queue, redis: Redis, timeoutMs: nu
 
 /** Starts the web tier on `config.port` (0 picks a free port). */
 export async function startWebTier(config: Config, db: Knex, log: Logger): Promise<WebTier> {
-  const redis = createProducerConnection(config.redisUrl, `${config.queuePrefix}:web`);
+  const redis = createProducerConnection(redisTarget(config), `${config.queuePrefix}:web`);
   redis.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   const queue = new Queue<DialogUpdateJob>(QUEUES.dialogUpdates, { connection: redis, prefix: config.queuePrefix });
   queue.on('error', (error) => log.debug({ err: error }, 'queue error'));
@@ -68,7 +68,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
   const updates = new DialogUpdateQueue(queue, redis, sequenceFloor);
 
   const views = new PostbackViewCache(db);
-  const subscription = subscribeInvalidations(config.redisUrl, config.queuePrefix, log, {
+  const subscription = subscribeInvalidations(redisTarget(config), config.queuePrefix, log, {
     onMessage: (message) => views.invalidate(message),
     onReset: () => views.clear(),
   });

@@ -1,8 +1,8 @@
-import { Redis } from 'ioredis';
+import { createRedisClient, type RedisTarget } from './connection.js';
 
 /** Deletes every Redis key under a prefix (queues, counters, leases): for tests and benchmarks. */
-export async function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl);
+export async function dropPrefix(target: RedisTarget, prefix: string): Promise<void> {
+  const redis = createRedisClient(target);
   try {
     let cursor = '0';
     do {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../config/log.js';
-import { createWorkerConnection } from './connection.js';
+import { createWorkerConnection, type RedisTarget } from './connection.js';
 
 /** What changed, so that every web process drops its cached view of it. */
 export type Invalidation = { kind: 'bot'; id: string } | { kind: 'endpoint'; id: string };
@@ -22,12 +22,12 @@ export interface InvalidationSubscription {
  * while disconnected, so the whole cache must go.
  */
 export function subscribeInvalidations(
-  redisUrl: string,
+  target: RedisTarget,
   prefix: string,
   log: Logger,
   handlers: { onMessage(message: Invalidation): void; onReset(): void },
 ): InvalidationSubscription {
-  const redis = createWorkerConnection(redisUrl);
+  const redis = createWorkerConnection(target);
   const channel = invalidationChannel(prefix);
   redis.on('ready', () => {
     // Reset once subscribed: a message published between a reset and the subscription would be lost.

@@ -4,6 +4,7 @@ import { loadConfig, type Config } from '../../src/config/env.js';
 import { createDb } from '../../src/db/connection.js';
 import { createLogger } from '../../src/config/log.js';
 import { dropPrefix as drop } from '../../src/redis/drop-prefix.js';
+import { redisTarget } from '../../src/redis/connection.js';
 import { startWebTier, type WebTier } from '../../src/http/server.js';
 import { startWorkerTier, type WorkerTier } from '../../src/workers/worker-tier.js';
 import { databaseUrl } from './database.js';
@@ -84,7 +85,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await workers?.close();
       await db.destroy();
       await telegram.close();
-      await dropPrefix(config.queuePrefix);
+      await drop(redisTarget(config), config.queuePrefix);
     },
   };
 }
