@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { loadConfig, type Config } from '../../src/config/env.js';
-import { createDb } from '../../src/db/connection.js';
-import { createLogger } from '../../src/config/log.js';
+import { createDb, databaseTarget } from '../../src/db/connection.js';
+import { createLogger, type Logger } from '../../src/config/log.js';
 import { dropPrefix as drop } from '../../src/redis/drop-prefix.js';
 import { redisTarget } from '../../src/redis/connection.js';
 import { startWebTier, type WebTier } from '../../src/http/server.js';
@@ -19,6 +19,8 @@ export interface HarnessOptions {
   /** Long-poll bots with tokens (only when PUBLIC_URL is not https); off unless asked. */
   poll?: boolean;
   env?: Record<string, string>;
+  /** The tiers' logger (default: one at the configured level on stdout). */
+  log?: Logger;
 }
 
 export interface Harness {
@@ -59,8 +61,8 @@ export async function dropPrefix(prefix: string): Promise<void> {
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const telegram = await startFakeTelegram();
   const config = testConfig({ TELEGRAM_API_ROOT: telegram.apiRoot, TELEGRAM_POLL_TIMEOUT: '1', ...options.env });
-  const log = createLogger(config.logLevel);
-  const db = createDb(config.databaseUrl);
+  const log = options.log ?? createLogger(config.logLevel);
+  const db = createDb(databaseTarget(config));
   const workers = options.workers ? await startWorkerTier(config, db, log, { poll: options.poll ?? false }) : undefined;
   const web = options.web === false ? undefined : await startWebTier(config, db, log);
   const baseUrl = web ? `http://127.0.0.1:${web.port}` : '';
