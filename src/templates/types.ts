@@ -1,7 +1,7 @@
 /** Where a rendered template lands; decides how every value is encoded. */
-export type TemplateMode = 'plain' | 'html' | 'url' | 'json';
+export type TemplateMode = 'plain' | 'html' | 'url' | 'json' | 'header';
 
-export const TEMPLATE_MODES: readonly TemplateMode[] = ['plain', 'html', 'url', 'json'];
+export const TEMPLATE_MODES: readonly TemplateMode[] = ['plain', 'html', 'url', 'json', 'header'];
 
 /** A custom/tracker field value as stored on a dialog. */
 export type FieldValue = string | number | boolean | string[] | null;

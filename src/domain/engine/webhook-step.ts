@@ -1,16 +1,15 @@
 /** `send_webhook`: render the request; the I/O layer delivers it. */
-import type { TemplateMode } from '../../templates/index.js';
+import { headerSafeText, type TemplateMode } from '../../templates/index.js';
 import { bodyMode } from '../script/template-sources.js';
 import type { SendWebhookStep } from '../script/types.js';
 import { continueWith, render, type RunState, type StepOutcome } from './run-state.js';
 import type { EngineStep } from './types.js';
 
-// A rendered value (a user's name, say) must not split or end a header.
-const HEADER_BREAKS = /[\r\n\0]+/g;
-
 /**
  * Renders a webhook request's URL, headers and body (none for GET) with `render`: a Send Webhook
- * step's, or a destination's.
+ * step's, or a destination's. Header values render in `header` mode: a value that is not
+ * printable ASCII (`Иван`, an emoji, a line break) is inserted as percent-encoded UTF-8, so it
+ * can neither be refused by the HTTP client nor split the header.
  */
 export function renderWebhookRequest(
   request: { method: string; url: string; headers?: Record<string, string>; body?: string | null },
@@ -19,10 +18,7 @@ export function renderWebhookRequest(
   return {
     url: render(request.url, 'url'),
     headers: Object.fromEntries(
-      Object.entries(request.headers ?? {}).map(([name, value]) => [
-        name,
-        render(value, 'plain').replace(HEADER_BREAKS, ' '),
-      ]),
+      Object.entries(request.headers ?? {}).map(([name, value]) => [name, headerSafeText(render(value, 'header'))]),
     ),
     body:
       request.method === 'GET' || request.body === undefined || request.body === null

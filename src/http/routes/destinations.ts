@@ -110,7 +110,7 @@ function json(destination: DestinationRecord) {
 function checkParts(input: { url?: string; headers?: Record<string, string>; body?: string | null }, allow: string[]) {
   if (input.url !== undefined) checkUrl(input.url, allow);
   for (const [name, value] of Object.entries(input.headers ?? {})) {
-    checkDestinationTemplate(`headers.${name}`, value, 'plain');
+    checkDestinationTemplate(`headers.${name}`, value, 'header');
   }
   if (input.body) checkDestinationTemplate('body', input.body, bodyMode(input.body));
 }

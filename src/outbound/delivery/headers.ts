@@ -1,3 +1,4 @@
+import { headerSafeText } from '../../templates/index.js';
 import {
   WEBHOOK_ID_HEADER,
   WEBHOOK_SIGNATURE_HEADER,
@@ -19,7 +20,9 @@ const OUR_HEADERS = new Set(['user-agent', WEBHOOK_ID_HEADER, WEBHOOK_TIMESTAMP_
 
 /**
  * The headers of one attempt: the step's, then Standard Webhooks' and ours. Without a signing
- * secret the attempt still carries its id and timestamp, unsigned.
+ * secret the attempt still carries its id and timestamp, unsigned. A step's value recorded with a
+ * character the HTTP client refuses (before values were encoded when rendered) is sent with that
+ * character percent-encoded, not failed.
  */
 export function deliveryHeaders(
   delivery: HeaderSource,
@@ -35,7 +38,7 @@ export function deliveryHeaders(
     const lower = name.toLowerCase();
     if (OUR_HEADERS.has(lower)) continue;
     if (lower === 'content-type') hasContentType = true;
-    headers[name] = delivery.headers[name]!;
+    headers[name] = headerSafeText(delivery.headers[name]!);
   }
   if (delivery.body !== null && !hasContentType) {
     headers['content-type'] = JSON_BODY.test(delivery.body) ? 'application/json' : 'text/plain; charset=utf-8';

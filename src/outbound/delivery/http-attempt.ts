@@ -12,7 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { DeadlineBuckets, type DeadlineBucket, type Expiring } from './deadline-buckets.js';
-import { validateDeliveryRequest } from './request-validation.js';
+import { requestPath, validateDeliveryRequest } from './request-validation.js';
 
 export type AttemptErrorKind =
   'timeout' | 'network' | 'refused_target' | 'redirect' | 'too_large' | 'invalid_request' | 'aborted';
@@ -106,7 +106,7 @@ export function attemptDelivery(input: AttemptInput): Promise<AttemptResult> {
     const exchange = new Exchange(resolve, started, totalTimeoutMs, maxReadBytes, excerptBytes, input.signal);
     exchange.start(input.agent, {
       origin: url.origin,
-      path: url.search ? `${url.pathname}${url.search}` : url.pathname,
+      path: requestPath(url),
       method: checked.method,
       headers: input.headers ?? {},
       body: input.body ?? null,

@@ -61,6 +61,38 @@ const FORBIDDEN_HEADERS = new Set([
   'expect',
 ]);
 
+// An encoded dot ("%2E") stands in for this mark while the URL is parsed, so the parser does not
+// read a "%2E%2E" segment as ".." and drop it with the segment before it. The mark is a private-use
+// character, which the parser percent-encodes as below.
+const DOT_MARK = '\uE000';
+const ENCODED_DOT_MARK = /%EE%80%80/g;
+const ENCODED_DOT = /%2e/gi;
+
+/** The path (and query) sent for a URL, when it differs from what the URL parser made of it. */
+const sentPaths = new WeakMap<URL, string>();
+
+/**
+ * The URL's path as written, with its encoded dots kept: a Send Webhook URL encodes a value made
+ * only of dots (`..`) as `%2E%2E`, and the receiver must get that literal segment, not the parent
+ * path the URL Standard turns it into. Null when nothing differs or the text already holds the mark.
+ */
+function pathKeepingEncodedDots(raw: string, url: URL): string | null {
+  if (!/%2e/i.test(raw) || raw.includes(DOT_MARK) || /%EE%80%80/i.test(raw)) return null;
+  let marked: URL;
+  try {
+    marked = new URL(raw.replace(ENCODED_DOT, DOT_MARK));
+  } catch {
+    return null;
+  }
+  const path = `${marked.pathname}${marked.search}`.replace(ENCODED_DOT_MARK, '%2E');
+  return path === `${url.pathname}${url.search}` ? null : path;
+}
+
+/** The request target (path and query) to send for a URL that passed `validateDeliveryRequest`. */
+export function requestPath(url: URL): string {
+  return sentPaths.get(url) ?? (url.search ? `${url.pathname}${url.search}` : url.pathname);
+}
+
 function fail(code: InvalidRequestCode, reason: string): ValidationResult {
   return { ok: false, code, reason };
 }
@@ -91,6 +123,8 @@ export function validateDeliveryRequest(request: DeliveryRequest): ValidationRes
   if (url.href.length > MAX_URL_LENGTH) {
     return fail('url_too_long', `the URL is longer than ${MAX_URL_LENGTH} characters`);
   }
+  const sentPath = pathKeepingEncodedDots(String(request.url), url);
+  if (sentPath !== null) sentPaths.set(url, sentPath);
 
   const headers = request.headers ?? {};
   const names = Object.keys(headers);
