@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { DialogPatch } from '../domain/dialog.js';
-import { mergeUpdates, type SequencedPatch } from '../domain/dialog-merge.js';
+import { droppedAny, mergeUpdates, type DroppedKeys, type SequencedPatch } from '../domain/dialog-merge.js';
 import type { DialogInput } from '../domain/inputs/types.js';
 import { JOURNAL_ON_CONFLICT, journalRows, type NewInput, type OpenInput } from './dialog-inputs.js';
 import { dialogKey, dialogRowColumns, rowState, toRecord, type DialogRecord, type DialogRow } from './dialog-rows.js';
@@ -28,6 +28,8 @@ export interface AppliedDialog {
    * what a drain would read first (a drain that finds it stale reads again).
    */
   snapshot?: { dialog: DialogRecord; inputs: OpenInput[] };
+  /** New keys the batch could not add: the dialog holds as many of their kind as it may. */
+  dropped?: DroppedKeys;
 }
 
 /**
@@ -244,6 +246,7 @@ export async function applyDialogUpdates(db: Knex, updates: readonly DialogUpdat
         botId: row.bot_id,
         chatId: row.chat_id,
         journaled,
+        ...(droppedAny(merged.dropped) ? { dropped: merged.dropped } : {}),
         ...(journaled && !row.has_open
           ? { snapshot: { dialog: { ...toRecord(after), state: merged.state }, inputs: group.inputs } }
           : {}),

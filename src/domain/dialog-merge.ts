@@ -1,4 +1,5 @@
 import type { DialogPatch, DialogState } from './dialog.js';
+import { MAX_DIALOG_FIELDS, MAX_DIALOG_TAGS, MAX_DIALOG_TRACKER_FIELDS } from './limits.js';
 
 /** An accepted update with its acceptance order (strictly increasing in the order the web tier accepted). */
 export interface SequencedPatch {
@@ -14,12 +15,63 @@ export interface MergeResult {
   stepMoved: boolean;
   /** Whether the status was set by a newer update. */
   statusChanged: boolean;
+  /** Keys not added because the dialog holds as many of their kind as it may (see limits.ts); empty lists when none. */
+  dropped: DroppedKeys;
+}
+
+/** New keys an update could not add to a dialog already at its limit for that kind. */
+export interface DroppedKeys {
+  fields: string[];
+  tracker: string[];
+  tags: string[];
+}
+
+export function droppedAny(dropped: DroppedKeys): boolean {
+  return dropped.fields.length + dropped.tracker.length + dropped.tags.length > 0;
+}
+
+/**
+ * A dialog's fields (or tracker fields) with their count kept, so each key costs O(1). A key it
+ * already has may always change; only a new key past the limit is refused (and takes no order
+ * slot, so it can be added later once the dialog has room).
+ */
+class BoundedRecord<V> {
+  private count: number;
+
+  constructor(
+    private readonly record: Record<string, V>,
+    private readonly limit: number,
+  ) {
+    this.count = Object.keys(record).length;
+  }
+
+  hasRoomFor(key: string): boolean {
+    return Object.hasOwn(this.record, key) || this.count < this.limit;
+  }
+
+  /** Sets a key, or removes it when `value` is null. */
+  set(key: string, value: V | null): void {
+    const has = Object.hasOwn(this.record, key);
+    if (value === null) {
+      if (has) this.count -= 1;
+      delete this.record[key];
+      return;
+    }
+    if (!has) this.count += 1;
+    this.record[key] = value;
+  }
+}
+
+function hasRoomForTag(tags: ReadonlySet<string>, tag: string): boolean {
+  return tags.has(tag) || tags.size < MAX_DIALOG_TAGS;
 }
 
 /**
  * Merges updates into a dialog so that, per key (each field, tracker field, tag, the status and the
  * step), the value written by the newest accepted update wins. Applying an update twice, or several
- * updates in any order, gives the same dialog as applying each once in acceptance order.
+ * updates in any order, gives the same dialog as applying each once in acceptance order — except
+ * at a limit: a dialog holding MAX_DIALOG_FIELDS fields (tracker fields, tags) takes no new one;
+ * such keys are left out and reported in `dropped`, and the rest of the update applies.
  */
 export function mergeUpdates(current: DialogState, updates: readonly SequencedPatch[]): MergeResult {
   const state: DialogState = {
@@ -32,6 +84,9 @@ export function mergeUpdates(current: DialogState, updates: readonly SequencedPa
     lastSeq: current.lastSeq,
   };
   const tags = new Set(state.tags);
+  const fields = new BoundedRecord(state.fields, MAX_DIALOG_FIELDS);
+  const tracker = new BoundedRecord(state.tracker, MAX_DIALOG_TRACKER_FIELDS);
+  const dropped: DroppedKeys = { fields: [], tracker: [], tags: [] };
   let changed = false;
   let stepMoved = false;
   let statusChanged = false;
@@ -54,29 +109,38 @@ export function mergeUpdates(current: DialogState, updates: readonly SequencedPa
       stepMoved = true;
     }
     for (const [key, value] of Object.entries(patch.fields ?? {})) {
-      if (!claim(`f:${key}`, seq)) continue;
-      if (value === null) delete state.fields[key];
-      else state.fields[key] = value;
+      if (value !== null && !fields.hasRoomFor(key)) {
+        dropped.fields.push(key);
+        continue;
+      }
+      if (claim(`f:${key}`, seq)) fields.set(key, value);
     }
     for (const [key, value] of Object.entries(patch.tracker ?? {})) {
-      if (!claim(`t:${key}`, seq)) continue;
-      if (value === null) delete state.tracker[key];
-      else state.tracker[key] = value;
+      if (value !== null && !tracker.hasRoomFor(key)) {
+        dropped.tracker.push(key);
+        continue;
+      }
+      if (claim(`t:${key}`, seq)) tracker.set(key, value);
     }
     for (const tag of patch.removeTags ?? []) {
       if (claim(`g:${tag}`, seq)) tags.delete(tag);
     }
     for (const tag of patch.addTags ?? []) {
+      if (!hasRoomForTag(tags, tag)) {
+        dropped.tags.push(tag);
+        continue;
+      }
       if (claim(`g:${tag}`, seq)) tags.add(tag);
     }
     if (seq > state.lastSeq) state.lastSeq = seq;
   }
   state.tags = [...tags].sort();
-  return { state, changed, stepMoved, statusChanged };
+  return { state, changed, stepMoved, statusChanged, dropped };
 }
 
 /**
- * Applies what the script did (step, status, fields, tags) onto the dialog as it is now. The run
+ * Applies what the script did (step, status, fields, tags) onto the dialog as it is now; a new key
+ * past the dialog's limit for its kind (limits.ts) is left out, as in `mergeUpdates`. The run
  * saw the dialog as of update `baseSeq` (default: the newest applied now): each key it writes is
  * stamped with that order, so a later postback still wins over it, an earlier one arriving late
  * does not — and a key that a newer postback wrote while the run was going is left as it is.
@@ -96,19 +160,19 @@ export function applyScriptChanges(current: DialogState, changes: DialogPatch, b
   };
   if (changes.stepId !== undefined && claim('step')) state.stepId = changes.stepId;
   if (changes.status !== undefined && claim('status')) state.status = changes.status;
+  const fields = new BoundedRecord(state.fields, MAX_DIALOG_FIELDS);
+  const tracker = new BoundedRecord(state.tracker, MAX_DIALOG_TRACKER_FIELDS);
   for (const [key, value] of Object.entries(changes.fields ?? {})) {
-    if (!claim(`f:${key}`)) continue;
-    if (value === null) delete state.fields[key];
-    else state.fields[key] = value;
+    if ((value === null || fields.hasRoomFor(key)) && claim(`f:${key}`)) fields.set(key, value);
   }
   for (const [key, value] of Object.entries(changes.tracker ?? {})) {
-    if (!claim(`t:${key}`)) continue;
-    if (value === null) delete state.tracker[key];
-    else state.tracker[key] = value;
+    if ((value === null || tracker.hasRoomFor(key)) && claim(`t:${key}`)) tracker.set(key, value);
   }
   const tags = new Set(current.tags);
   for (const tag of changes.removeTags ?? []) if (claim(`g:${tag}`)) tags.delete(tag);
-  for (const tag of changes.addTags ?? []) if (claim(`g:${tag}`)) tags.add(tag);
+  for (const tag of changes.addTags ?? []) {
+    if (hasRoomForTag(tags, tag) && claim(`g:${tag}`)) tags.add(tag);
+  }
   state.tags = [...tags].sort();
   return state;
 }

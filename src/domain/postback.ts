@@ -2,8 +2,14 @@ import { parseStatus, type DialogPatch, type DialogStatus, type FieldValue } fro
 import { parseFieldValue, type FieldDefinition, type RawValue } from './field-types.js';
 import { DomainError } from './errors.js';
 import { keyProblem } from './keys.js';
-
-const MAX_VALUE_BYTES = 4096;
+import {
+  MAX_DIALOG_FIELDS,
+  MAX_DIALOG_TAGS,
+  MAX_DIALOG_TRACKER_FIELDS,
+  MAX_POSTBACK_PARAMS,
+  MAX_POSTBACK_VALUE_BYTES as MAX_VALUE_BYTES,
+} from './limits.js';
+import { unstorableTextProblem } from './storable-text.js';
 const MAX_TAG_LENGTH = 64;
 const MAX_EVENT_ID_LENGTH = 255;
 
@@ -52,10 +58,6 @@ function byteLength(value: string): number {
   return value.length * 3 <= MAX_VALUE_BYTES ? value.length : Buffer.byteLength(value, 'utf8');
 }
 
-// Postgres stores neither U+0000 nor an unpaired surrogate: such a value is refused here, not lost in the worker.
-const SURROGATE = /[\ud800-\udfff]/;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
 function checkValue(name: string, value: RawValue): void {
   const text = Array.isArray(value) ? value.join(',') : typeof value === 'string' ? value : '';
   if (byteLength(text) > MAX_VALUE_BYTES) {
@@ -63,18 +65,49 @@ function checkValue(name: string, value: RawValue): void {
       param: truncate(name),
     });
   }
-  if (SURROGATE.test(text) && LONE_SURROGATE.test(text)) {
+  // Postgres stores neither U+0000 nor an unpaired surrogate: such a value is refused here, not lost in the worker.
+  const problem = unstorableTextProblem(text);
+  if (problem !== null) {
+    const code = text.includes('\u0000') ? 'invalid_value' : 'invalid_encoding';
+    throw new DomainError('invalid', code, `${truncate(name)} ${problem}`, { param: truncate(name) });
+  }
+}
+
+/** How many parameters a postback carries: its query pairs and body pairs, or each JSON key (a `fields`/`details`/`tracker` object's keys each). */
+function paramCount(input: Pick<PostbackInput, 'query' | 'body'>): number {
+  let count = input.query.length;
+  if (input.body === null) return count;
+  if (Array.isArray(input.body)) return count + input.body.length;
+  for (const [name, value] of Object.entries(input.body)) {
+    const nested = RESERVED_NAMES.has(name) && value !== null && typeof value === 'object' && !Array.isArray(value);
+    count += nested ? Math.max(1, Object.keys(value).length) : 1;
+  }
+  return count;
+}
+
+/** Refuses (413, naming the limit) a postback carrying more than MAX_POSTBACK_PARAMS parameters. */
+function refuseTooManyParams(input: Pick<PostbackInput, 'query' | 'body'>): void {
+  const count = paramCount(input);
+  if (count > MAX_POSTBACK_PARAMS) {
     throw new DomainError(
-      'invalid',
-      'invalid_encoding',
-      `${truncate(name)} is not valid Unicode (an unpaired surrogate)`,
-      { param: truncate(name) },
+      'too_large',
+      'too_many_params',
+      `the request has ${count} parameters; a postback carries at most ${MAX_POSTBACK_PARAMS}`,
+      { details: { limit: MAX_POSTBACK_PARAMS } },
     );
   }
-  if (text.includes('\u0000'))
-    throw new DomainError('invalid', 'invalid_value', `${truncate(name)} must not contain U+0000`, {
-      param: truncate(name),
-    });
+}
+
+/** Refuses (422, naming the limit) a request that alone sets more keys of one kind than a dialog holds. */
+function refuseOverDialogCap(what: string, param: string, count: number, limit: number): void {
+  if (count > limit) {
+    throw new DomainError(
+      'unprocessable',
+      `too_many_${what.replace(/ /g, '_')}`,
+      `the request names ${count} ${what}; a dialog holds at most ${limit} ${what}`,
+      { param, details: { limit } },
+    );
+  }
 }
 
 function toRawValue(name: string, value: unknown): RawValue {
@@ -208,6 +241,7 @@ function asString(name: string, value: RawValue): string {
 
 /** Reads a postback's parameters (every form and alias of the contract) into a request. Throws DomainError. */
 export function parsePostback(input: PostbackInput): PostbackRequest {
+  refuseTooManyParams(input);
   const params = collectPairs(input.query);
   const body =
     input.body === null
@@ -281,6 +315,13 @@ export function parsePostback(input: PostbackInput): PostbackRequest {
       request.fields.set(key, value);
     }
   }
+
+  request.addTags = [...new Set(request.addTags)];
+  request.removeTags = [...new Set(request.removeTags)];
+  refuseOverDialogCap('fields', 'fields', request.fields.size, MAX_DIALOG_FIELDS);
+  refuseOverDialogCap('tracker fields', 'tracker', request.tracker.size, MAX_DIALOG_TRACKER_FIELDS);
+  refuseOverDialogCap('tags', 'tags', request.addTags.length, MAX_DIALOG_TAGS);
+  refuseOverDialogCap('tags', 'removeTags', request.removeTags.length, MAX_DIALOG_TAGS);
 
   const chat = chatId ?? chatIdAlias;
   if (

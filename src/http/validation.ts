@@ -1,8 +1,21 @@
 import type { z } from 'zod';
 import { DomainError } from '../domain/errors.js';
+import { findUnstorableText } from '../domain/storable-text.js';
+
+/**
+ * Refuses (400, naming where) a management API input holding text Postgres cannot store: U+0000
+ * or an unpaired surrogate, in any value or key. Every body and query `parseBody` reads passes here.
+ */
+export function refuseUnstorableText(value: unknown): void {
+  const found = findUnstorableText(value);
+  if (!found) return;
+  const param = found.path.map(String).join('.') || undefined;
+  throw new DomainError('invalid', 'invalid_body', param ? `${param}: ${found.problem}` : found.problem, { param });
+}
 
 /** Parses a management API body with a zod schema; the first problem becomes a 400 naming its path. */
 export function parseBody<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  refuseUnstorableText(value);
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;

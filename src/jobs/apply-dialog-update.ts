@@ -136,6 +136,13 @@ export async function applyDialogUpdate(
     deps.log.warn({ botId, chatId, jobId: job.id }, 'dialog update dropped: the bot no longer exists');
     return 'dropped';
   }
+  if (applied.dropped) {
+    // The dialog is at a key limit (src/domain/limits.ts): the rest of the update applied, these keys did not.
+    deps.log.warn(
+      { botId, chatId, jobId: job.id, dropped: applied.dropped },
+      'dialog at its key limit: keys not added',
+    );
+  }
   await deps.onApplied?.(applied, seq);
   return 'applied';
 }

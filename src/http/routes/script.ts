@@ -6,12 +6,15 @@ import { DomainError } from '../../domain/errors.js';
 import { assignStepIds, validateScript } from '../../domain/script/index.js';
 import { checkTemplate } from '../../templates/index.js';
 import { readJsonBody } from '../body.js';
+import { refuseUnstorableText } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
 export function registerScriptRoutes(router: Router, deps: ManagementDeps): void {
   router.put('/bots/:botId/script', async (ctx) => {
     const bot = currentBot(ctx);
-    const result = validateScript(await readJsonBody(ctx), { checkTemplate });
+    const document = await readJsonBody(ctx);
+    refuseUnstorableText(document);
+    const result = validateScript(document, { checkTemplate });
     if (!result.ok) {
       const count = result.problems.length;
       throw new DomainError(
