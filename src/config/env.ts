@@ -22,7 +22,7 @@ export interface Config {
   outboundAllowCidrs: string[];
   outboundRetrySchedule: number[];
   outboundTimeoutMs: number;
-  /** How long a job stays locked to a worker that stopped answering (it is then taken over). */
+  /** How long a job, dialog lease or poll lock stays with a worker that stopped answering: its work is taken over within about 1.5 × this. */
   queueLockMs: number;
   /** Deliveries one host may have in flight at once, across all worker processes. */
   outboundMaxPerHost: number;
@@ -118,7 +118,7 @@ const schema = z.object({
   OUTBOUND_RETRY_SCHEDULE: secondsList.default([0, 5, 300, 1800, 7200, 18_000, 36_000, 36_000]),
   OUTBOUND_TIMEOUT_MS: positiveInt(120_000).default(10_000),
   OUTBOUND_MAX_PER_HOST: positiveInt(10_000).default(16),
-  QUEUE_LOCK_MS: z.coerce.number().int().min(500, 'must be at least 500').max(600_000).default(30_000),
+  QUEUE_LOCK_MS: z.coerce.number().int().min(500, 'must be at least 500').max(600_000).default(10_000),
   WORKER_CONCURRENCY: positiveInt(10_000).default(64),
   DIALOG_UPDATES_CONCURRENCY: positiveInt(10_000).default(512),
   LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),

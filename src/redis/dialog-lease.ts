@@ -20,7 +20,8 @@ export class DialogLease {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly ttlMs = 30_000,
+    /** QUEUE_LOCK_MS: a dead holder's lease is free again this long after its last extension. */
+    private readonly ttlMs = 10_000,
   ) {}
 
   private keys(botId: string, chatId: number): [string, string] {

@@ -35,7 +35,7 @@ export interface StartPollersOptions {
   pollTimeoutSeconds?: number;
   /** How often the bot list is re-read and free locks are tried. Default 5 s. */
   rescanIntervalMs?: number;
-  /** Lock lease; renewed every third of it while polling. Default 30 s. */
+  /** Lock lease (QUEUE_LOCK_MS); renewed every third of it while polling. Default 10 s. */
   lockTtlMs?: number;
   /** First pause after a failed getUpdates or onUpdate, doubled up to 30 s. Default 1 s. */
   retryDelayMs?: number;
@@ -113,7 +113,7 @@ function resolveSettings(options: StartPollersOptions): PollerSettings {
     onUpdate: options.onUpdate,
     pollTimeoutSeconds: options.pollTimeoutSeconds ?? 25,
     rescanIntervalMs: options.rescanIntervalMs ?? 5_000,
-    lockTtlMs: options.lockTtlMs ?? 30_000,
+    lockTtlMs: options.lockTtlMs ?? 10_000,
     retryDelayMs: options.retryDelayMs ?? 1_000,
     refusedTokenCooldownMs: options.refusedTokenCooldownMs ?? 5 * 60_000,
     limit: options.limit ?? 100,

@@ -16,6 +16,7 @@ import {
 import { HostPace, type HostCircuit, type LocalHostLimiter } from '../outbound/fairness/index.js';
 import { SigningSecrets } from '../outbound/signing-secrets.js';
 import { Slots } from '../outbound/slots.js';
+import { consumerLockOptions } from './worker-options.js';
 
 export interface DeliveryConsumerOptions {
   db: Knex;
@@ -36,9 +37,8 @@ export interface DeliveryConsumerOptions {
   chains: Queue<OutboundDeliveryJob>;
   /** Batch jobs taken at once (each holds up to a hundred deliveries; their requests in flight are still capped by `concurrency`). Default 8. */
   batchConcurrency?: number;
-  /** BullMQ lock settings (tests shorten them to see a killed worker's job picked up again). */
-  lockDuration?: number;
-  stalledInterval?: number;
+  /** QUEUE_LOCK_MS: a dead worker's jobs are taken over within about 1.5 × this. */
+  lockMs: number;
 }
 
 /**
@@ -96,8 +96,6 @@ function workerOptions(options: DeliveryConsumerOptions, concurrency: number) {
     connection: options.connection,
     prefix: options.prefix,
     concurrency,
-    maxStalledCount: 1_000,
-    ...(options.lockDuration ? { lockDuration: options.lockDuration } : {}),
-    ...(options.stalledInterval ? { stalledInterval: options.stalledInterval } : {}),
+    ...consumerLockOptions(options.lockMs),
   };
 }

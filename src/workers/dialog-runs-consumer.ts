@@ -4,6 +4,7 @@ import { QUEUES } from '../jobs/queue-names.js';
 import { runDialog, type RunDialogDeps } from '../jobs/run-dialog.js';
 import type { Logger } from '../config/log.js';
 import { pauseOnOutage } from './pause-on-outage.js';
+import { consumerLockOptions } from './worker-options.js';
 
 export interface DialogRunsConsumerOptions extends RunDialogDeps {
   prefix: string;
@@ -11,6 +12,8 @@ export interface DialogRunsConsumerOptions extends RunDialogDeps {
   concurrency: number;
   /** How long to stop taking jobs while Postgres is unreachable. */
   databaseRetryMs?: number;
+  /** QUEUE_LOCK_MS: a dead worker's jobs are taken over within about 1.5 × this. */
+  lockMs: number;
 }
 
 /** Consumes `step-runs`: wires {@link runDialog} to BullMQ; while Postgres is down, pauses without spending attempts. */
@@ -29,7 +32,12 @@ export function startDialogRunsConsumer(options: DialogRunsConsumerOptions): Wor
         });
       }
     },
-    { connection: options.redis, prefix: options.prefix, concurrency: options.concurrency, maxStalledCount: 10 },
+    {
+      connection: options.redis,
+      prefix: options.prefix,
+      concurrency: options.concurrency,
+      ...consumerLockOptions(options.lockMs),
+    },
   );
   worker.on('failed', (job, error) =>
     log.warn({ err: error, jobId: job?.id, attempts: job?.attemptsMade }, 'dialog run failed'),

@@ -13,6 +13,7 @@ import type { Logger } from '../config/log.js';
 import type { SequenceFloor } from '../redis/sequence-floor.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { pauseOnOutage } from './pause-on-outage.js';
+import { consumerLockOptions } from './worker-options.js';
 
 export interface DialogUpdatesConsumerOptions {
   db: Knex;
@@ -28,6 +29,8 @@ export interface DialogUpdatesConsumerOptions {
   onApplied?: (applied: AppliedDialog, seq: number) => Promise<void>;
   /** How long to stop taking jobs while Postgres is unreachable. */
   databaseRetryMs?: number;
+  /** QUEUE_LOCK_MS: a dead worker's jobs are taken over within about 1.5 × this. */
+  lockMs: number;
 }
 
 type Outcome = { applied: AppliedDialog | undefined } | { error: unknown };
@@ -98,7 +101,7 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
       connection: options.connection,
       prefix: options.prefix,
       concurrency: options.concurrency,
-      maxStalledCount: 10,
+      ...consumerLockOptions(options.lockMs),
     },
   );
   worker.on('failed', (job, error) => log.error({ err: error, jobId: job?.id }, 'dialog update failed'));

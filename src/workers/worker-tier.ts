@@ -39,6 +39,7 @@ import {
 import { telegramUpdateJob } from '../jobs/telegram-update-job.js';
 import { startDialogRunsConsumer } from './dialog-runs-consumer.js';
 import { startDialogUpdatesConsumer } from './dialog-updates-consumer.js';
+import { handoverTimings } from './worker-options.js';
 
 export interface WorkerTier {
   workers: Worker[];
@@ -50,7 +51,7 @@ export interface WorkerTier {
 export interface WorkerTierOptions {
   /** Long-poll bots when PUBLIC_URL is not https (default true). */
   poll?: boolean;
-  /** How often Postgres is swept for inputs and delays Redis lost (default 10 s), and when an open input counts as lost (default 15 s). */
+  /** How often Postgres is swept for inputs and delays Redis lost (default QUEUE_LOCK_MS / 2), and when an open input counts as lost (default QUEUE_LOCK_MS). */
   sweepIntervalMs?: number;
   staleInputMs?: number;
   /** Tries of one dialog input before it is set aside as dead (default 8). */
@@ -144,7 +145,7 @@ function startDialogRunner(
   const drainer = new DialogDrainer({
     db,
     log: log.child({ component: 'dialogs' }),
-    lease: new DialogLease(connection, prefix),
+    lease: new DialogLease(connection, prefix, handoverTimings(config.queueLockMs).leaseTtlMs),
     bots,
     registry: plumbing.registry,
     sender: plumbing.sender,
@@ -190,6 +191,7 @@ function startConsumers(
       log: log.child({ queue: QUEUES.dialogUpdates }),
       concurrency: config.dialogUpdatesConcurrency,
       sequenceFloor: order.floor,
+      lockMs: config.queueLockMs,
       requeue: (job) => order.updates.add(job),
       // An update that journaled an input (a move, a Telegram update) wakes its dialog, here and now.
       onApplied: async (applied) => {
@@ -205,6 +207,7 @@ function startConsumers(
       prefix,
       log: log.child({ queue: QUEUES.stepRuns }),
       concurrency: config.workerConcurrency,
+      lockMs: config.queueLockMs,
     }),
     ...startDeliveryConsumer({
       db,
@@ -219,14 +222,14 @@ function startConsumers(
       userAgent: USER_AGENT,
       local: new LocalHostLimiter(config.outboundMaxPerHost),
       circuit: new HostCircuit(connection, { prefix }),
-      lockDuration: config.queueLockMs,
-      stalledInterval: Math.min(30_000, config.queueLockMs),
+      lockMs: config.queueLockMs,
     }),
   ];
 }
 
 /** The sweepers that re-arm from Postgres what Redis lost: stranded deliveries, open inputs and delays. */
 function startSweepers(
+  config: Config,
   db: Knex,
   log: Logger,
   plumbing: Plumbing,
@@ -249,8 +252,9 @@ function startSweepers(
       const seq = await journalTimer({ db, redis: plumbing.connection, floor }, dialog, timer);
       await runner.wake(dialog.botId, dialog.chatId, drainJobId(dialog.botId, dialog.chatId, seq));
     },
-    ...(options.sweepIntervalMs !== undefined ? { intervalMs: options.sweepIntervalMs } : {}),
-    ...(options.staleInputMs !== undefined ? { staleMs: options.staleInputMs } : {}),
+    // A drain whose process died is noticed as soon as its lease could have expired.
+    intervalMs: options.sweepIntervalMs ?? handoverTimings(config.queueLockMs).sweepIntervalMs,
+    staleMs: options.staleInputMs ?? handoverTimings(config.queueLockMs).staleInputMs,
   });
   return { stranded, dialogs };
 }
@@ -272,6 +276,8 @@ function startTelegramPolling(
     registry: plumbing.registry,
     log: log.child({ component: 'telegram-poller' }),
     pollTimeoutSeconds: config.telegramPollTimeoutSeconds,
+    lockTtlMs: handoverTimings(config.queueLockMs).leaseTtlMs,
+    rescanIntervalMs: Math.min(5_000, handoverTimings(config.queueLockMs).sweepIntervalMs),
     listBots: async () =>
       (await listTelegramBots(db)).flatMap((bot) => {
         const botInfo = parseBotInfo(bot.info);
@@ -296,7 +302,7 @@ export async function startWorkerTier(
   const runner = startDialogRunner(config, db, log, plumbing, options);
   const workers = startConsumers(config, db, log, plumbing, order, runner);
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
-  const sweepers = startSweepers(db, log, plumbing, order.floor, runner, options);
+  const sweepers = startSweepers(config, db, log, plumbing, order.floor, runner, options);
   const pollers = startTelegramPolling(config, db, log, plumbing, order.updates, options);
   log.info(
     { queues: workers.map((w) => w.name), concurrency: config.workerConcurrency, polling: Boolean(pollers) },
