@@ -96,6 +96,12 @@ export async function findTelegramWebhookSecret(
   return row ? { secret: row.telegram_secret ?? null, token: row.telegram_token ?? null } : null;
 }
 
+/** Every bot's id (the web tier answers an id not among them without a query). */
+export async function listBotIds(db: Knex): Promise<string[]> {
+  const rows: Array<{ id: string }> = await db('bots').select('id');
+  return rows.map((row) => row.id);
+}
+
 /** Every bot with a Telegram token, with the getMe answer stored beside it. */
 export async function listTelegramBots(db: Knex): Promise<Array<{ id: string; token: string; info: unknown }>> {
   const rows: Array<{ id: string; telegram_token: string; telegram_info: unknown }> = await db('bots')

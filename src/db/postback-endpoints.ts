@@ -46,6 +46,12 @@ export async function deleteEndpoint(db: Knex, botId: string, id: string): Promi
   return (await db('postback_endpoints').where({ id, bot_id: botId }).delete()) > 0;
 }
 
+/** Every endpoint's id (the web tier answers an id not among them without a query). */
+export async function listEndpointIds(db: Knex): Promise<string[]> {
+  const rows: Array<{ id: string }> = await db('postback_endpoints').select('id');
+  return rows.map((row) => row.id);
+}
+
 /** What the web tier needs to accept a postback for one endpoint. */
 export interface EndpointView {
   endpointId: string;

@@ -1,15 +1,96 @@
 import type { Knex } from 'knex';
 import { findClicksByClickId, type ClickRef } from '../db/clicks.js';
 import { GroupCommit } from '../db/group-commit.js';
-import { loadBotPostbackView, loadEndpointView, type EndpointView } from '../db/postback-endpoints.js';
+import { listEndpointIds, loadBotPostbackView, loadEndpointView, type EndpointView } from '../db/postback-endpoints.js';
 import type { BotPostbackView } from '../domain/postback.js';
 import type { Invalidation } from '../redis/invalidation.js';
 import { LoadingCache } from '../util/loading-cache.js';
 import { LruCache } from '../util/lru-cache.js';
 
+export interface KnownIdsOptions {
+  /** How often the whole list is read again (it also is after an invalidation reset). Default 30 s. */
+  refreshMs?: number;
+  /** Lookups of ids not in the list allowed a second (and at once), for ids created meanwhile. Defaults 5 and 20. */
+  missesPerSecond?: number;
+  missBurst?: number;
+}
+
+/**
+ * Every id of a table, held in memory, so that a flood of made-up ids (postback URLs, Telegram
+ * webhook paths) costs no query each: an id not in the list may be looked up in Postgres only
+ * within a small budget a second (it may have been created since the list was read); past it, it
+ * is taken as unknown. Ids created elsewhere are added by invalidation as soon as it arrives.
+ */
+export class KnownIds {
+  private ids = new Set<string>();
+  private loadedAt = Number.NEGATIVE_INFINITY;
+  private loading: Promise<void> | null = null;
+  private addedWhileLoading: string[] = [];
+  private tokens: number;
+  private tokensAt = Date.now();
+  private readonly refreshMs: number;
+  private readonly missesPerSecond: number;
+  private readonly missBurst: number;
+
+  constructor(
+    private readonly loadAll: () => Promise<string[]>,
+    options: KnownIdsOptions = {},
+  ) {
+    this.refreshMs = options.refreshMs ?? 30_000;
+    this.missesPerSecond = options.missesPerSecond ?? 5;
+    this.missBurst = options.missBurst ?? 20;
+    this.tokens = this.missBurst;
+  }
+
+  /** Whether Postgres should be asked about `id`: it is known, or it is not and the budget allows a look. */
+  async mayExist(id: string): Promise<boolean> {
+    await this.fresh();
+    return this.ids.has(id) || this.takeMiss();
+  }
+
+  /** An id that exists (found, or created elsewhere). */
+  add(id: string): void {
+    this.ids.add(id);
+    if (this.loading) this.addedWhileLoading.push(id);
+  }
+
+  /** Invalidations may have been missed: the list is read again (in the background once there is one). */
+  reset(): void {
+    if (this.loadedAt !== Number.NEGATIVE_INFINITY) this.loadedAt = 0;
+  }
+
+  private async fresh(): Promise<void> {
+    if (Date.now() - this.loadedAt < this.refreshMs) return;
+    this.loading ??= this.reload().finally(() => {
+      this.loading = null;
+    });
+    // Only the first read is waited for; later ones refresh behind the list still held.
+    if (this.loadedAt === Number.NEGATIVE_INFINITY) await this.loading;
+    else this.loading.catch(() => undefined);
+  }
+
+  private async reload(): Promise<void> {
+    this.addedWhileLoading = [];
+    const ids = new Set(await this.loadAll());
+    for (const id of this.addedWhileLoading) ids.add(id);
+    this.ids = ids;
+    this.loadedAt = Date.now();
+  }
+
+  private takeMiss(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(this.missBurst, this.tokens + ((now - this.tokensAt) / 1000) * this.missesPerSecond);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
 /**
  * The web tier's cached view of endpoints and bots. Entries live `ttlMs` (unknown endpoints
- * `negativeTtlMs`) and are dropped at once by an invalidation from the management API.
+ * `negativeTtlMs`) and are dropped at once by an invalidation from the management API. An endpoint
+ * id not among the known ones is answered unknown without a query (see {@link KnownIds}).
  */
 export class PostbackViewCache {
   private readonly endpoints: LoadingCache<string, EndpointView | null>;
@@ -18,13 +99,16 @@ export class PostbackViewCache {
   private readonly claimedClicks: LruCache<string, number>;
   private readonly clickReads = new Map<string, Promise<{ clickId: string; chatId: number | null } | null>>();
   private readonly clickLookups: GroupCommit<ClickRef, { clickId: string; chatId: number | null } | null>;
+  private readonly endpointIds: KnownIds;
 
   constructor(
     private readonly db: Knex,
     ttlMs = 60_000,
-    negativeTtlMs = 5_000,
+    negativeTtlMs = 15_000,
     capacity = 50_000,
+    knownIds: KnownIdsOptions = {},
   ) {
+    this.endpointIds = new KnownIds(() => listEndpointIds(db), knownIds);
     this.endpoints = new LoadingCache(capacity, (view) => (view ? ttlMs : negativeTtlMs));
     this.bots = new LoadingCache(capacity, () => ttlMs);
     this.claimedClicks = new LruCache(capacity);
@@ -52,8 +136,11 @@ export class PostbackViewCache {
     return found.chatId;
   }
 
-  endpoint(id: string): Promise<EndpointView | null> {
-    return this.endpoints.get(id, () => loadEndpointView(this.db, id));
+  async endpoint(id: string): Promise<EndpointView | null> {
+    if (!(await this.endpointIds.mayExist(id))) return null;
+    const view = await this.endpoints.get(id, () => loadEndpointView(this.db, id));
+    if (view) this.endpointIds.add(id);
+    return view;
   }
 
   bot(botId: string): Promise<BotPostbackView> {
@@ -62,10 +149,15 @@ export class PostbackViewCache {
 
   invalidate(message: Invalidation): void {
     if (message.kind === 'bot') this.bots.delete(message.id);
-    else this.endpoints.delete(message.id);
+    else {
+      // A new endpoint: known at once, and no longer remembered as unknown.
+      this.endpointIds.add(message.id);
+      this.endpoints.delete(message.id);
+    }
   }
 
   clear(): void {
+    this.endpointIds.reset();
     this.endpoints.clear();
     this.bots.clear();
   }
