@@ -15,10 +15,12 @@ export function loadConfigOrExit(): Config {
 }
 
 export function announceAdminKey(config: Config, log: Logger): void {
+  // The only secret ever logged, on purpose: a key generated for this run alone (no ADMIN_API_KEY),
+  // which the developer needs to call the API. It is in the message text because the `adminApiKey`
+  // field is redacted; a configured key is never logged.
   if (config.adminApiKeyGenerated) {
     log.warn(
-      { adminApiKey: config.adminApiKey },
-      'ADMIN_API_KEY is not set: using this generated development key for this run (set ADMIN_API_KEY to keep one)',
+      `ADMIN_API_KEY is not set: using the generated development key ${config.adminApiKey} for this run (set ADMIN_API_KEY to keep one)`,
     );
   }
 }

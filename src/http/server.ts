@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
 import { createWebApp } from './app.js';
+import { gracefulCloser } from './graceful-close.js';
 import { PostbackViewCache } from './postback-view-cache.js';
 import { CampaignLinkCache } from './routes/clicks.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -18,9 +19,19 @@ import type { Logger } from '../config/log.js';
 import { publishInvalidation, subscribeInvalidations, type Invalidation } from '../redis/invalidation.js';
 import { createProducerConnection, redisTarget } from '../redis/connection.js';
 import { SequenceFloor } from '../redis/sequence-floor.js';
-import { pingDatabase } from '../db/connection.js';
+import { queueDashboard } from '../observability/queue-dashboard.js';
+import { checkReadiness, postgresCheck, redisCheck, workersCheck, type Check } from '../observability/readiness.js';
+import { addPoolSource, addQueueSource } from '../observability/sources.js';
 import { highestSequence } from '../db/dialog-inputs.js';
 import { DialogUpdateQueue } from '../jobs/dialog-update-queue.js';
+
+export interface WebTierOptions {
+  /**
+   * The queues whose worker in this process is paused on a Postgres outage (the all-in-one
+   * process): /readyz then answers 503 naming them.
+   */
+  pausedQueues?: () => string[];
+}
 
 export interface WebTier {
   server: Server;
@@ -55,7 +66,12 @@ async function queueReadyOrUnreachable(queue: Queue, redis: Redis, timeoutMs: nu
 }
 
 /** Starts the web tier on `config.port` (0 picks a free port). */
-export async function startWebTier(config: Config, db: Knex, log: Logger): Promise<WebTier> {
+export async function startWebTier(
+  config: Config,
+  db: Knex,
+  log: Logger,
+  options: WebTierOptions = {},
+): Promise<WebTier> {
   const redis = createProducerConnection(redisTarget(config), `${config.queuePrefix}:web`);
   redis.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   const queue = new Queue<DialogUpdateJob>(QUEUES.dialogUpdates, { connection: redis, prefix: config.queuePrefix });
@@ -89,12 +105,21 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
     prefix: config.queuePrefix,
   });
   const stepRuns = new Queue<DialogRunJob>(QUEUES.stepRuns, { connection: redis, prefix: config.queuePrefix });
-  stepRuns.on('error', (error) => log.debug({ err: error }, 'queue error'));
-  outbound.on('error', (error) => log.debug({ err: error }, 'queue error'));
+  // Only the queue dashboard uses it: batches are queued by workers.
+  const outboundBatches = new Queue(QUEUES.outboundBatches, { connection: redis, prefix: config.queuePrefix });
+  for (const q of [stepRuns, outbound, outboundBatches])
+    q.on('error', (error) => log.debug({ err: error }, 'queue error'));
+
+  // Queue figures are read here at scrape time, so /metrics shows the queues of worker-only processes too.
+  const removeSources = [addQueueSource(config.queuePrefix, redis), addPoolSource(db)];
+  const readinessChecks: Record<string, Check> = { postgres: postgresCheck(db), redis: redisCheck(redis) };
+  if (options.pausedQueues) readinessChecks.workers = workersCheck(options.pausedQueues);
 
   const app = createWebApp({
-    log,
+    log: log.child({ component: 'http' }),
     adminApiKey: config.adminApiKey,
+    metricsToken: config.metricsToken,
+    queueDashboard: queueDashboard([queue, stepRuns, outbound, outboundBatches]),
     telegram: { db, log, queue: updates },
     postback: {
       db,
@@ -122,10 +147,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       replayDelivery: (d) => requeueRecordedDelivery(outbound, d),
     },
     clicks: { db, links: campaignLinks },
-    ready: async () => {
-      await Promise.all([pingDatabase(db), redis.ping()]);
-      return true;
-    },
+    readiness: () => checkReadiness(readinessChecks),
   });
 
   await queueReadyOrUnreachable(queue, redis, 2_000);
@@ -154,6 +176,7 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
       `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
+  const closeServer = gracefulCloser(server);
   server.listen(config.port, '0.0.0.0');
   await once(server, 'listening');
   server.keepAliveTimeout = 65_000;
@@ -165,14 +188,13 @@ export async function startWebTier(config: Config, db: Knex, log: Logger): Promi
     server,
     port,
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      await closeServer();
+      for (const remove of removeSources) remove();
       await subscription.close();
       await queue.close();
       await outbound.close();
       await stepRuns.close();
+      await outboundBatches.close();
       redis.disconnect();
     },
   };

@@ -1,5 +1,7 @@
 import type { DialogPatch } from '../domain/dialog.js';
 import type { ConversionRequest } from '../domain/tracker/conversion.js';
+import { JOB_RETENTION } from './job-retention.js';
+import { QUEUES } from './queue-names.js';
 
 export const DIALOG_UPDATE_JOB = 'update';
 
@@ -10,7 +12,10 @@ export const DIALOG_UPDATE_JOB = 'update';
  */
 export type DialogUpdateJob = ChatUpdateJob | ClickUpdateJob;
 
-/** An input of a known chat. */
+/**
+ * An input of a known chat. `requestId` (any job): the X-Request-Id of the web request that queued
+ * it, so the worker's log lines for the job name the same request.
+ */
 export type ChatUpdateJob =
   | {
       botId: string;
@@ -20,6 +25,7 @@ export type ChatUpdateJob =
       conversion?: ConversionRequest;
       telegram?: undefined;
       clickid?: undefined;
+      requestId?: string;
     }
   | {
       botId: string;
@@ -28,6 +34,7 @@ export type ChatUpdateJob =
       patch?: undefined;
       conversion?: undefined;
       clickid?: undefined;
+      requestId?: string;
     };
 
 /**
@@ -41,14 +48,14 @@ export interface ClickUpdateJob {
   conversion?: ConversionRequest;
   chatId?: undefined;
   telegram?: undefined;
+  requestId?: string;
 }
 
-/** Job options for dialog updates: kept a while after completion for inspection, failures kept for replay. */
+/** Job options for dialog updates (how long finished ones are kept: see JOB_RETENTION). */
 export const DIALOG_UPDATE_JOB_OPTIONS = {
   attempts: 10,
   backoff: { type: 'exponential', delay: 1_000 },
-  removeOnComplete: { age: 3_600, count: 10_000 },
-  removeOnFail: { age: 7 * 86_400 },
+  ...JOB_RETENTION[QUEUES.dialogUpdates],
 } as const;
 
 /** The acceptance order of a dialog-update job. */

@@ -23,6 +23,7 @@ import {
 import { hostKey, type CircuitState, type HostPace, type LocalHostLimiter } from './fairness/index.js';
 import type { SigningSecrets } from './signing-secrets.js';
 import type { Slots } from './slots.js';
+import { recordWebhookAttempt } from '../observability/outcomes.js';
 
 /**
  * The job a dispatch runs in. A `chain` job takes this process's share of the host at once or
@@ -240,6 +241,7 @@ async function makeHttpCall(
     if (kind === 'batch') deps.batchSlots.release();
   }
   deps.pace.observe(host, result.durationMs);
+  recordWebhookAttempt(result);
   const attempt = {
     startedAt,
     durationMs: Math.round(result.durationMs),

@@ -5,6 +5,7 @@ import type { BotRegistry } from './bot-registry.js';
 import { splitMessage, TELEGRAM_MESSAGE_LIMIT } from './message-splitting.js';
 import { redactTokens, toTelegramApiError, type TelegramApiError } from './safe-errors.js';
 import type { SendLimiter } from './send-limiter.js';
+import { recordTelegramCall, recordTelegramThrottle, telegramOutcome } from '../observability/outcomes.js';
 
 /** A button under a message: either a callback (its data comes back as a `button` event) or a link. */
 export type MessageButton = { text: string; callbackData: string } | { text: string; url: string };
@@ -196,9 +197,11 @@ export class TelegramSender {
   async answerCallbackQuery(bot: BotCredentials, callbackQueryId: string, text?: string): Promise<boolean> {
     try {
       await this.registry.get(bot.token, bot.botInfo).api.answerCallbackQuery(callbackQueryId, text ? { text } : {});
+      recordTelegramCall('answerCallbackQuery', 'ok');
       return true;
     } catch (raw) {
       const error = toTelegramApiError(raw, 'answerCallbackQuery', bot.token);
+      recordTelegramCall('answerCallbackQuery', telegramOutcome({ ok: false, errorCode: error.errorCode }));
       this.log?.debug(
         { botId: bot.botId, errorCode: error.errorCode, description: error.description },
         'telegram callback query not answered',
@@ -230,10 +233,13 @@ export class TelegramSender {
           parse_mode: 'HTML',
           ...(replyMarkup ? { reply_markup: replyMarkup } : {}),
         });
+        recordTelegramCall('sendMessage', 'ok');
         return { sent: message.message_id };
       } catch (raw) {
         error = toTelegramApiError(raw, 'sendMessage', bot.token);
       }
+      const blocked = isBlockedAnswer(error.errorCode, error.description);
+      recordTelegramCall('sendMessage', telegramOutcome({ ok: false, errorCode: error.errorCode, blocked }));
 
       const fail = (retryable: boolean, retryAfterMs?: number) =>
         new TelegramSendError({
@@ -248,12 +254,13 @@ export class TelegramSender {
       if (error.errorCode === 429) {
         throttled++;
         const retryAfterMs = Math.max(0, error.retryAfter ?? 1) * 1000;
+        recordTelegramThrottle(retryAfterMs / 1000);
         this.log?.warn({ botId: bot.botId, chatId, retryAfterMs, throttled }, 'telegram throttled the bot');
         if (retryAfterMs > this.maxRetryAfterMs || throttled > this.maxThrottledRetries) throw fail(true, retryAfterMs);
         await this.sleep(retryAfterMs);
         continue;
       }
-      if (isBlockedAnswer(error.errorCode, error.description)) {
+      if (blocked) {
         return { blocked: error.description ?? `error ${error.errorCode}` };
       }
       const retryable = error.errorCode === undefined || error.errorCode >= 500;

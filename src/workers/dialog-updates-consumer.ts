@@ -78,7 +78,8 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
         await applyDialogUpdate(job, {
           redis: options.connection,
           floor: sequenceFloor,
-          log,
+          // The web request that queued it, on this job's lines.
+          log: job.data.requestId ? log.child({ requestId: job.data.requestId }) : log,
           requeue: options.requeue,
           recordConversion: (target, conversion) => recordConversion(db, target, conversion),
           resolveClick: async (data, seq) => {
@@ -104,7 +105,9 @@ export function startDialogUpdatesConsumer(options: DialogUpdatesConsumerOptions
       ...consumerLockOptions(options.lockMs),
     },
   );
-  worker.on('failed', (job, error) => log.error({ err: error, jobId: job?.id }, 'dialog update failed'));
+  worker.on('failed', (job, error) =>
+    log.error({ err: error, jobId: job?.id, requestId: job?.data.requestId }, 'dialog update failed'),
+  );
   worker.on('error', (error) => log.warn({ err: error }, 'dialog-updates worker error'));
   return worker;
 }

@@ -18,7 +18,7 @@ import { startStrandedSweeper } from './stranded-deliveries-sweeper.js';
 import { createGuardedAgent } from '../outbound/delivery/index.js';
 import { HostCircuit, LocalHostLimiter } from '../outbound/fairness/index.js';
 import { USER_AGENT } from '../version.js';
-import { createWorkerConnection } from '../redis/connection.js';
+import { createWorkerConnection, redisTarget } from '../redis/connection.js';
 import { DialogLease } from '../redis/dialog-lease.js';
 import { DialogUpdateQueue } from '../jobs/dialog-update-queue.js';
 import { subscribeInvalidations, type InvalidationSubscription } from '../redis/invalidation.js';
@@ -27,6 +27,7 @@ import { BotCache } from '../runner/bot-cache.js';
 import { DialogDrainer } from '../runner/dialog-drainer.js';
 import { InlineDrains } from '../runner/inline-drains.js';
 import { startDialogSweeper, type DialogSweeper } from './dialog-sweeper.js';
+import { startRetentionSweeper, type RetentionSweeper, type RetentionSweeperOptions } from './retention-sweeper.js';
 import {
   BotRegistry,
   parseBotInfo,
@@ -39,6 +40,8 @@ import {
 import { telegramUpdateJob } from '../jobs/telegram-update-job.js';
 import { startDialogRunsConsumer } from './dialog-runs-consumer.js';
 import { startDialogUpdatesConsumer } from './dialog-updates-consumer.js';
+import { instrumentWorkers } from '../observability/job-metrics.js';
+import { addPoolSource } from '../observability/sources.js';
 import { handoverTimings } from './worker-options.js';
 
 export interface WorkerTier {
@@ -56,6 +59,11 @@ export interface WorkerTierOptions {
   staleInputMs?: number;
   /** Tries of one dialog input before it is set aside as dead (default 8). */
   maxInputAttempts?: number;
+  /** Timings of the retention sweeper (default: hourly, first a minute after start). */
+  retention?: Pick<
+    RetentionSweeperOptions,
+    'intervalMs' | 'firstRunDelayMs' | 'batchSize' | 'pauseMs' | 'maxBatchesPerRun' | 'catchUpMs'
+  >;
 }
 
 /** The Redis connection, queues and senders every part of a worker process shares. */
@@ -73,7 +81,7 @@ interface Plumbing {
 }
 
 function openPlumbing(config: Config, db: Knex, log: Logger): Plumbing {
-  const connection = createWorkerConnection(config.redisUrl, `${config.queuePrefix}:worker`);
+  const connection = createWorkerConnection(redisTarget(config), `${config.queuePrefix}:worker`);
   connection.on('error', (error) => log.debug({ err: error }, 'redis connection error'));
   const prefix = config.queuePrefix;
   const outbound = new Queue<OutboundDeliveryJob>(QUEUES.outboundWebhooks, { connection, prefix });
@@ -136,7 +144,7 @@ function startDialogRunner(
 ): DialogRunner {
   const { connection, prefix, stepRuns } = plumbing;
   const bots = new BotCache(db);
-  const invalidations = subscribeInvalidations(config.redisUrl, prefix, log, {
+  const invalidations = subscribeInvalidations(redisTarget(config), prefix, log, {
     onMessage: (message) => {
       if (message.kind === 'bot') bots.invalidate(message.id);
     },
@@ -236,7 +244,7 @@ function startSweepers(
   floor: SequenceFloor,
   runner: DialogRunner,
   options: WorkerTierOptions,
-): { stranded: { stop(): void }; dialogs: DialogSweeper } {
+): { stranded: { stop(): void }; dialogs: DialogSweeper; retention: RetentionSweeper } {
   const stranded = startStrandedSweeper({
     db,
     queue: plumbing.outbound,
@@ -256,7 +264,16 @@ function startSweepers(
     intervalMs: options.sweepIntervalMs ?? handoverTimings(config.queueLockMs).sweepIntervalMs,
     staleMs: options.staleInputMs ?? handoverTimings(config.queueLockMs).staleInputMs,
   });
-  return { stranded, dialogs };
+  const retention = startRetentionSweeper({
+    db,
+    redis: plumbing.connection,
+    prefix: plumbing.prefix,
+    log: log.child({ component: 'retention' }),
+    days: config.retention,
+    queues: [plumbing.dialogUpdates, plumbing.stepRuns, plumbing.outbound, plumbing.outboundBatches],
+    ...options.retention,
+  });
+  return { stranded, dialogs, retention };
 }
 
 /** Long-polls the bots that have a token, when PUBLIC_URL cannot take Telegram's webhook; null otherwise. */
@@ -301,6 +318,8 @@ export async function startWorkerTier(
   const order = await restoreInputOrder(db, log, plumbing);
   const runner = startDialogRunner(config, db, log, plumbing, options);
   const workers = startConsumers(config, db, log, plumbing, order, runner);
+  instrumentWorkers(workers, log);
+  const removePoolSource = addPoolSource(db);
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
   const sweepers = startSweepers(config, db, log, plumbing, order.floor, runner, options);
   const pollers = startTelegramPolling(config, db, log, plumbing, order.updates, options);
@@ -314,6 +333,7 @@ export async function startWorkerTier(
     close: async () => {
       sweepers.stranded.stop();
       sweepers.dialogs.stop();
+      await sweepers.retention.stop();
       await pollers?.stop();
       await Promise.all(workers.map((worker) => worker.close()));
       await runner.inlineDrains.close();
@@ -326,6 +346,7 @@ export async function startWorkerTier(
       await runner.invalidations.close();
       await plumbing.outboundAgent.close();
       plumbing.connection.disconnect();
+      removePoolSource();
     },
   };
 }

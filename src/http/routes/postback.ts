@@ -16,15 +16,18 @@ import type { DialogUpdateJob } from '../../jobs/dialog-update-job.js';
 import type { DialogUpdateQueue } from '../../jobs/dialog-update-queue.js';
 import {
   claimIdempotencyKey,
-  completeIdempotencyKey,
-  idempotencyKey,
+  idempotencyKeyRef,
   releaseIdempotencyKey,
+  settleIdempotencyKey,
   type IdempotencyClaim,
+  type IdempotencyKeyRef,
+  type IdempotencyScope,
 } from '../../redis/idempotency.js';
 import { MAX_REQUEST_BYTES, parseUrlEncoded, readParamsBody } from '../body.js';
 import { DeadlineTracker } from '../deadline.js';
 import type { PostbackViewCache } from '../postback-view-cache.js';
 import type { RateLimiter } from '../rate-limiter.js';
+import { traced } from '../../observability/request-context.js';
 
 export interface PostbackDeps {
   queue: DialogUpdateQueue;
@@ -66,7 +69,8 @@ class BoundedQueue {
 
   /**
    * Queues the update; `settled` (when given) learns how the add really ended, even after the
-   * request was answered 503 for taking too long.
+   * request was answered 503 for taking too long: the update id when a job was queued (also if a
+   * later step of the add failed), null only when none was.
    */
   async enqueue(job: DialogUpdateJob, settled?: (updateId: string | null) => void): Promise<string> {
     try {
@@ -75,17 +79,27 @@ class BoundedQueue {
       settled?.(null);
       throw error;
     }
-    const adding = this.deps.queue.add(job);
+    let queued: string | null = null;
+    const adding = this.deps.queue.add(job, (id) => {
+      queued = id;
+    });
     adding.then(
       (id) => settled?.(id),
-      () => settled?.(null),
+      () => settled?.(queued),
     );
     return this.deadlines.within(adding, this.timeoutMs).catch(queueUnavailable);
   }
 
-  claim(key: string): Promise<IdempotencyClaim> {
+  /** Claims the event id; a claim that lands after the request was answered 503 is let go again. */
+  claim(ref: IdempotencyKeyRef): Promise<IdempotencyClaim> {
     this.ensureConnected();
-    return this.deadlines.within(claimIdempotencyKey(this.deps.redis, key), this.timeoutMs).catch(queueUnavailable);
+    const claiming = claimIdempotencyKey(this.deps.redis, ref);
+    return this.deadlines.within(claiming, this.timeoutMs).catch((error: unknown) => {
+      claiming
+        .then((claim) => (claim.state === 'claimed' ? releaseIdempotencyKey(this.deps.redis, ref) : undefined))
+        .catch(() => undefined);
+      return queueUnavailable(error);
+    });
   }
 }
 
@@ -142,15 +156,16 @@ async function dialogUpdateJob(
   return chatId === null ? { botId: endpoint.botId, clickid, patch } : { botId: endpoint.botId, chatId, patch };
 }
 
-/** Queues the update once per eventId: a repeat of a queued one is answered as a duplicate. */
+/** Queues the update once per eventId and postback URL: a repeat of a queued one is answered as a duplicate. */
 async function queueOnce(
   ctx: Context,
   deps: PostbackDeps,
   queue: BoundedQueue,
   job: DialogUpdateJob,
   eventId: string,
+  scope: IdempotencyScope,
 ): Promise<void> {
-  const key = idempotencyKey(deps.queuePrefix, job.botId, eventId);
+  const key = idempotencyKeyRef(deps.queuePrefix, { ...scope, botId: job.botId }, eventId);
   const claim = await queue.claim(key);
   if (claim.state === 'done') {
     ctx.status = 200;
@@ -168,11 +183,10 @@ async function queueOnce(
     );
   }
   // The key follows the add itself, not this answer: an add that outlives its deadline (answered
-  // 503) still completes the key, so the sender's retry is a duplicate, not a second update.
+  // 503) still completes the key, so the sender's retry is a duplicate, not a second update; an
+  // add that queued nothing lets the key go, so the retry is accepted.
   const updateId = await queue.enqueue(job, (queued) => {
-    const done =
-      queued === null ? releaseIdempotencyKey(deps.redis, key) : completeIdempotencyKey(deps.redis, key, queued);
-    done.catch(() => undefined);
+    settleIdempotencyKey(deps.redis, key, queued).catch(() => undefined);
   });
   ctx.status = 202;
   ctx.body = { ok: true, updateId };
@@ -185,8 +199,12 @@ export function postbackHandler(deps: PostbackDeps) {
     const endpoint = await findEndpoint(deps, postbackId);
     takeRateLimit(ctx, deps, endpoint);
     const request = await readPostback(ctx);
-    const job = await dialogUpdateJob(deps, endpoint, request);
-    if (request.eventId !== undefined) return queueOnce(ctx, deps, queue, job, request.eventId);
+    const job = traced(ctx, await dialogUpdateJob(deps, endpoint, request));
+    if (request.eventId !== undefined)
+      return queueOnce(ctx, deps, queue, job, request.eventId, {
+        endpointId: endpoint.endpointId,
+        route: 'updateDialog',
+      });
     ctx.status = 202;
     ctx.body = { ok: true, updateId: await queue.enqueue(job) };
   };
@@ -263,7 +281,7 @@ export function conversionHandler(deps: PostbackDeps) {
     const endpoint = await findEndpoint(deps, postbackId);
     takeRateLimit(ctx, deps, endpoint);
     const { conversion, request } = await readConversionCall(ctx);
-    const job = await dialogUpdateJob(deps, endpoint, request);
+    const job = traced(ctx, await dialogUpdateJob(deps, endpoint, request));
     const move = decideConversionMove(await findConversion(deps.db, endpoint.botId, conversion), conversion);
     if (move.kind === 'duplicate') {
       ctx.status = 200;
@@ -277,7 +295,10 @@ export function conversionHandler(deps: PostbackDeps) {
       return;
     }
     const withConversion: DialogUpdateJob = { ...job, patch: job.patch!, conversion } as DialogUpdateJob;
-    if (request.eventId !== undefined) return queueOnce(ctx, deps, queue, withConversion, request.eventId);
+    if (request.eventId !== undefined) {
+      const scope: IdempotencyScope = { endpointId: endpoint.endpointId, route: 'conversion' };
+      return queueOnce(ctx, deps, queue, withConversion, request.eventId, scope);
+    }
     ctx.status = 202;
     ctx.body = { ok: true, updateId: await queue.enqueue(withConversion) };
   };

@@ -10,6 +10,7 @@ import { LruCache } from '../../util/lru-cache.js';
 import { readJsonBody } from '../body.js';
 import { KnownIds } from '../postback-view-cache.js';
 import { UUID_PATTERN } from '../validation.js';
+import { requestLog, traced } from '../../observability/request-context.js';
 
 export interface TelegramRouteDeps {
   db: Knex;
@@ -58,18 +59,21 @@ export function telegramWebhookHandler(deps: TelegramRouteDeps) {
     }
     const update = await readJsonBody(ctx);
     if (typeof update.update_id !== 'number') {
-      deps.log.warn({ botId }, 'telegram update without update_id dropped');
+      requestLog(ctx, deps.log).warn({ botId }, 'telegram update without update_id dropped');
       ctx.body = { ok: true };
       return;
     }
     const job = telegramUpdateJob(botId.toLowerCase(), known.token, update);
     if (!job) {
-      deps.log.warn({ botId, updateId: update.update_id }, 'telegram update of an unknown shape dropped');
+      requestLog(ctx, deps.log).warn(
+        { botId, updateId: update.update_id },
+        'telegram update of an unknown shape dropped',
+      );
       ctx.body = { ok: true };
       return;
     }
     try {
-      await deps.queue.add(job);
+      await deps.queue.add(traced(ctx, job));
     } catch (error) {
       throw new DomainError('unavailable', 'queue_unavailable', 'the update queue is unreachable', { cause: error });
     }

@@ -1,0 +1,98 @@
+/**
+ * Every web request's id, logger, metrics and access log line. The request id is the caller's
+ * `X-Request-Id` when it is a plausible id, else a new one; it is answered in `X-Request-Id`, carried
+ * by the request's log lines (`requestId`) and by the jobs it queues, so the worker's lines for that
+ * job carry it too.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Context, Next } from 'koa';
+import type { Logger } from '../config/log.js';
+import { httpDuration, httpRequests } from './metrics.js';
+
+/** What the request context puts on `ctx.state`. */
+export interface RequestState {
+  requestId: string;
+  /** The process logger bound to this request's id. */
+  log: Logger;
+  /** The route's name for metrics and the access log, set by the route when it matched. */
+  route?: RouteName;
+}
+
+export type RouteName =
+  | 'updateDialog'
+  | 'conversion'
+  | 'telegram_webhook'
+  | 'click_redirect'
+  | 'management'
+  | 'healthz'
+  | 'readyz'
+  | 'metrics'
+  | 'queue_dashboard'
+  | 'unmatched';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's request id when it is 1–128 characters of [A-Za-z0-9._:-], else a new one. */
+export function requestIdOf(header: string | undefined): string {
+  return header && REQUEST_ID.test(header) ? header : randomUUID();
+}
+
+const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
+
+/** A bounded method label: the usual ones, or `other`. */
+export function methodLabel(method: string): string {
+  return METHODS.has(method) ? method : 'other';
+}
+
+/** A route name for a request its route did not name: by path prefix, never the raw path. */
+export function routeOf(path: string): RouteName {
+  if (path.startsWith('/api/v1/')) return 'management';
+  if (path === '/admin/queues' || path.startsWith('/admin/queues/')) return 'queue_dashboard';
+  return 'unmatched';
+}
+
+/** Routes at ingest volume: their successful answers are logged at debug (see requestContext). */
+const INGEST_ROUTES: ReadonlySet<RouteName> = new Set(['updateDialog', 'conversion', 'telegram_webhook']);
+
+/**
+ * The outermost middleware: request id, the request's logger, and once answered, the request's
+ * metrics and one access log line (method, route, status, ms, requestId). The line is at info,
+ * except a 2xx of an ingest route (postbacks, conversions, Telegram updates), at debug: those come
+ * by the thousand a second, /metrics counts and times them, and a line costs about 14 µs of CPU
+ * (a synchronous write), a tenth of what the postback itself costs.
+ */
+export function requestContext(log: Logger) {
+  return async (ctx: Context, next: Next): Promise<void> => {
+    const started = performance.now();
+    const requestId = requestIdOf(ctx.get('x-request-id') || undefined);
+    const state = ctx.state as RequestState;
+    state.requestId = requestId;
+    state.log = log.child({ requestId });
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      const route = state.route ?? routeOf(ctx.path);
+      const method = methodLabel(ctx.method);
+      const status = ctx.status;
+      httpRequests.inc({ route, method, code: String(status) });
+      httpDuration.observe({ route, method }, seconds);
+      const line = { method: ctx.method, route, status, ms: Math.round(seconds * 10_000) / 10 };
+      if (status < 300 && INGEST_ROUTES.has(route)) state.log.debug(line, 'request');
+      else state.log.info(line, 'request');
+    }
+  };
+}
+
+/** `job` with the request's id, so the worker's log lines for it carry the same `requestId`. */
+export function traced<T extends object>(ctx: Context, job: T): T {
+  const requestId = (ctx.state as Partial<RequestState>).requestId;
+  return requestId ? { ...job, requestId } : job;
+}
+
+/** The request's logger (bound to its id), or `fallback` outside a request context. */
+export function requestLog(ctx: Context, fallback: Logger): Logger {
+  return (ctx.state as Partial<RequestState>).log ?? fallback;
+}
