@@ -46,6 +46,10 @@ export interface Config {
     messagesDays: number;
     unclaimedClicksDays: number;
     deadInputsDays: number;
+    /** Handled dialog inputs (done, superseded): also how long a repeat of one is recognised. */
+    handledInputsDays: number;
+    /** The log of conversion calls (the conversions themselves stay). */
+    conversionEventsDays: number;
   };
 }
 
@@ -135,6 +139,8 @@ const schema = z.object({
   RETENTION_MESSAGES_DAYS: positiveInt(3_650).default(90),
   RETENTION_UNCLAIMED_CLICKS_DAYS: positiveInt(3_650).default(30),
   RETENTION_DEAD_INPUTS_DAYS: positiveInt(3_650).default(30),
+  RETENTION_HANDLED_INPUTS_DAYS: positiveInt(3_650).default(2),
+  RETENTION_CONVERSION_EVENTS_DAYS: positiveInt(3_650).default(90),
 });
 
 /**
@@ -184,6 +190,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       messagesDays: e.RETENTION_MESSAGES_DAYS,
       unclaimedClicksDays: e.RETENTION_UNCLAIMED_CLICKS_DAYS,
       deadInputsDays: e.RETENTION_DEAD_INPUTS_DAYS,
+      handledInputsDays: e.RETENTION_HANDLED_INPUTS_DAYS,
+      conversionEventsDays: e.RETENTION_CONVERSION_EVENTS_DAYS,
     },
   };
 }

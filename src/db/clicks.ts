@@ -293,13 +293,3 @@ async function listWaitingUpdates(trx: Knex, clickId: string): Promise<WaitingUp
 export async function dropWaitingUpdates(db: Knex, clickId: string, seqs: number[]): Promise<void> {
   if (seqs.length > 0) await db('click_waiting_updates').where({ click_id: clickId }).whereIn('seq', seqs).delete();
 }
-
-/** Forgets postbacks that waited longer than `keepMs` on clicks nobody claimed. */
-export async function pruneWaitingUpdates(db: Knex, keepMs: number, limit: number): Promise<number> {
-  const result = await db.raw<{ rowCount: number }>(
-    `DELETE FROM click_waiting_updates WHERE ctid IN (
-       SELECT ctid FROM click_waiting_updates WHERE created_at < now() - make_interval(secs => ?) LIMIT ?)`,
-    [keepMs / 1000, limit],
-  );
-  return result.rowCount;
-}

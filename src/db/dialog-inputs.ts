@@ -356,16 +356,6 @@ export async function overdueTimers(
     .map((r) => ({ botId: r.bot_id, chatId: Number(r.chat_id), timer: r.timer }));
 }
 
-/** Forgets handled inputs older than `keepMs` (their dedupe window with them). */
-export async function pruneInputs(db: Knex, keepMs: number, limit: number): Promise<number> {
-  const result = await db.raw<{ rowCount: number }>(
-    `DELETE FROM dialog_inputs WHERE ctid IN (
-       SELECT ctid FROM dialog_inputs WHERE state IN ('done', 'superseded') AND updated_at < now() - make_interval(secs => ?) LIMIT ?)`,
-    [keepMs / 1000, limit],
-  );
-  return result.rowCount;
-}
-
 /** The highest acceptance order Postgres holds: the order counter must restart above it. */
 export async function highestSequence(db: Knex): Promise<number> {
   const result = await db.raw<{ rows: Array<{ max: string | null }> }>(

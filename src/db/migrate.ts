@@ -6,10 +6,13 @@ import * as pendingDeliveriesIndex from '../../migrations/20261122030000_pending
 import * as deliveryBatchJobs from '../../migrations/20261122040000_delivery_batch_jobs.js';
 import * as dialogInputs from '../../migrations/20261128000000_dialog_inputs.js';
 import * as tracker from '../../migrations/20261128100000_tracker.js';
+import * as retention from '../../migrations/20261128200000_retention.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
   down(knex: Knex): Promise<void>;
+  /** `transaction: false`: the migration runs outside a transaction (CREATE INDEX CONCURRENTLY). */
+  config?: { transaction?: boolean };
 }
 
 /** Every migration, in order. Listed here so the same code runs from TypeScript sources and from dist/. */
@@ -21,6 +24,7 @@ const MIGRATIONS: Array<[string, Migration]> = [
   ['20261122040000_delivery_batch_jobs', deliveryBatchJobs],
   ['20261128000000_dialog_inputs', dialogInputs],
   ['20261128100000_tracker', tracker],
+  ['20261128200000_retention', retention],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

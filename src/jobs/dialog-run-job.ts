@@ -1,4 +1,6 @@
 import type { DialogTimer } from '../domain/inputs/types.js';
+import { JOB_RETENTION } from './job-retention.js';
+import { QUEUES } from './queue-names.js';
 
 export const DRAIN_JOB = 'drain';
 export const TIMER_JOB = 'timer';
@@ -13,11 +15,11 @@ export interface DialogRunJob {
   timer?: DialogTimer;
 }
 
+/** Job options for step runs (how long finished ones are kept: see JOB_RETENTION). */
 export const DIALOG_RUN_JOB_OPTIONS = {
   attempts: 12,
   backoff: { type: 'exponential', delay: 1_000 },
-  removeOnComplete: { age: 3_600, count: 10_000 },
-  removeOnFail: { age: 7 * 86_400 },
+  ...JOB_RETENTION[QUEUES.stepRuns],
 } as const;
 
 /** Job ids may not contain ':'. One drain per journaled input, so a repeat of the same wake-up is one job. */

@@ -9,6 +9,8 @@ import {
   type OutboundDeliveryJob,
 } from '../jobs/outbound-delivery-job.js';
 import { hostKey } from './fairness/index.js';
+import { JOB_RETENTION } from '../jobs/job-retention.js';
+import { QUEUES } from '../jobs/queue-names.js';
 
 /** Requests up to this size travel in the job; larger ones are read from the database. */
 const INLINE_BODY_BYTES = 8 * 1024;
@@ -17,11 +19,16 @@ const INLINE_BODY_BYTES = 8 * 1024;
 const MAX_BATCH = 100;
 
 // An unexpected error (not a failed attempt: those are recorded and rescheduled) retries every 5 s.
+// How long finished jobs are kept: see JOB_RETENTION.
 const CHAIN_JOB_OPTIONS = {
   attempts: 1_000,
   backoff: { type: 'fixed', delay: 5_000 },
-  removeOnComplete: true,
-  removeOnFail: { age: 7 * 86_400 },
+  ...JOB_RETENTION[QUEUES.outboundWebhooks],
+} satisfies JobsOptions;
+
+const BATCH_JOB_OPTIONS = {
+  ...CHAIN_JOB_OPTIONS,
+  ...JOB_RETENTION[QUEUES.outboundBatches],
 } satisfies JobsOptions;
 
 export interface DeliveryToQueue {
@@ -113,7 +120,7 @@ export class DeliveryJobPlan {
     const batchJobs = [...batches].map(([jobId, deliveries]) => ({
       name: OUTBOUND_BATCH_JOB,
       data: { deliveries } satisfies OutboundBatchJob,
-      opts: { ...CHAIN_JOB_OPTIONS, jobId },
+      opts: { ...BATCH_JOB_OPTIONS, jobId },
     }));
     return { chains, batches: batchJobs };
   }

@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
-import { pruneWaitingUpdates } from '../db/clicks.js';
-import { dialogsWithStaleInputs, overdueTimers, pruneInputs } from '../db/dialog-inputs.js';
+import { dialogsWithStaleInputs, overdueTimers } from '../db/dialog-inputs.js';
 import type { DialogRef } from '../db/dialog-rows.js';
 import type { DialogTimer } from '../domain/inputs/types.js';
 import type { Logger } from '../config/log.js';
@@ -18,8 +17,6 @@ export interface DialogSweeperOptions {
   staleMs?: number;
   /** A delay due this long ago has lost its alarm. Default 5 s. */
   graceMs?: number;
-  /** Handled inputs (and their dedupe window) are kept this long. Default 2 days. */
-  keepMs?: number;
 }
 
 export interface DialogSweeper {
@@ -30,15 +27,13 @@ export interface DialogSweeper {
 /**
  * Redis only coordinates; Postgres holds every input, run and delay. The sweeper re-arms from
  * Postgres what Redis lost (its data, a failover, a crash between a commit and a queue add): open
- * inputs without a drain, delays without an alarm. It also forgets old handled inputs.
+ * inputs without a drain, delays without an alarm. (Old handled inputs, and postbacks that waited on
+ * a click nobody claimed, are deleted by the retention sweeper.)
  */
 export function startDialogSweeper(options: DialogSweeperOptions): DialogSweeper {
   const intervalMs = options.intervalMs ?? 10_000;
   const staleMs = options.staleMs ?? 15_000;
   const graceMs = options.graceMs ?? 5_000;
-  const keepMs = options.keepMs ?? 2 * 86_400_000;
-  // A click nobody claims within 30 days will not be: what waited on it goes.
-  const waitingKeepMs = 30 * 86_400_000;
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
   let running: Promise<void> | null = null;
@@ -46,8 +41,6 @@ export function startDialogSweeper(options: DialogSweeperOptions): DialogSweeper
   const sweep = async (): Promise<void> => {
     for (const dialog of await dialogsWithStaleInputs(options.db, staleMs, 500)) await options.drain(dialog);
     for (const due of await overdueTimers(options.db, graceMs, 500)) await options.fire(due, due.timer);
-    await pruneInputs(options.db, keepMs, 5_000);
-    await pruneWaitingUpdates(options.db, waitingKeepMs, 5_000);
   };
   const sweepOnce = (): Promise<void> => {
     running ??= sweep()

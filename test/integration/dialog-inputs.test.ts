@@ -15,7 +15,6 @@ import {
   listDeadInputs,
   loadOpenInputs,
   overdueTimers,
-  pruneInputs,
   reviveDeadInput,
   type NewInput,
 } from '../../src/db/dialog-inputs.js';
@@ -287,26 +286,6 @@ describe('what the sweeper finds', () => {
       .update({ timer_at: future.at, timer: JSON.stringify(future) });
     const found = (await overdueTimers(db, 60_000, 1_000)).filter((d) => d.botId === botId);
     expect(found).toEqual([{ botId, chatId: overdue, timer }]);
-  });
-
-  it('forgets handled inputs older than the window, and keeps open ones whatever their age', async () => {
-    const chatId = await newDialog();
-    // old and handled: forgotten; recent and handled: kept; old and open: kept.
-    const [old, recent, open] = orders(3) as [number, number, number];
-    await journalInputs(db, [input(chatId, old), input(chatId, recent), input(chatId, open)]);
-    await db('dialog_inputs')
-      .where({ bot_id: botId, chat_id: chatId })
-      .whereIn('seq', [old, recent])
-      .update({ state: 'done' });
-    await db('dialog_inputs')
-      .where({ bot_id: botId, chat_id: chatId })
-      .whereIn('seq', [old, open])
-      .update({ updated_at: db.raw(`now() - interval '3 days'`) });
-    expect(await pruneInputs(db, 86_400_000, 1_000)).toBeGreaterThanOrEqual(1);
-    expect((await rowsOf(chatId)).map((r) => [r.seq, r.state])).toEqual([
-      [recent, 'done'],
-      [open, 'pending'],
-    ]);
   });
 
   it("the highest order held covers both the dialogs' last orders and the journal", async () => {
