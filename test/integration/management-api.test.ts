@@ -673,7 +673,7 @@ describe('routes and health', () => {
     expect(health.body).toEqual({ ok: true });
     const ready = await raw('GET', '/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ ok: true });
+    expect(ready.body).toEqual({ ok: true, checks: { postgres: { ok: true }, redis: { ok: true } } });
   });
 
   it('/readyz answers 503 when Redis or Postgres does not answer', async () => {
@@ -682,7 +682,7 @@ describe('routes and health', () => {
     try {
       const res = await fetch(`http://127.0.0.1:${noRedis.port}/readyz`);
       expect(res.status).toBe(503);
-      expect(await res.json()).toEqual({ ok: false });
+      expect(await res.json()).toMatchObject({ ok: false, checks: { redis: { ok: false } } });
       expect((await fetch(`http://127.0.0.1:${noRedis.port}/healthz`)).status).toBe(200);
     } finally {
       await noRedis.close();
@@ -692,7 +692,7 @@ describe('routes and health', () => {
     try {
       const res = await fetch(`http://127.0.0.1:${noPostgres.port}/readyz`);
       expect(res.status).toBe(503);
-      expect(await res.json()).toEqual({ ok: false });
+      expect(await res.json()).toMatchObject({ ok: false, checks: { postgres: { ok: false } } });
     } finally {
       await noPostgres.close();
       await deadDb.destroy();
