@@ -17,10 +17,12 @@ export class DialogUpdateQueue {
     readonly floor: SequenceFloor,
   ) {}
 
-  async add(job: DialogUpdateJob): Promise<string> {
+  /** `onQueued` learns each id a job got, also when a later step fails (the job is queued then all the same). */
+  async add(job: DialogUpdateJob, onQueued?: (id: string) => void): Promise<string> {
     for (let attempt = 0; ; attempt++) {
       const added = await this.queue.add(DIALOG_UPDATE_JOB, job, DIALOG_UPDATE_JOB_OPTIONS);
       const id = added.id!;
+      onQueued?.(id);
       if (!this.floor.regressed(id) || attempt >= 2) {
         this.floor.observe(id);
         return id;

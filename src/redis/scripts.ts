@@ -51,4 +51,5 @@ export const scripts = {
   reserveTelegramSend: load('reserveTelegramSend-3'),
   circuitState: load('circuitState-2'),
   circuitFailure: load('circuitFailure-3'),
+  completeIdempotencyKey: load('completeIdempotencyKey-1'),
 } as const;

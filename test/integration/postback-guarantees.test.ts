@@ -129,11 +129,12 @@ describe('idempotency', () => {
   });
 
   it('a repeat of an eventId whose first request is still being queued is answered 503 with Retry-After: 1, never a 4xx', async () => {
-    const { botId, url } = await createBotWithEndpoint(h);
+    const { endpointId, url } = await createBotWithEndpoint(h);
     const redis = new Redis(REDIS_URL);
     try {
       // The first request's claim, as it stands while its job is being added.
-      await redis.set(idempotencyKey(h.config.queuePrefix, botId, 'lead-9'), 'pending', 'PX', 30_000);
+      const key = idempotencyKey(h.config.queuePrefix, { endpointId, route: 'updateDialog' }, 'lead-9');
+      await redis.set(key, 'pending:first', 'PX', 30_000);
       const repeat = await fetch(`${url}?chatId=78&eventId=lead-9`);
       expect(repeat.status).toBe(503);
       expect(repeat.headers.get('retry-after')).toBe('1');

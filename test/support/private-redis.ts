@@ -26,6 +26,8 @@ export interface PrivateRedis {
 export interface PrivateRedisOptions {
   /** Serve TLS only (no plain port), with a fresh self-signed certificate for CN=localhost, as managed Redis does. */
   tls?: boolean;
+  /** More redis-server arguments, e.g. `['--maxmemory', '2mb', '--maxmemory-policy', 'noeviction']`. */
+  args?: string[];
 }
 
 async function freePort(): Promise<number> {
@@ -105,7 +107,18 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
       : ['--port', String(port)];
     const child: ChildProcess = spawn(
       'redis-server',
-      [...listen, '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1', '--protected-mode', 'no'],
+      [
+        ...listen,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--bind',
+        '127.0.0.1',
+        '--protected-mode',
+        'no',
+        ...(options.args ?? []),
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let exited = false;
