@@ -242,7 +242,12 @@ describe('the queue dashboard at /admin/queues', () => {
     const page = await fetch(`${h.baseUrl}/admin/queues`, { headers: { authorization: basic(ADMIN_KEY) } });
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
-    expect(await page.text()).toContain('/admin/queues');
+    const html = await page.text();
+    // Its scripts and styles are served under the same path, behind the same key.
+    expect(html).toContain('<base href="/admin/queues/" />');
+    const asset = `/admin/queues/${/src="(static\/[^"]+)"/.exec(html)![1]!}`;
+    expect((await fetch(`${h.baseUrl}${asset}`)).status).toBe(401);
+    expect((await fetch(`${h.baseUrl}${asset}`, { headers: { authorization: basic(ADMIN_KEY) } })).status).toBe(200);
     const api = await fetch(`${h.baseUrl}/admin/queues/api/queues`, {
       headers: { authorization: `Bearer ${ADMIN_KEY}` },
     });
