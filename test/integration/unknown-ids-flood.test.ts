@@ -72,7 +72,7 @@ describe('floods of made-up ids', () => {
     expect(legit).toBe(202);
     console.info(`${FLOOD} postbacks to unknown endpoint ids in ${seconds} s: ${queries} Postgres queries`);
     expect(queries).toBeLessThanOrEqual(queryBound(seconds));
-  });
+  }, 120_000); // a loaded machine may take a minute for the flood: its queries are bounded by the time it took
 
   it('1,000 Telegram webhook calls for random bot ids: all 401, a bounded number of queries', async () => {
     const statuses: number[] = [];
@@ -92,7 +92,7 @@ describe('floods of made-up ids', () => {
     expect(new Set(statuses)).toEqual(new Set([401]));
     console.info(`${FLOOD} Telegram webhook calls to unknown bot ids in ${seconds} s: ${queries} Postgres queries`);
     expect(queries).toBeLessThanOrEqual(queryBound(seconds));
-  });
+  }, 120_000); // a loaded machine may take a minute for the flood: its queries are bounded by the time it took
 
   it('an endpoint created right after its id was answered unknown is accepted at once (invalidation)', async () => {
     const { botId } = await createBotWithEndpoint(h);
