@@ -25,16 +25,28 @@ export function announceAdminKey(config: Config, log: Logger): void {
   }
 }
 
-/** First SIGTERM/SIGINT closes gracefully (Heroku kills 30 s later); a second one exits at once. */
+/** Past this, a close still running is given up: Heroku kills 30 s after its SIGTERM, and a log line should say why. */
+const SHUTDOWN_DEADLINE_MS = 25_000;
+
+/**
+ * The first SIGTERM/SIGINT closes gracefully; a second SIGINT (Ctrl-C again) exits at once. More
+ * SIGTERMs change nothing: a platform signals every process of the container, so a process started
+ * by `npm run` gets one from the platform and one forwarded by npm.
+ */
 export function onShutdown(log: Logger, close: () => Promise<void>): void {
   let closing = false;
   const handler = (signal: NodeJS.Signals) => {
     if (closing) {
+      if (signal === 'SIGTERM') return;
       log.warn({ signal }, 'forced exit');
       process.exit(1);
     }
     closing = true;
     log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      log.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown took too long; exiting before the platform kills');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     close().then(
       () => process.exit(0),
       (error: unknown) => {
