@@ -185,7 +185,7 @@ async function runCli(
   return { code, warnings, output };
 }
 
-describe('Postgres over SSL with a certificate nobody can verify', () => {
+describe('Postgres over SSL with a certificate nobody can verify', { timeout: 120_000 }, () => {
   it('DATABASE_SSL=no-verify connects encrypted; false connects unencrypted (refused where SSL is required)', async () => {
     expect(await encrypted({ url: appUrl, ssl: 'no-verify' })).toBe(true);
     expect(await encrypted({ url: postgres.url, ssl: 'false' })).toBe(false);
@@ -245,7 +245,7 @@ describe('Postgres over SSL with a certificate nobody can verify', () => {
   });
 });
 
-describe('a database the user may not create, nor reach `postgres` for (Heroku)', () => {
+describe('a database the user may not create, nor reach `postgres` for (Heroku)', { timeout: 120_000 }, () => {
   it('an existing database is used without a word: the release phase migrates it', async () => {
     // Migrated by the test above already; this role cannot connect to `postgres` nor CREATE DATABASE.
     await expect(

@@ -50,7 +50,7 @@ function run(script: string, env: Record<string, string>): Proc {
           if (child.exitCode !== null) throw new Error(`${script} exited:\n${proc.output}`);
           return null;
         },
-        20_000,
+        60_000,
         `a log line of ${script}`,
         20,
       ),
@@ -247,5 +247,5 @@ describe('SIGTERM under load', () => {
     const freshExit = await terminate(fresh);
     console.info(`idle worker SIGTERM to exit: ${freshExit.ms} ms`);
     expect(freshExit).toMatchObject({ code: 0, signal: null });
-  }, 120_000);
+  }, 240_000);
 });
