@@ -72,7 +72,7 @@ describe('ordering', () => {
             .first('seq');
           return found && found.fields.userBalance === '500' && !open ? found : null;
         },
-        20_000,
+        40_000,
         'the last update',
       );
       // Let any straggling (older) batch finish, then check nothing older overwrote the newest.
@@ -89,7 +89,9 @@ describe('ordering', () => {
       await Promise.all(consumers.map((c) => c.close()));
       await db.destroy();
     }
-  });
+    // Accepting 500 postbacks one by one, then four worker tiers in this process: a minute on a
+    // machine busy with the other test files.
+  }, 60_000);
 });
 
 describe('idempotency', () => {
