@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import net from 'node:net';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/env.js';
 import { ensureDatabase } from '../../src/db/connection.js';
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../support/harness.js';
 import { databaseUrl } from '../support/database.js';
+import { freePort } from '../support/free-port.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -297,17 +297,6 @@ async function exitOf(
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '0.0.0.0', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function withAdmin<T>(run: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: serverUrl('postgres') });
   await client.connect();
@@ -352,7 +341,7 @@ describe.concurrent('processes', () => {
   });
 
   it('web refuses NODE_ENV=production without ADMIN_API_KEY: exits non-zero naming ADMIN_API_KEY', async () => {
-    const child = start('src/cli/web.ts', { NODE_ENV: 'production', PORT: String(await freePort()) });
+    const child = start('src/cli/web.ts', { NODE_ENV: 'production', PORT: String(await freePort('0.0.0.0')) });
     const { code } = await exitOf(child);
     expect(code).not.toBe(0);
     expect(code).not.toBeNull();
@@ -409,7 +398,7 @@ describe.concurrent('processes', () => {
   });
 
   it('web without ADMIN_API_KEY in development logs a generated key that works, and exits 0 on SIGTERM', async () => {
-    const port = await freePort();
+    const port = await freePort('0.0.0.0');
     const prefix = uniquePrefix();
     createdPrefixes.push(prefix);
     const child = start('src/cli/web.ts', {

@@ -5,7 +5,6 @@
  * left active, and both processes exit 0 well inside the 30 s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
@@ -14,6 +13,7 @@ import { QUEUES } from '../../src/jobs/queue-names.js';
 import { databaseUrl } from '../support/database.js';
 import { startFakeTelegram, type FakeTelegram } from '../support/fake-telegram.js';
 import { ADMIN_KEY, dropPrefix, REDIS_URL, uniquePrefix, waitFor } from '../support/harness.js';
+import { freePort } from '../support/free-port.js';
 
 /** Heroku's grace between SIGTERM and SIGKILL. */
 const PLATFORM_GRACE_MS = 30_000;
@@ -73,17 +73,6 @@ async function terminate(proc: Proc): Promise<{ code: number | null; signal: Nod
   const exit = await proc.exited;
   clearTimeout(timer);
   return { ...exit, ms: Date.now() - sent };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 interface Sent {

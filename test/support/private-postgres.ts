@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdtemp, readFile, readdirSync, rm, writeFile } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort } from './free-port.js';
 
 /**
  * A PostgreSQL cluster of a test's own (initdb in a temp dir, on a free port): a test may stop,
@@ -60,17 +60,6 @@ async function asPostgres(binary: string, args: string[]): Promise<string> {
     ? await run('runuser', ['-u', 'postgres', '--', command, ...args], { cwd: tmpdir() })
     : await run(command, args, { cwd: tmpdir() });
   return stdout;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function giveToPostgres(path: string): Promise<void> {

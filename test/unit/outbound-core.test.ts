@@ -28,6 +28,7 @@ import {
   validateDeliveryRequest,
   verifySignature,
 } from '../../src/outbound/delivery/index.js';
+import { freePort } from '../support/free-port.js';
 
 const LOOPBACK_ALLOWED = ['127.0.0.0/8', '::1/128'];
 
@@ -84,14 +85,6 @@ async function startServer(
       }),
   };
   return state;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 const agents: Agent[] = [];
