@@ -36,7 +36,7 @@ export function createWebApp(deps: WebAppDeps): Koa {
   const app = new Koa({ proxy: true });
   app.use(requestContext(deps.log));
   // Refusals and failures are logged with the request's id.
-  app.use((ctx, next) => errorMiddleware((ctx.state as RequestState).log)(ctx, next));
+  app.use(errorMiddleware((ctx) => (ctx.state as RequestState).log));
 
   // The postback route is the hot path: matched directly, ahead of any router.
   const postback = postbackHandler(deps.postback);

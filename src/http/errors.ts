@@ -39,8 +39,12 @@ function sendUnavailable(ctx: Context, code: string): void {
   sendError(ctx, 503, code, 'temporarily unable to accept this request; retry later');
 }
 
-/** Maps every failure to the JSON error shape; nothing escapes as an HTML page or a stack trace. */
-export function errorMiddleware(log: Logger) {
+/**
+ * Maps every failure to the JSON error shape; nothing escapes as an HTML page or a stack trace.
+ * `log` is a logger or the request's logger, asked for only when there is something to log.
+ */
+export function errorMiddleware(log: Logger | ((ctx: Context) => Logger)) {
+  const loggerOf = typeof log === 'function' ? log : () => log;
   return async (ctx: Context, next: Next): Promise<void> => {
     try {
       await next();
@@ -54,11 +58,11 @@ export function errorMiddleware(log: Logger) {
         return;
       }
       if (error instanceof DomainError || isDatabaseUnavailable(error)) {
-        log.warn({ err: error, path: ctx.path }, 'service unavailable');
+        loggerOf(ctx).warn({ err: error, path: ctx.path }, 'service unavailable');
         sendUnavailable(ctx, error instanceof DomainError ? error.code : 'database_unavailable');
         return;
       }
-      log.error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
+      loggerOf(ctx).error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
       sendError(ctx, 500, 'internal_error', 'internal error');
     }
   };

@@ -29,10 +29,14 @@ export function gracefulCloser(server: Server, options: GracefulCloseOptions = {
   const drainLimitMs = options.drainLimitMs ?? 20_000;
   let closing = false;
   const inFlight = new Set<ServerResponse>();
+  // One listener for every response (no closure per request: this runs for every postback).
+  function answered(this: ServerResponse): void {
+    inFlight.delete(this);
+  }
   server.prependListener('request', (_request, response: ServerResponse) => {
     if (closing) response.setHeader('connection', 'close');
     inFlight.add(response);
-    response.once('close', () => inFlight.delete(response));
+    response.on('close', answered);
   });
   return async () => {
     closing = true;

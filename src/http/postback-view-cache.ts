@@ -42,9 +42,16 @@ export class KnownIds {
     this.tokens = this.missBurst;
   }
 
-  /** Whether Postgres should be asked about `id`: it is known, or it is not and the budget allows a look. */
-  async mayExist(id: string): Promise<boolean> {
-    await this.fresh();
+  /**
+   * Whether Postgres should be asked about `id`: it is known, or it is not and the budget allows a
+   * look. Answered at once (no promise) once the list is loaded: this is on every postback's path.
+   */
+  mayExist(id: string): boolean | Promise<boolean> {
+    const first = this.fresh();
+    return first ? first.then(() => this.decide(id)) : this.decide(id);
+  }
+
+  private decide(id: string): boolean {
     return this.ids.has(id) || this.takeMiss();
   }
 
@@ -59,14 +66,16 @@ export class KnownIds {
     if (this.loadedAt !== Number.NEGATIVE_INFINITY) this.loadedAt = 0;
   }
 
-  private async fresh(): Promise<void> {
-    if (Date.now() - this.loadedAt < this.refreshMs) return;
+  /** Starts reading the list again when it is stale; returns the read only while there is no list yet. */
+  private fresh(): Promise<void> | null {
+    if (Date.now() - this.loadedAt < this.refreshMs) return null;
     this.loading ??= this.reload().finally(() => {
       this.loading = null;
     });
     // Only the first read is waited for; later ones refresh behind the list still held.
-    if (this.loadedAt === Number.NEGATIVE_INFINITY) await this.loading;
-    else this.loading.catch(() => undefined);
+    if (this.loadedAt === Number.NEGATIVE_INFINITY) return this.loading;
+    this.loading.catch(() => undefined);
+    return null;
   }
 
   private async reload(): Promise<void> {
@@ -137,7 +146,8 @@ export class PostbackViewCache {
   }
 
   async endpoint(id: string): Promise<EndpointView | null> {
-    if (!(await this.endpointIds.mayExist(id))) return null;
+    const mayExist = this.endpointIds.mayExist(id);
+    if (!(typeof mayExist === 'boolean' ? mayExist : await mayExist)) return null;
     const view = await this.endpoints.get(id, () => loadEndpointView(this.db, id));
     if (view) this.endpointIds.add(id);
     return view;

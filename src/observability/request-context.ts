@@ -4,7 +4,7 @@
  * by the request's log lines (`requestId`) and by the jobs it queues, so the worker's lines for that
  * job carry it too.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Context, Next } from 'koa';
 import type { Logger } from '../config/log.js';
@@ -31,11 +31,48 @@ export type RouteName =
   | 'queue_dashboard'
   | 'unmatched';
 
+/** `ctx.state` of a request; its logger is bound when first used (most ingest requests log nothing). */
+class RequestStateOf implements RequestState {
+  route?: RouteName;
+  #log: Logger | undefined;
+
+  constructor(
+    readonly requestId: string,
+    private readonly processLog: Logger,
+  ) {}
+
+  get log(): Logger {
+    return (this.#log ??= this.processLog.child({ requestId: this.requestId }));
+  }
+}
+
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** A prefix random per process, and a counter: ids unique across processes, cheap on every request. */
+const ID_PREFIX = randomBytes(6).toString('hex');
+let idCounter = 0;
 
 /** The caller's request id when it is 1–128 characters of [A-Za-z0-9._:-], else a new one. */
 export function requestIdOf(header: string | undefined): string {
-  return header && REQUEST_ID.test(header) ? header : randomUUID();
+  return header && REQUEST_ID.test(header) ? header : `${ID_PREFIX}-${(++idCounter).toString(36)}`;
+}
+
+/**
+ * The request counter's and latency histogram's children, by route, method and status: prom-client
+ * hashes a labels object on every call, and this runs on every postback.
+ */
+const requestCounters = new Map<string, { inc(): void }>();
+const requestTimers = new Map<string, { observe(seconds: number): void }>();
+
+function recordRequest(route: RouteName, method: string, status: number, seconds: number): void {
+  const timerKey = `${route} ${method}`;
+  const counterKey = `${timerKey} ${status}`;
+  let counter = requestCounters.get(counterKey);
+  if (!counter) requestCounters.set(counterKey, (counter = httpRequests.labels(route, method, String(status))));
+  let timer = requestTimers.get(timerKey);
+  if (!timer) requestTimers.set(timerKey, (timer = httpDuration.labels(route, method)));
+  counter.inc();
+  timer.observe(seconds);
 }
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
@@ -66,15 +103,8 @@ export function requestContext(log: Logger) {
   return async (ctx: Context, next: Next): Promise<void> => {
     const started = performance.now();
     const requestId = requestIdOf(ctx.get('x-request-id') || undefined);
-    const state = ctx.state as RequestState;
-    state.requestId = requestId;
-    // Bound when first used: most ingest requests log nothing at info.
-    let requestLog: Logger | undefined;
-    Object.defineProperty(state, 'log', {
-      get: () => (requestLog ??= log.child({ requestId })),
-      enumerable: true,
-      configurable: true,
-    });
+    const state = new RequestStateOf(requestId, log);
+    ctx.state = state;
     ctx.set('X-Request-Id', requestId);
     try {
       await next();
@@ -83,8 +113,7 @@ export function requestContext(log: Logger) {
       const route = state.route ?? routeOf(ctx.path);
       const method = methodLabel(ctx.method);
       const status = ctx.status;
-      httpRequests.inc({ route, method, code: String(status) });
-      httpDuration.observe({ route, method }, seconds);
+      recordRequest(route, method, status, seconds);
       const line = { method: ctx.method, route, status, ms: Math.round(seconds * 10_000) / 10 };
       if (status >= 300 || !INGEST_ROUTES.has(route)) state.log.info(line, 'request');
       else if (log.isLevelEnabled('debug')) state.log.debug(line, 'request');

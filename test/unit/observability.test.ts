@@ -76,8 +76,10 @@ describe('request ids and route names', () => {
   it("keeps a caller's plausible id, and makes up one otherwise", () => {
     expect(requestIdOf('abc-123_x.y:z')).toBe('abc-123_x.y:z');
     expect(requestIdOf('a'.repeat(128))).toBe('a'.repeat(128));
-    for (const bad of [undefined, '', 'a'.repeat(129), 'with space', 'quote"', 'é'])
-      expect(requestIdOf(bad)).toMatch(/^[0-9a-f-]{36}$/);
+    const made = [undefined, '', 'a'.repeat(129), 'with space', 'quote"', 'é'].map((bad) => requestIdOf(bad));
+    // A process's own prefix and a counter: each one new.
+    for (const id of made) expect(id).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
+    expect(new Set(made).size).toBe(made.length);
   });
 
   it('names routes by prefix and bounds methods, never echoing a raw path', () => {
