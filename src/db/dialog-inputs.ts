@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { applyScriptChanges } from '../domain/dialog-merge.js';
 import type { DialogState } from '../domain/dialog.js';
 import type { Decision, DialogInput, DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
+import type { IncomingLine } from './dialog-messages.js';
 import { dialogRowColumns, toRecord, type DialogRecord, type DialogRef, type DialogRow } from './dialog-rows.js';
 import { GroupCommit } from './group-commit.js';
 import { retryingDeadlocks, runNamed, type NamedStatement } from './named-statement.js';
@@ -117,21 +118,23 @@ export interface DecisionWrite extends DialogRef {
   dialog: DialogRecord;
   seq: number;
   decision: Decision;
-  /** What the user sent, kept when the decision keeps it. */
+  /** The Telegram update, kept with the user's line when the decision keeps it (a dialog an operator has). */
   incomingPayload: unknown;
+  /** The user's line of the transcript this input carries, recorded with the decision (so once). */
+  incoming?: IncomingLine | null;
 }
 
 // One statement records many decisions (of different dialogs): each dialog's new state, written
 // only if no other write came in since it was read (`version`) and its input is still pending; the
 // input's recorded effects (state `acting`, or `done`/`superseded` when there is nothing to carry
-// out); what the user wrote, when it is kept. Returns the dialogs written.
+// out); the user's line of the transcript. Returns the dialogs written.
 const RECORD_DECISIONS: NamedStatement = {
-  name: 'flowpost_record_decisions_v1',
+  name: 'flowpost_record_decisions_v2',
   text: `
   WITH v AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(b uuid, c bigint, s bigint, ver bigint, status text, step_id uuid,
       fields jsonb, tracker jsonb, tags text[], seqs jsonb, last_seq bigint, st boolean, un text, nm text, fn text, ln text,
-      ts boolean, ta timestamptz, tm jsonb, rs boolean, rr text, istate text, eff jsonb, note text, inc boolean, itext text, ipay jsonb)
+      ts boolean, ta timestamptz, tm jsonb, rs boolean, rr text, istate text, eff jsonb, note text, inc boolean, itext text, ipay jsonb, imid bigint)
   ), lk AS (
     -- The inputs still pending, locked until this statement commits: a repeat journaled meanwhile
     -- cannot move an input's order under its decision.
@@ -157,8 +160,8 @@ const RECORD_DECISIONS: NamedStatement = {
     FROM v JOIN d ON d.bot_id = v.b AND d.chat_id = v.c AND d.input_seq = v.s
     WHERE p.bot_id = v.b AND p.chat_id = v.c AND p.seq = v.s AND p.state = 'pending'
   ), m AS (
-    INSERT INTO dialog_messages (bot_id, chat_id, direction, text, payload)
-    SELECT v.b, v.c, 'in', v.itext, v.ipay FROM v JOIN d ON d.bot_id = v.b AND d.chat_id = v.c AND d.input_seq = v.s WHERE v.inc
+    INSERT INTO dialog_messages (bot_id, chat_id, direction, sender, text, payload, telegram_message_id)
+    SELECT v.b, v.c, 'in', 'user', v.itext, v.ipay, v.imid FROM v JOIN d ON d.bot_id = v.b AND d.chat_id = v.c AND d.input_seq = v.s WHERE v.inc
   )
   SELECT * FROM d`,
 };
@@ -169,6 +172,7 @@ function decisionRow(write: DecisionWrite): object {
   const acting = decision.effects.length > 0;
   const inputState: InputState = acting ? 'acting' : decision.outcome === 'superseded' ? 'superseded' : 'done';
   const started = decision.started;
+  const line = write.incoming ?? (decision.incoming ? { text: decision.incoming.text, telegramMessageId: null } : null);
   return {
     b: write.botId,
     c: write.chatId,
@@ -194,9 +198,10 @@ function decisionRow(write: DecisionWrite): object {
     istate: inputState,
     eff: acting ? decision.effects : null,
     note: decision.log.length > 0 ? decision.log.join('; ').slice(0, 2_000) : null,
-    inc: decision.incoming !== undefined,
-    itext: decision.incoming?.text ?? null,
-    ipay: write.incomingPayload ?? null,
+    inc: line !== null,
+    itext: line?.text ?? null,
+    ipay: decision.incoming !== undefined ? (write.incomingPayload ?? null) : null,
+    imid: line?.telegramMessageId ?? null,
   };
 }
 

@@ -7,6 +7,7 @@ import * as deliveryBatchJobs from '../../migrations/20261122040000_delivery_bat
 import * as dialogInputs from '../../migrations/20261128000000_dialog_inputs.js';
 import * as tracker from '../../migrations/20261128100000_tracker.js';
 import * as retention from '../../migrations/20261128200000_retention.js';
+import * as transcript from '../../migrations/20261128300000_transcript.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -25,6 +26,7 @@ const MIGRATIONS: Array<[string, Migration]> = [
   ['20261128000000_dialog_inputs', dialogInputs],
   ['20261128100000_tracker', tracker],
   ['20261128200000_retention', retention],
+  ['20261128300000_transcript', transcript],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -11,6 +11,7 @@ import type { BotCache, BotForRun } from './bot-cache.js';
 import { claimStartClick } from './click-claims.js';
 import { carryOut, type EffectDeps } from './effects.js';
 import { feedUpdate } from './telegram-feed.js';
+import { incomingLine } from './transcript-line.js';
 
 export interface DialogDrainerDeps extends EffectDeps {
   lease: DialogLease;
@@ -150,6 +151,7 @@ export class DialogDrainer {
         seq: input.seq,
         decision,
         incomingPayload: input.input.kind === 'telegram' ? input.input.update : null,
+        incoming: input.input.kind === 'telegram' ? incomingLine(input.input.update, read.event) : null,
       });
       if (saved) {
         if (decision.effects.length === 0) return saved;

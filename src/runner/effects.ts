@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import { blockDialog } from '../db/dialog-inputs.js';
+import type { OutgoingLine } from '../db/dialog-messages.js';
 import type { DialogRef } from '../db/dialog-rows.js';
 import type { InputProgressWriter } from '../db/input-progress.js';
 import type { DialogTimer, RecordedEffect } from '../domain/inputs/types.js';
@@ -55,6 +56,13 @@ export async function recordDelivery(
   return id;
 }
 
+/** The transcript lines of a sent text: one per message Telegram acknowledged, with that part's text. */
+function sentLines(sender: TelegramSender, text: string, messageIds: readonly number[]): OutgoingLine[] {
+  if (messageIds.length === 0) return [];
+  const parts = sender.parts(text);
+  return messageIds.map((id, i) => ({ text: parts[i] ?? '', telegramMessageId: id }));
+}
+
 /** Arms a delay's alarm (the dialog row holds the delay itself; a lost alarm is re-armed by the sweeper). */
 async function armTimer(timers: Queue<DialogRunJob>, dialog: DialogRef, timer: DialogTimer, now: Date): Promise<void> {
   await timers.add(
@@ -83,6 +91,8 @@ export async function carryOut(
   effects: readonly RecordedEffect[],
   from: number,
 ): Promise<'done' | 'blocked'> {
+  // The messages of the last send, recorded with the progress write that passes its effect.
+  let sent: OutgoingLine[] = [];
   for (let index = from; index < effects.length; index++) {
     const effect = effects[index]!;
     switch (effect.type) {
@@ -96,17 +106,21 @@ export async function carryOut(
         }
         try {
           const result = await deps.sender.sendMessage(bot.credentials, dialog.chatId, effect.text, effect.buttons);
+          sent = sentLines(deps.sender, effect.text, result.messageIds);
           if (!result.ok) {
             deps.log.info({ ...dialog, reason: result.reason }, 'the user blocked the bot; dialog blocked');
             await blockDialog(deps.db, dialog, seq);
-            await deps.progress.finish(dialog, seq, effects.length);
+            await deps.progress.finish(dialog, seq, effects.length, sent);
             return 'blocked';
           }
         } catch (error) {
           if (!(error instanceof TelegramSendError) || error.retryable) throw error;
           deps.log.warn({ err: error, ...dialog, stepId: effect.stepId }, 'message refused by Telegram; skipped');
         }
-        if (index + 1 < effects.length) await deps.progress.advance(dialog, seq, index + 1);
+        if (index + 1 < effects.length) {
+          await deps.progress.advance(dialog, seq, index + 1, sent);
+          sent = [];
+        }
         break;
       }
       case 'send_webhook':
@@ -117,6 +131,6 @@ export async function carryOut(
         break;
     }
   }
-  await deps.progress.finish(dialog, seq, effects.length);
+  await deps.progress.finish(dialog, seq, effects.length, sent);
   return 'done';
 }

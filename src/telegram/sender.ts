@@ -164,6 +164,11 @@ export class TelegramSender {
     this.sleep = options.sleep ?? ((ms) => delay(ms));
   }
 
+  /** The messages `sendMessage` sends for a text, in order (one per message id it resolves). */
+  parts(text: string): string[] {
+    return splitMessage(text, this.partLimit);
+  }
+
   /**
    * Sends an HTML-mode text with optional buttons (under the last part when the text is split).
    * Resolves `{ ok: true, messageIds }`, or `{ ok: false, blocked: true }` when the chat cannot be
@@ -179,7 +184,7 @@ export class TelegramSender {
     if (text.trim() === '') {
       throw new TelegramSendError({ description: 'message text is empty', retryable: false, attempts: 0 });
     }
-    const parts = splitMessage(text, this.partLimit);
+    const parts = this.parts(text);
     const messageIds: number[] = [];
     for (const [index, part] of parts.entries()) {
       const replyMarkup = index === parts.length - 1 ? keyboard : undefined;

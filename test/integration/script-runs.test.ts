@@ -245,8 +245,8 @@ describe('running scripts', () => {
     await sendUpdate(h, bot, fakeUpdates.text(chatId, 'hello operator'));
     await waitFor(
       async () =>
-        (await h.db('dialog_messages').where({ bot_id: bot.botId, chat_id: chatId }).first())?.text ===
-        'hello operator',
+        (await h.db('dialog_messages').where({ bot_id: bot.botId, chat_id: chatId }).orderBy('id', 'desc').first())
+          ?.text === 'hello operator',
     );
     await sleep(300);
     expect(messagesTo(h, bot, chatId)).toHaveLength(1);

@@ -8,6 +8,7 @@ import { registerCampaignRoutes } from './campaigns.js';
 import { registerDeadLetterRoutes } from './dead-letters.js';
 import { registerDeliveryRoutes } from './deliveries.js';
 import { registerDestinationRoutes } from './destinations.js';
+import { registerDialogMessageRoutes } from './dialog-messages.js';
 import { registerDialogRoutes } from './dialogs.js';
 import { registerFieldRoutes } from './fields.js';
 import type { ManagementDeps } from './management-deps.js';
@@ -29,6 +30,7 @@ export function managementRouter(deps: ManagementDeps, adminApiKey: string): Rou
   registerWebhookRoutes(router, deps);
   registerScriptRoutes(router, deps);
   registerDialogRoutes(router, deps);
+  registerDialogMessageRoutes(router, deps);
   registerDeliveryRoutes(router, deps);
   registerDeadLetterRoutes(router, deps);
   registerDestinationRoutes(router, deps);

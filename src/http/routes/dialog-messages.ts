@@ -1,0 +1,52 @@
+import type Router from '@koa/router';
+import { dialogExists, listDialogMessages } from '../../db/dialog-messages.js';
+import { DomainError } from '../../domain/errors.js';
+import { currentBot, type ManagementDeps } from './management-deps.js';
+
+const DEFAULT_LIMIT = 50;
+const MAX_LIMIT = 200;
+
+function chatIdParam(text: string): number {
+  const chatId = /^-?\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(chatId))
+    throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
+  return chatId;
+}
+
+function limitParam(value: unknown): number {
+  if (value === undefined) return DEFAULT_LIMIT;
+  const limit = typeof value === 'string' && /^\d{1,4}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(limit >= 1 && limit <= MAX_LIMIT))
+    throw new DomainError('invalid', 'invalid_limit', `limit must be an integer from 1 to ${MAX_LIMIT}`, {
+      param: 'limit',
+    });
+  return limit;
+}
+
+// The cursor is opaque to callers: the id of the last line returned, base64url-encoded.
+function encodeCursor(id: string): string {
+  return Buffer.from(`m:${id}`).toString('base64url');
+}
+
+function cursorParam(value: unknown): string | null {
+  if (value === undefined) return null;
+  const decoded = typeof value === 'string' ? Buffer.from(value, 'base64url').toString() : '';
+  const match = /^m:(\d{1,18})$/.exec(decoded);
+  if (!match || typeof value !== 'string' || encodeCursor(match[1]!) !== value)
+    throw new DomainError('invalid', 'invalid_cursor', 'cursor is not one this API returned', { param: 'cursor' });
+  return match[1]!;
+}
+
+export function registerDialogMessageRoutes(router: Router, deps: ManagementDeps): void {
+  router.get('/bots/:botId/dialogs/:chatId/messages', async (ctx) => {
+    const ref = { botId: currentBot(ctx).id, chatId: chatIdParam(ctx.params.chatId!) };
+    const limit = limitParam(ctx.query.limit);
+    const afterId = cursorParam(ctx.query.cursor);
+    if (!(await dialogExists(deps.db, ref)))
+      throw new DomainError('not_found', 'unknown_dialog', 'no dialog with this chatId', { param: 'chatId' });
+    // One more than asked says whether there is a next page.
+    const lines = await listDialogMessages(deps.db, ref, { afterId, limit: limit + 1 });
+    const items = lines.slice(0, limit);
+    ctx.body = { items, nextCursor: lines.length > limit ? encodeCursor(items[items.length - 1]!.id) : null };
+  });
+}
