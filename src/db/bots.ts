@@ -80,6 +80,27 @@ export async function findBot(db: Knex, id: string): Promise<BotRecord | null> {
   return row ? toBot(row) : null;
 }
 
+/** Every bot, oldest first. */
+export async function listBots(db: Knex): Promise<BotRecord[]> {
+  const rows: BotRow[] = await db<BotRow>('bots').orderBy([{ column: 'created_at' }, { column: 'id' }]);
+  return rows.map(toBot);
+}
+
+/**
+ * Deletes a bot and, by the foreign keys' ON DELETE CASCADE, everything of it (dialogs with their
+ * inputs and messages, steps, fields, postback URLs, campaigns, clicks, conversions, destinations,
+ * deliveries with their attempts). One transaction: a large bot holds its rows' locks until done.
+ * Returns the ids of its postback URLs (for the caches to forget), or null when there was no such bot.
+ */
+export async function deleteBot(db: Knex, id: string): Promise<{ endpointIds: string[] } | null> {
+  return db.transaction(async (trx) => {
+    await lockBot(trx, id);
+    const endpoints: Array<{ id: string }> = await trx('postback_endpoints').where({ bot_id: id }).select('id');
+    const deleted = await trx('bots').where({ id }).delete();
+    return deleted > 0 ? { endpointIds: endpoints.map((row) => row.id) } : null;
+  });
+}
+
 /** Sets (or with null, removes) the bot's Standard Webhooks signing secret for its Send Webhook calls. */
 export async function setSigningSecret(db: Knex, id: string, secret: string | null): Promise<void> {
   await db('bots').where({ id }).update({ signing_secret: secret, updated_at: db.fn.now() });

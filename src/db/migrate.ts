@@ -8,6 +8,7 @@ import * as dialogInputs from '../../migrations/20261128000000_dialog_inputs.js'
 import * as tracker from '../../migrations/20261128100000_tracker.js';
 import * as retention from '../../migrations/20261128200000_retention.js';
 import * as transcript from '../../migrations/20261128300000_transcript.js';
+import * as dialogListing from '../../migrations/20261128400000_dialog_listing.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -27,6 +28,7 @@ const MIGRATIONS: Array<[string, Migration]> = [
   ['20261128100000_tracker', tracker],
   ['20261128200000_retention', retention],
   ['20261128300000_transcript', transcript],
+  ['20261128400000_dialog_listing', dialogListing],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -1,6 +1,15 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
-import { insertBot, setSigningSecret, updateBot, type BotRecord, type BotTelegram } from '../../db/bots.js';
+import {
+  deleteBot,
+  insertBot,
+  listBots,
+  setSigningSecret,
+  updateBot,
+  type BotRecord,
+  type BotTelegram,
+} from '../../db/bots.js';
+import { DomainError } from '../../domain/errors.js';
 import { generateSigningSecret } from '../../outbound/delivery/index.js';
 import { readJsonBody } from '../body.js';
 import { parseBody } from '../validation.js';
@@ -74,8 +83,35 @@ export function registerBotRoutes(router: Router, deps: ManagementDeps): void {
     ctx.body = botJson(bot);
   });
 
+  router.get('/bots', async (ctx) => {
+    ctx.body = { items: (await listBots(deps.db)).map(botJson) };
+  });
+
   router.get('/bots/:botId', (ctx) => {
     ctx.body = botJson(currentBot(ctx));
+  });
+
+  // Deleting a bot deletes all its dialogs: the caller repeats the bot's id to show it means this one.
+  router.delete('/bots/:botId', async (ctx) => {
+    const bot = currentBot(ctx);
+    const confirm = ctx.query.confirm;
+    if (typeof confirm !== 'string' || confirm.toLowerCase() !== bot.id) {
+      throw new DomainError(
+        'invalid',
+        'confirmation_required',
+        'deleting a bot deletes all its dialogs: pass confirm=<the bot id>',
+        { param: 'confirm' },
+      );
+    }
+    const deleted = await deleteBot(deps.db, bot.id);
+    if (!deleted) throw new DomainError('not_found', 'unknown_bot', 'no bot with this id', { param: 'botId' });
+    // Its postback URLs answer 404 at once in every web process; workers drop the cached bot
+    // (pollers stop at their next rescan of the bot list).
+    await Promise.all([
+      ...deleted.endpointIds.map((id) => deps.invalidate({ kind: 'endpoint', id })),
+      deps.invalidate({ kind: 'bot', id: bot.id }),
+    ]);
+    ctx.status = 204;
   });
 
   // A new Standard Webhooks signing secret for the bot's Send Webhook calls (the old one stops at once).
