@@ -17,7 +17,7 @@ import { requeueRecordedDelivery } from '../outbound/enqueue.js';
 import { QUEUES } from '../jobs/queue-names.js';
 import type { Logger } from '../config/log.js';
 import { publishInvalidation, subscribeInvalidations, type Invalidation } from '../redis/invalidation.js';
-import { createProducerConnection, redisTarget } from '../redis/connection.js';
+import { createProducerConnection, endUnlessReady, redisTarget } from '../redis/connection.js';
 import { SequenceFloor } from '../redis/sequence-floor.js';
 import { queueDashboard } from '../observability/queue-dashboard.js';
 import { checkReadiness, postgresCheck, redisCheck, workersCheck, type Check } from '../observability/readiness.js';
@@ -191,6 +191,7 @@ export async function startWebTier(
       await closeServer();
       for (const remove of removeSources) remove();
       await subscription.close();
+      await endUnlessReady(redis);
       await queue.close();
       await outbound.close();
       await stepRuns.close();

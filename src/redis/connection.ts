@@ -50,3 +50,28 @@ export function createWorkerConnection(target: RedisTarget, connectionName?: str
     retryStrategy: (attempt) => Math.min(attempt * 200, 5_000),
   });
 }
+
+/**
+ * Ends `connection` before the BullMQ queues and workers that share it are closed, unless it is
+ * ready. Each of them waits for the connection to become ready and fails that wait when the
+ * connection ends; closed first, they no longer listen for the failure, and it surfaces as an
+ * unhandled rejection (which stops a Node process). So a connection caught mid-connect is ended
+ * here and its end awaited (up to `timeoutMs`) while they still listen. A ready connection is left
+ * as it is: their waits are over, and closing workers may still need it.
+ */
+export async function endUnlessReady(connection: Redis, timeoutMs = 1_000): Promise<void> {
+  const status = connection.status;
+  if (status === 'ready' || status === 'end') return;
+  // Between attempts there is no socket: ending it emits nothing, and nothing is waiting on a result.
+  const midConnect = status === 'connecting' || status === 'connect';
+  let timer: NodeJS.Timeout | undefined;
+  const ended = new Promise<void>((resolve) => {
+    connection.once('end', resolve);
+    timer = setTimeout(resolve, midConnect ? timeoutMs : 0);
+  });
+  connection.disconnect();
+  await ended;
+  clearTimeout(timer);
+  // Their waits fail a few promise steps after the end: let those run before anything is closed.
+  await new Promise((resolve) => setImmediate(resolve));
+}

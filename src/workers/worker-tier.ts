@@ -18,7 +18,7 @@ import { startStrandedSweeper } from './stranded-deliveries-sweeper.js';
 import { createGuardedAgent } from '../outbound/delivery/index.js';
 import { HostCircuit, LocalHostLimiter } from '../outbound/fairness/index.js';
 import { USER_AGENT } from '../version.js';
-import { createWorkerConnection, redisTarget } from '../redis/connection.js';
+import { createWorkerConnection, endUnlessReady, redisTarget } from '../redis/connection.js';
 import { DialogLease } from '../redis/dialog-lease.js';
 import { DialogUpdateQueue } from '../jobs/dialog-update-queue.js';
 import { subscribeInvalidations, type InvalidationSubscription } from '../redis/invalidation.js';
@@ -335,6 +335,7 @@ export async function startWorkerTier(
       sweepers.dialogs.stop();
       await sweepers.retention.stop();
       await pollers?.stop();
+      await endUnlessReady(plumbing.connection);
       await Promise.all(workers.map((worker) => worker.close()));
       await runner.inlineDrains.close();
       await Promise.all([

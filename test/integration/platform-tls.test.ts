@@ -5,6 +5,7 @@
  * with verification on, the same servers are refused.
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
@@ -92,6 +93,38 @@ describe('Redis over TLS with a self-signed certificate', () => {
       await h.web?.close();
       await h.db.destroy();
       await h.telegram.close();
+    }
+  });
+
+  it('closing a web tier mid-connect to Redis leaves no unhandled rejection (it would stop the process)', async () => {
+    // A Redis that drops the first connection (a TLS error) and holds the next ones mid-handshake.
+    const held: net.Socket[] = [];
+    let accepted = 0;
+    const server = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      if (accepted++ === 0) socket.destroy();
+      else held.push(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as net.AddressInfo).port;
+    const rejections: unknown[] = [];
+    const collect = (reason: unknown) => rejections.push(reason);
+    process.on('unhandledRejection', collect);
+    try {
+      const h = await startHarness({ env: { REDIS_URL: `rediss://127.0.0.1:${port}` } });
+      await waitFor(async () => held.length > 0, 5_000, 'a connection held mid-handshake');
+      // Its queues are waiting for the connection, and have seen it fail once.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Closing ends the held connection (the server answers its end): its queues' waits for it fail then.
+      await h.web?.close();
+      await h.db.destroy();
+      await h.telegram.close();
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(rejections.map(String)).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', collect);
+      held.forEach((socket) => socket.destroy());
+      server.close();
     }
   });
 
