@@ -163,20 +163,47 @@ export interface DialogConversion {
 
 /** A dialog's conversions, oldest first. */
 export async function listDialogConversions(db: Knex, botId: string, chatId: number): Promise<DialogConversion[]> {
+  return (await listConversionsOfDialogs(db, botId, [chatId])).get(chatId) ?? [];
+}
+
+/** The conversions of several dialogs of a bot in one query, each dialog's oldest first. */
+export async function listConversionsOfDialogs(
+  db: Knex,
+  botId: string,
+  chatIds: readonly number[],
+): Promise<Map<number, DialogConversion[]>> {
+  const byChat = new Map<number, DialogConversion[]>();
+  if (chatIds.length === 0) return byChat;
   const rows = await db('conversions')
-    .where({ bot_id: botId, chat_id: chatId })
+    .where({ bot_id: botId })
+    .whereIn('chat_id', chatIds)
     .orderBy('created_at')
-    .select<ConversionRow[]>('clickid', 'event', 'tid', 'status', 'payout', 'currency', 'created_at', 'updated_at');
-  return rows.map((row) => ({
-    clickid: row.clickid,
-    event: row.event,
-    tid: row.tid === '' ? null : row.tid,
-    status: row.status,
-    payout: payoutText(row.payout),
-    currency: row.currency,
-    createdAt: row.created_at.toISOString(),
-    updatedAt: row.updated_at.toISOString(),
-  }));
+    .select<Array<ConversionRow & { chat_id: number }>>(
+      'chat_id',
+      'clickid',
+      'event',
+      'tid',
+      'status',
+      'payout',
+      'currency',
+      'created_at',
+      'updated_at',
+    );
+  for (const row of rows) {
+    const list = byChat.get(row.chat_id) ?? [];
+    list.push({
+      clickid: row.clickid,
+      event: row.event,
+      tid: row.tid === '' ? null : row.tid,
+      status: row.status,
+      payout: payoutText(row.payout),
+      currency: row.currency,
+      createdAt: row.created_at.toISOString(),
+      updatedAt: row.updated_at.toISOString(),
+    });
+    byChat.set(row.chat_id, list);
+  }
+  return byChat;
 }
 
 export interface ConversionStats {

@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { listDialogConversions } from '../../db/conversions.js';
+import { listConversionsOfDialogs, listDialogConversions } from '../../db/conversions.js';
 import { findDialog, listDialogs, type DialogFilter, type DialogListPosition } from '../../db/dialogs.js';
 import { listStepRefs } from '../../db/script-steps.js';
 import { parseStatus } from '../../domain/dialog.js';
@@ -157,13 +157,13 @@ export function registerDialogRoutes(router: Router, deps: ManagementDeps): void
     const botId = currentBot(ctx).id;
     const { filter, limit, after } = await readListQuery(ctx, deps, botId);
     const page = await listDialogs(deps.db, botId, filter, limit, after);
-    // Each item is the view GET …/dialogs/{chatId} answers, its conversions included.
-    const items = await Promise.all(
-      page.items.map(async (dialog) => ({
-        ...dialog,
-        conversions: await listDialogConversions(deps.db, botId, dialog.chatId),
-      })),
+    // Each item is the view GET …/dialogs/{chatId} answers, its conversions included (one query for the page).
+    const conversions = await listConversionsOfDialogs(
+      deps.db,
+      botId,
+      page.items.map((dialog) => dialog.chatId),
     );
+    const items = page.items.map((dialog) => ({ ...dialog, conversions: conversions.get(dialog.chatId) ?? [] }));
     ctx.body = { items, nextCursor: page.next ? encodeCursor(page.next) : null };
   });
 
