@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { freePort } from '../../bench/lib/processes.js';
+import { redisAnswers } from '../../test/support/private-redis.js';
 
 /**
  * A redis-server of the scenario's own that can be killed and started again on the same port and
@@ -26,20 +27,6 @@ export interface RedisServer {
 export interface RedisServerOptions {
   /** `appendonly yes` with `appendfsync everysec`. */
   aof?: boolean;
-}
-
-async function answers(url: string): Promise<boolean> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-    return (await redis.ping()) === 'PONG';
-  } catch {
-    // Not up yet, or still loading its AOF (LOADING error).
-    return false;
-  } finally {
-    redis.disconnect();
-  }
 }
 
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
@@ -65,7 +52,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     const started = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'ignore'] });
     child = started;
     const deadline = Date.now() + 10_000;
-    while (!(await answers(url))) {
+    while (!(await redisAnswers(url))) {
       if (started.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server on ${port} did not start`);
       await sleep(20);
     }

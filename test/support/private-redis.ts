@@ -30,7 +30,8 @@ export interface PrivateRedisOptions {
   args?: string[];
 }
 
-async function ping(url: string, options: RedisOptions): Promise<boolean> {
+/** Whether a redis-server answers PING at `url` now (false while it starts or loads its AOF). */
+export async function redisAnswers(url: string, options: RedisOptions = {}): Promise<boolean> {
   const redis = new Redis(url, {
     ...options,
     lazyConnect: true,
@@ -115,7 +116,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
       exited = true;
     });
     const deadline = Date.now() + 5_000;
-    while (!exited && Date.now() < deadline && !(await ping(url, clientOptions)))
+    while (!exited && Date.now() < deadline && !(await redisAnswers(url, clientOptions)))
       await new Promise((resolve) => setTimeout(resolve, 50));
     if (exited || Date.now() >= deadline) {
       child.kill('SIGKILL');
