@@ -11,10 +11,11 @@ export interface IncomingLine {
   telegramMessageId: number | null;
 }
 
-/** A message Telegram acknowledged (one part of a split text). */
+/** A message Telegram acknowledged (one part of a split text); the script's unless an operator wrote it. */
 export interface OutgoingLine {
   text: string;
   telegramMessageId: number;
+  sender?: 'operator';
 }
 
 /** One line of the transcript, as the management API shows it. */

@@ -15,7 +15,7 @@ interface ProgressWrite extends DialogRef {
 // (the transcript's script lines), only if this write moves the input past them. A retry resumes
 // after them, so they are neither sent nor recorded twice.
 const WRITE_PROGRESS: NamedStatement = {
-  name: 'flowpost_input_progress_v2',
+  name: 'flowpost_input_progress_v3',
   text: `
   WITH v AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(b uuid, c bigint, s bigint, n int, f boolean, m jsonb)
@@ -29,7 +29,7 @@ const WRITE_PROGRESS: NamedStatement = {
     WHERE i.bot_id = v.b AND i.chat_id = v.c AND i.seq = v.s
   )
   INSERT INTO dialog_messages (bot_id, chat_id, direction, sender, text, telegram_message_id)
-  SELECT v.b, v.c, 'out', 'script', x.e->>'t', (x.e->>'id')::bigint
+  SELECT v.b, v.c, 'out', coalesce(x.e->>'s', 'script'), x.e->>'t', (x.e->>'id')::bigint
   FROM v JOIN cur ON cur.bot_id = v.b AND cur.chat_id = v.c AND cur.seq = v.s AND cur.effects_done < v.n
   CROSS JOIN LATERAL jsonb_array_elements(v.m) WITH ORDINALITY AS x(e, o)
   WHERE v.m IS NOT NULL
@@ -64,7 +64,14 @@ export class InputProgressWriter {
       s: w.seq,
       n: w.done,
       f: w.finish,
-      m: w.sent.length > 0 ? w.sent.map((line) => ({ t: line.text, id: line.telegramMessageId })) : null,
+      m:
+        w.sent.length > 0
+          ? w.sent.map((line) => ({
+              t: line.text,
+              id: line.telegramMessageId,
+              ...(line.sender ? { s: line.sender } : {}),
+            }))
+          : null,
     }));
     await runNamed(this.db, WRITE_PROGRESS, [JSON.stringify(rows)]);
     return writes.map(() => null);

@@ -84,9 +84,13 @@ export async function readParamsBody(ctx: Context): Promise<ParsedBody> {
   );
 }
 
-/** Reads a JSON object body (management API). */
-export async function readJsonBody(ctx: Context): Promise<Record<string, unknown>> {
+/** Reads a JSON object body (management API); with `optional`, no body at all reads as `{}`. */
+export async function readJsonBody(
+  ctx: Context,
+  options: { optional?: boolean } = {},
+): Promise<Record<string, unknown>> {
   const raw = await readRawBody(ctx, 1024 * 1024);
+  if (raw.length === 0 && options.optional) return {};
   if (raw.length === 0) throw new DomainError('invalid', 'invalid_json', 'a JSON object body is required');
   return parseJsonObject(raw);
 }

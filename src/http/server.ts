@@ -24,6 +24,7 @@ import { checkReadiness, postgresCheck, redisCheck, workersCheck, type Check } f
 import { addPoolSource, addQueueSource } from '../observability/sources.js';
 import { highestSequence } from '../db/dialog-inputs.js';
 import { DialogUpdateQueue } from '../jobs/dialog-update-queue.js';
+import { DomainError } from '../domain/errors.js';
 
 export interface WebTierOptions {
   /**
@@ -137,6 +138,16 @@ export async function startWebTier(
       outboundAllowCidrs: config.outboundAllowCidrs,
       invalidate,
       forgetCampaign: (id) => campaignLinks.forget(id),
+      queueDialogInput: async (job) => {
+        if (redis.status !== 'ready') {
+          throw new DomainError('unavailable', 'queue_unavailable', 'the update queue is unreachable');
+        }
+        return updates.add(job).catch((error: unknown) => {
+          throw new DomainError('unavailable', 'queue_unavailable', 'the update queue is unreachable', {
+            cause: error,
+          });
+        });
+      },
       wakeDialog: async (botId, chatId) => {
         await stepRuns.add(
           DRAIN_JOB,

@@ -24,3 +24,11 @@ export function parseBody<T extends z.ZodType>(schema: T, value: unknown): z.inf
 }
 
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A chat id path parameter: an integer (Telegram's are up to 52 bits), else a 400 naming `chatId`. */
+export function chatIdParam(text: string): number {
+  const chatId = /^-?\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(chatId))
+    throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
+  return chatId;
+}

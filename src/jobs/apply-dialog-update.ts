@@ -83,6 +83,9 @@ export function toUpdateInput(data: ChatUpdateJob, seq: number): DialogUpdateInp
       dedupeKey: typeof updateId === 'number' ? telegramDedupeKey(tokenKey, updateId) : null,
     };
   }
+  if (data.operatorMessage) {
+    return { botId, chatId, seq, input: { kind: 'operator_message', text: data.operatorMessage.text } };
+  }
   const { values, move } = splitPostback(data.patch);
   return { botId, chatId, seq, patch: values, ...(move ? { input: move } : {}) };
 }

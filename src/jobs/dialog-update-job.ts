@@ -6,7 +6,8 @@ import { QUEUES } from './queue-names.js';
 export const DIALOG_UPDATE_JOB = 'update';
 
 /**
- * One accepted input of a dialog: a postback's patch, or a Telegram update. Its acceptance order is
+ * One accepted input of a dialog: a postback's (or an operator's) patch, a Telegram update, or an
+ * operator's message. Its acceptance order is
  * the BullMQ job id, which Redis assigns from one counter per queue inside the same atomic step that
  * stores the job; every other input of a dialog (a delay firing) draws from the same counter.
  */
@@ -25,6 +26,7 @@ export type ChatUpdateJob =
       conversion?: ConversionRequest;
       telegram?: undefined;
       clickid?: undefined;
+      operatorMessage?: undefined;
       requestId?: string;
     }
   | {
@@ -33,6 +35,18 @@ export type ChatUpdateJob =
       telegram: { update: unknown; tokenKey: string };
       patch?: undefined;
       conversion?: undefined;
+      clickid?: undefined;
+      operatorMessage?: undefined;
+      requestId?: string;
+    }
+  | {
+      botId: string;
+      chatId: number;
+      /** An operator's text for the user (API.md §3, POST …/dialogs/{chatId}/messages). */
+      operatorMessage: { text: string };
+      patch?: undefined;
+      conversion?: undefined;
+      telegram?: undefined;
       clickid?: undefined;
       requestId?: string;
     };
@@ -48,6 +62,7 @@ export interface ClickUpdateJob {
   conversion?: ConversionRequest;
   chatId?: undefined;
   telegram?: undefined;
+  operatorMessage?: undefined;
   requestId?: string;
 }
 

@@ -57,10 +57,15 @@ export async function recordDelivery(
 }
 
 /** The transcript lines of a sent text: one per message Telegram acknowledged, with that part's text. */
-function sentLines(sender: TelegramSender, text: string, messageIds: readonly number[]): OutgoingLine[] {
+function sentLines(
+  sender: TelegramSender,
+  text: string,
+  messageIds: readonly number[],
+  by: 'operator' | undefined,
+): OutgoingLine[] {
   if (messageIds.length === 0) return [];
   const parts = sender.parts(text);
-  return messageIds.map((id, i) => ({ text: parts[i] ?? '', telegramMessageId: id }));
+  return messageIds.map((id, i) => ({ text: parts[i] ?? '', telegramMessageId: id, ...(by ? { sender: by } : {}) }));
 }
 
 /** Arms a delay's alarm (the dialog row holds the delay itself; a lost alarm is re-armed by the sweeper). */
@@ -96,17 +101,17 @@ export async function carryOut(
   for (let index = from; index < effects.length; index++) {
     const effect = effects[index]!;
     switch (effect.type) {
-      case 'send_message': {
+      case 'send_message':
+      case 'operator_message': {
+        const step = effect.type === 'send_message' ? { stepId: effect.stepId } : { sender: 'operator' as const };
         if (!bot.credentials) {
-          deps.log.warn(
-            { botId: dialog.botId, stepId: effect.stepId },
-            'send_message skipped: the bot has no Telegram token',
-          );
+          deps.log.warn({ botId: dialog.botId, ...step }, `${effect.type} skipped: the bot has no Telegram token`);
           break;
         }
         try {
-          const result = await deps.sender.sendMessage(bot.credentials, dialog.chatId, effect.text, effect.buttons);
-          sent = sentLines(deps.sender, effect.text, result.messageIds);
+          const buttons = effect.type === 'send_message' ? effect.buttons : [];
+          const result = await deps.sender.sendMessage(bot.credentials, dialog.chatId, effect.text, buttons);
+          sent = sentLines(deps.sender, effect.text, result.messageIds, step.sender);
           if (!result.ok) {
             deps.log.info({ ...dialog, reason: result.reason }, 'the user blocked the bot; dialog blocked');
             await blockDialog(deps.db, dialog, seq);
@@ -115,7 +120,7 @@ export async function carryOut(
           }
         } catch (error) {
           if (!(error instanceof TelegramSendError) || error.retryable) throw error;
-          deps.log.warn({ err: error, ...dialog, stepId: effect.stepId }, 'message refused by Telegram; skipped');
+          deps.log.warn({ err: error, ...dialog, ...step }, 'message refused by Telegram; skipped');
         }
         if (index + 1 < effects.length) {
           await deps.progress.advance(dialog, seq, index + 1, sent);

@@ -11,6 +11,7 @@ import type { DialogPatch, DialogStatus } from '../dialog.js';
 import { parseButtonCallbackData } from '../engine/callback-data.js';
 import { runEngine } from '../engine/run-engine.js';
 import { ScriptIndex } from '../engine/script-index.js';
+import { encodeText } from '../../templates/index.js';
 import { destinationRequests, type Destination, type DestinationHappening } from '../tracker/destinations.js';
 import type { EngineResult, EngineScript, EngineStep, Trigger } from '../engine/types.js';
 import type {
@@ -371,6 +372,9 @@ export function decideInput(input: DecideInput): Decision {
       return recorded();
     case 'other':
       return recorded({}, dialog.state.status === 'manual' ? { incoming: { text: null } } : {});
+    case 'operator_message':
+      // Whatever the status: the operator's message moves nothing, and takes its place in the order.
+      return recorded({}, { effects: [{ type: 'operator_message', text: encodeText('html', event.text) }] });
     case 'conversion': {
       const c = event.conversion;
       return sendOnwards(input, decideConversion(input, c), {

@@ -11,7 +11,9 @@ export type DialogInput =
   /** A delay ended: continue at `stepId` (or the step now keyed `stepKey`) if the run that set it is still the newest move. */
   | { kind: 'timer'; scheduledBy: number; stepId: string | null; stepKey: string | null }
   /** A network's conversion for a click the dialog claimed, recorded as new or as a status move. */
-  | { kind: 'conversion'; conversion: DialogConversionInput };
+  | { kind: 'conversion'; conversion: DialogConversionInput }
+  /** An operator's text for the user (plain text: it is escaped for Telegram's HTML when decided). */
+  | { kind: 'operator_message'; text: string };
 
 /** A conversion as the dialog's script sees it (`{{conversion.*}}`). */
 export interface DialogConversionInput {
@@ -66,7 +68,8 @@ export type InputEvent =
   | { kind: 'other' }
   | { kind: 'move'; stepId?: string; stepKey?: string; status?: DialogStatus }
   | { kind: 'timer'; scheduledBy: number; stepId: string | null; stepKey: string | null }
-  | { kind: 'conversion'; conversion: DialogConversionInput };
+  | { kind: 'conversion'; conversion: DialogConversionInput }
+  | { kind: 'operator_message'; text: string };
 
 /** The pending delay of a dialog. */
 export interface DialogTimer {
@@ -91,7 +94,9 @@ export type RecordedEffect =
   | Extract<Effect, { type: 'send_message' }>
   | Extract<Effect, { type: 'send_webhook' }>
   /** A delay step: the timer the input sets on the dialog (its alarm is armed when carried out). */
-  | { type: 'schedule'; stepId: string; timer: DialogTimer };
+  | { type: 'schedule'; stepId: string; timer: DialogTimer }
+  /** An operator's message, rendered for Telegram's HTML parse mode; recorded as the operator's. */
+  | { type: 'operator_message'; text: string };
 
 /** What handling one input does to its dialog, decided before anything is carried out. */
 export interface Decision {

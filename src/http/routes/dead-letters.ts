@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import { z } from 'zod';
 import { listDeadInputs, reviveDeadInput } from '../../db/dialog-inputs.js';
 import { DomainError } from '../../domain/errors.js';
-import { parseBody } from '../validation.js';
+import { chatIdParam, parseBody } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
 const chatIdText = z
@@ -30,9 +30,7 @@ export function registerDeadLetterRoutes(router: Router, deps: ManagementDeps): 
   });
 
   router.post('/bots/:botId/dead-letters/:chatId/:seq/retry', async (ctx) => {
-    const chatId = /^-?\d{1,16}$/.test(ctx.params.chatId!) ? Number(ctx.params.chatId) : Number.NaN;
-    if (!Number.isSafeInteger(chatId))
-      throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
+    const chatId = chatIdParam(ctx.params.chatId!);
     const seq = /^\d{1,16}$/.test(ctx.params.seq!) ? Number(ctx.params.seq) : Number.NaN;
     if (!Number.isSafeInteger(seq))
       throw new DomainError('invalid', 'invalid_seq', 'seq must be a positive integer', { param: 'seq' });

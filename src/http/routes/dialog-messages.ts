@@ -1,17 +1,11 @@
 import type Router from '@koa/router';
 import { dialogExists, listDialogMessages } from '../../db/dialog-messages.js';
 import { DomainError } from '../../domain/errors.js';
+import { chatIdParam } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 200;
-
-function chatIdParam(text: string): number {
-  const chatId = /^-?\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(chatId))
-    throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
-  return chatId;
-}
 
 function limitParam(value: unknown): number {
   if (value === undefined) return DEFAULT_LIMIT;

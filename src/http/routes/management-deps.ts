@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import type { BotRecord } from '../../db/bots.js';
 import type { DeliveryRecord } from '../../db/deliveries.js';
+import type { ChatUpdateJob } from '../../jobs/dialog-update-job.js';
 import type { Invalidation } from '../../redis/invalidation.js';
 
 export interface ManagementDeps {
@@ -13,6 +14,8 @@ export interface ManagementDeps {
   telegramApiRoot: string;
   /** Queues a replayed delivery's new chain of attempts. */
   replayDelivery(delivery: DeliveryRecord): Promise<void>;
+  /** Queues an input of a known dialog (an operator's action) in its one order; resolves with that order. */
+  queueDialogInput(job: ChatUpdateJob): Promise<string>;
   /** Wakes a dialog so that its open inputs are handled (after a dead input is put back). */
   wakeDialog(botId: string, chatId: number): Promise<void>;
   /** Drops cached views of what changed, in this and every other web process. */

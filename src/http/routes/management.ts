@@ -12,6 +12,7 @@ import { registerDialogMessageRoutes } from './dialog-messages.js';
 import { registerDialogRoutes } from './dialogs.js';
 import { registerFieldRoutes } from './fields.js';
 import type { ManagementDeps } from './management-deps.js';
+import { registerOperatorRoutes } from './operator.js';
 import { registerScriptRoutes } from './script.js';
 import { registerWebhookRoutes } from './webhooks.js';
 
@@ -31,6 +32,7 @@ export function managementRouter(deps: ManagementDeps, adminApiKey: string): Rou
   registerScriptRoutes(router, deps);
   registerDialogRoutes(router, deps);
   registerDialogMessageRoutes(router, deps);
+  registerOperatorRoutes(router, deps);
   registerDeliveryRoutes(router, deps);
   registerDeadLetterRoutes(router, deps);
   registerDestinationRoutes(router, deps);
