@@ -13,11 +13,9 @@ export const MAX_OPERATOR_TEXT = 4096;
 /** Most fields, or tags, one operator update may name. */
 const MAX_KEYS_PER_UPDATE = 100;
 
-const tag = z
-  .string()
-  .min(1)
-  .max(64)
-  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must be printable characters');
+// eslint-disable-next-line no-control-regex -- control characters are what a tag may not hold
+const PRINTABLE = /^[^\u0000-\u001f\u007f]+$/;
+const tag = z.string().min(1).max(64).regex(PRINTABLE, 'must be printable characters');
 
 export const releaseSchema = z.strictObject({ stepId: z.string().min(1).max(100).optional() });
 
@@ -46,7 +44,7 @@ export const dialogUpdateSchema = z.strictObject({
  */
 export function registerOperatorRoutes(router: Router, deps: ManagementDeps): void {
   const act = async (ctx: Context, action: OperatorAction): Promise<void> => {
-    const chatId = chatIdParam(String(ctx.params.chatId));
+    const chatId = chatIdParam((ctx.params as Record<string, string>).chatId!);
     const { requestId } = ctx.state as RequestState;
     const { seq } = await performOperatorAction(deps, currentBot(ctx), chatId, action, requestId);
     ctx.status = 202;
