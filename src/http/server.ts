@@ -9,6 +9,7 @@ import { createWebApp } from './app.js';
 import { gracefulCloser } from './graceful-close.js';
 import { PostbackViewCache } from './postback-view-cache.js';
 import { CampaignLinkCache } from './routes/clicks.js';
+import { TelegramBotView } from './routes/telegram.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { DialogUpdateJob } from '../jobs/dialog-update-job.js';
 import { DIALOG_RUN_JOB_OPTIONS, DRAIN_JOB, type DialogRunJob } from '../jobs/dialog-run-job.js';
@@ -85,12 +86,20 @@ export async function startWebTier(
   const updates = new DialogUpdateQueue(queue, redis, sequenceFloor);
 
   const views = new PostbackViewCache(db);
+  const telegramBots = new TelegramBotView(db);
+  const forget = (message: Invalidation): void => {
+    views.invalidate(message);
+    if (message.kind === 'bot') telegramBots.forget(message.id);
+  };
   const subscription = subscribeInvalidations(redisTarget(config), config.queuePrefix, log, {
-    onMessage: (message) => views.invalidate(message),
-    onReset: () => views.clear(),
+    onMessage: forget,
+    onReset: () => {
+      views.clear();
+      telegramBots.clear();
+    },
   });
   const invalidate = async (message: Invalidation): Promise<void> => {
-    views.invalidate(message);
+    forget(message);
     await publishInvalidation(redis, config.queuePrefix, message).catch((error: unknown) =>
       log.warn(
         { err: error, message },
@@ -121,7 +130,7 @@ export async function startWebTier(
     adminApiKey: config.adminApiKey,
     metricsToken: config.metricsToken,
     queueDashboard: queueDashboard([queue, stepRuns, outbound, outboundBatches]),
-    telegram: { db, log, queue: updates },
+    telegram: { db, log, queue: updates, bots: telegramBots },
     postback: {
       db,
       queue: updates,

@@ -227,6 +227,19 @@ describe('DELETE /api/v1/bots/{botId}', () => {
 
     // Known and cached by the web tier before the deletion.
     expect((await fetch(`${postback}?chatId=43`)).status).toBe(202);
+    const { telegram_secret: secret } = await h.db('bots').where({ id: botId }).first('telegram_secret');
+    let updateId = 1;
+    const telegramUpdate = () =>
+      fetch(`${h.baseUrl}/telegram/${botId}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret },
+        body: JSON.stringify({
+          update_id: updateId++,
+          message: { message_id: 1, date: 0, chat: { id: 44, type: 'private' }, text: 'hi' },
+        }),
+      });
+    const accepted = await telegramUpdate();
+    expect(accepted.status, await accepted.text()).toBe(200);
 
     const res = await h.api('DELETE', `/api/v1/bots/${botId}?confirm=${botId.toUpperCase()}`);
     expect(res.status, JSON.stringify(res.body)).toBe(204);
@@ -237,6 +250,10 @@ describe('DELETE /api/v1/bots/{botId}', () => {
 
     const gone = await fetch(`${postback}?chatId=42`);
     expect(gone.status).toBe(404);
+    // Its Telegram webhook is refused at once too (the web tier's view of its secret was dropped).
+    const refused = await telegramUpdate();
+    expect(refused.status).toBe(401);
+    await refused.arrayBuffer();
     expectError(await h.api('GET', `/api/v1/bots/${botId}`), 404, 'unknown_bot', 'botId');
     expectError(await h.api('DELETE', `/api/v1/bots/${botId}?confirm=${botId}`), 404, 'unknown_bot', 'botId');
     expect((await h.api('GET', '/api/v1/bots')).body.items.map((b: { id: string }) => b.id)).not.toContain(botId);

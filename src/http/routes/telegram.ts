@@ -16,6 +16,8 @@ export interface TelegramRouteDeps {
   db: Knex;
   log: Logger;
   queue: DialogUpdateQueue;
+  /** The bots' secrets and tokens as this process knows them (dropped on invalidations). */
+  bots?: TelegramBotView;
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -24,31 +26,53 @@ function sameSecret(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+type KnownBot = { secret: string | null; token: string | null; at: number };
+const UNKNOWN_BOT: KnownBot = { secret: null, token: null, at: 0 };
+
+/**
+ * Each bot's webhook secret and token, read at most every 5 s per bot. A bot id not among the
+ * known ones is refused without a query (see KnownIds); a new bot's id is looked up within the
+ * budget for unknown ids. A deleted bot, or a changed token, is dropped at once through the
+ * invalidations every web process hears.
+ */
+export class TelegramBotView {
+  private readonly secrets = new LruCache<string, KnownBot>(10_000);
+  private readonly botIds: KnownIds;
+
+  constructor(private readonly db: Knex) {
+    this.botIds = new KnownIds(() => listBotIds(db));
+  }
+
+  async get(botId: string): Promise<KnownBot> {
+    if (!(await this.botIds.mayExist(botId))) return UNKNOWN_BOT;
+    const cached = this.secrets.get(botId);
+    if (cached && Date.now() - cached.at < 5_000) return cached;
+    const found = await findTelegramWebhookSecret(this.db, botId);
+    const known: KnownBot = { secret: found?.secret ?? null, token: found?.token ?? null, at: Date.now() };
+    if (found) this.botIds.add(botId);
+    this.secrets.set(botId, known);
+    return known;
+  }
+
+  forget(botId: string): void {
+    this.secrets.delete(botId);
+  }
+
+  clear(): void {
+    this.secrets.clear();
+  }
+}
+
 /**
  * `POST /telegram/{botId}`: an update from Telegram's webhook. The secret header must match the
- * bot's; the update is queued as its dialog's next input (answered 200 once durably queued). A
- * bot id not among the known ones is refused without a query (see KnownIds); a new bot's id is
- * looked up within the budget for unknown ids, and Telegram retries what was refused.
+ * bot's; the update is queued as its dialog's next input (answered 200 once durably queued); what
+ * was refused, Telegram retries.
  */
 export function telegramWebhookHandler(deps: TelegramRouteDeps) {
-  type Known = { secret: string | null; token: string | null; at: number };
-  const secrets = new LruCache<string, Known>(10_000);
-  const botIds = new KnownIds(() => listBotIds(deps.db));
-  const unknown: Known = { secret: null, token: null, at: 0 };
-  const botOf = async (botId: string): Promise<Known> => {
-    if (!(await botIds.mayExist(botId))) return unknown;
-    const cached = secrets.get(botId);
-    if (cached && Date.now() - cached.at < 5_000) return cached;
-    const found = await findTelegramWebhookSecret(deps.db, botId);
-    const known: Known = { secret: found?.secret ?? null, token: found?.token ?? null, at: Date.now() };
-    if (found) botIds.add(botId);
-    secrets.set(botId, known);
-    return known;
-  };
-
+  const bots = deps.bots ?? new TelegramBotView(deps.db);
   return async (ctx: Context, botId: string): Promise<void> => {
     const given = ctx.get('x-telegram-bot-api-secret-token');
-    const known = UUID_PATTERN.test(botId) ? await botOf(botId.toLowerCase()) : null;
+    const known = UUID_PATTERN.test(botId) ? await bots.get(botId.toLowerCase()) : null;
     const secret = known?.secret;
     if (!secret || !given || !sameSecret(given, secret) || !known.token) {
       throw new DomainError(
