@@ -37,15 +37,20 @@ const telegramToken = z
   .regex(/^\d{1,20}:[A-Za-z0-9_-]{20,100}$/, 'must be a Telegram bot token such as 123456:ABC-DEF…');
 const name = z.string().trim().min(1).max(200);
 
-const createBotSchema = z.strictObject({
+export const createBotSchema = z.strictObject({
   name,
   telegramToken: telegramToken.optional(),
   timezone: timezone.default('UTC'),
 });
-const updateBotSchema = z.strictObject({
+export const updateBotSchema = z.strictObject({
   name: name.optional(),
   telegramToken: telegramToken.optional(),
   timezone: timezone.optional(),
+});
+
+/** DELETE's query, as the API description shows it (checked by hand against the bot's id below). */
+export const deleteBotQuerySchema = z.strictObject({
+  confirm: z.string().describe('the id of the bot being deleted: deleting a bot deletes all its dialogs'),
 });
 
 function botJson(bot: BotRecord): object {

@@ -48,14 +48,14 @@ const fields = z
   .refine((value) => Object.keys(value).length <= MAX_FIELDS, { message: `at most ${MAX_FIELDS} fields` });
 const stepKey = keySchema;
 
-const createSchema = z.strictObject({
+export const createCampaignSchema = z.strictObject({
   name,
   params: params.default([]),
   fields: fields.default({}),
   startStep: stepKey.nullable().default(null),
 });
 
-const updateSchema = z.strictObject({
+export const updateCampaignSchema = z.strictObject({
   name: name.optional(),
   params: params.optional(),
   fields: fields.optional(),
@@ -102,14 +102,20 @@ async function campaignOf(deps: ManagementDeps, ctx: Context & { params: Record<
   return campaign;
 }
 
+const isoDateOrDateTime = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+
+/** The stats' query parameters, as the API description shows them (each read by `dateParam`). */
+export const statsQuerySchema = z.strictObject({
+  from: isoDateOrDateTime.optional().describe('an ISO 8601 date or date-time'),
+  to: isoDateOrDateTime.optional().describe('an ISO 8601 date or date-time'),
+});
+
 /** An optional ISO 8601 date or date-time query parameter; 400 naming it when it cannot be read. */
-function dateParam(ctx: Context, param: 'from' | 'to'): Date | null {
+function dateParam(ctx: Context, param: keyof typeof statsQuerySchema.shape): Date | null {
   const value = ctx.query[param];
   if (value === undefined) return null;
   const text = Array.isArray(value) ? undefined : value;
-  const ok =
-    text !== undefined &&
-    (z.iso.date().safeParse(text).success || z.iso.datetime({ offset: true }).safeParse(text).success);
+  const ok = text !== undefined && isoDateOrDateTime.safeParse(text).success;
   if (!ok) {
     throw new DomainError('invalid', `invalid_${param}`, `${param} must be an ISO 8601 date or date-time`, { param });
   }
@@ -134,7 +140,7 @@ export function registerCampaignRoutes(router: Router, deps: ManagementDeps): vo
 
   router.post('/bots/:botId/campaigns', async (ctx) => {
     const bot = currentBot(ctx);
-    const input = parseBody(createSchema, await readJsonBody(ctx));
+    const input = parseBody(createCampaignSchema, await readJsonBody(ctx));
     requireUsername(bot);
     await checkStartStep(deps, bot.id, input.startStep);
     const campaign = await insertCampaign(deps.db, { botId: bot.id, ...input });
@@ -154,7 +160,7 @@ export function registerCampaignRoutes(router: Router, deps: ManagementDeps): vo
   router.patch('/bots/:botId/campaigns/:id', async (ctx) => {
     const bot = currentBot(ctx);
     const existing = await campaignOf(deps, ctx);
-    const input = parseBody(updateSchema, await readJsonBody(ctx));
+    const input = parseBody(updateCampaignSchema, await readJsonBody(ctx));
     await checkStartStep(deps, bot.id, input.startStep);
     const campaign = await updateCampaign(deps.db, bot.id, existing.id, input);
     if (!campaign) throw unknownCampaign();

@@ -10,7 +10,7 @@ const chatIdText = z
   .regex(/^-?\d{1,16}$/, 'must be an integer')
   .transform(Number);
 
-const listQuery = z.strictObject({
+export const deadLetterListQuery = z.strictObject({
   chatId: chatIdText.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
@@ -21,7 +21,7 @@ const listQuery = z.strictObject({
  */
 export function registerDeadLetterRoutes(router: Router, deps: ManagementDeps): void {
   router.get('/bots/:botId/dead-letters', async (ctx) => {
-    const query = parseBody(listQuery, { ...ctx.query });
+    const query = parseBody(deadLetterListQuery, { ...ctx.query });
     const items = await listDeadInputs(deps.db, currentBot(ctx).id, {
       limit: query.limit,
       ...(query.chatId !== undefined ? { chatId: query.chatId } : {}),

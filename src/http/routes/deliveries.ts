@@ -6,17 +6,17 @@ import { readJsonBody } from '../body.js';
 import { parseBody, UUID_PATTERN } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
-const listQuery = z.strictObject({
+export const deliveryListQuery = z.strictObject({
   state: z.enum(DELIVERY_STATES).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
   before: z.iso.datetime({ offset: true }).optional(),
 });
 
-const replaySchema = z.strictObject({ since: z.iso.datetime({ offset: true }) });
+export const replaySchema = z.strictObject({ since: z.iso.datetime({ offset: true }) });
 
 export function registerDeliveryRoutes(router: Router, deps: ManagementDeps): void {
   router.get('/bots/:botId/deliveries', async (ctx) => {
-    const query = parseBody(listQuery, { ...ctx.query });
+    const query = parseBody(deliveryListQuery, { ...ctx.query });
     const deliveries = await listDeliveries(deps.db, currentBot(ctx).id, {
       limit: query.limit,
       ...(query.state ? { state: query.state } : {}),

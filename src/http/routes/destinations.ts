@@ -38,7 +38,7 @@ const fieldsSchema = {
   body: z.string().max(16_384).nullable(),
 };
 
-const createSchema = z.strictObject({
+export const createDestinationSchema = z.strictObject({
   ...fieldsSchema,
   campaigns: fieldsSchema.campaigns.optional(),
   statuses: fieldsSchema.statuses.optional(),
@@ -47,7 +47,7 @@ const createSchema = z.strictObject({
   body: fieldsSchema.body.optional(),
 });
 
-const patchSchema = z.strictObject({
+export const patchDestinationSchema = z.strictObject({
   name: fieldsSchema.name.optional(),
   on: fieldsSchema.on.optional(),
   campaigns: fieldsSchema.campaigns.optional(),
@@ -127,7 +127,7 @@ export function registerDestinationRoutes(router: Router, deps: ManagementDeps):
   };
 
   router.post('/bots/:botId/destinations', async (ctx) => {
-    const input = parseBody(createSchema, await readJsonBody(ctx));
+    const input = parseBody(createDestinationSchema, await readJsonBody(ctx));
     checkParts(input, deps.outboundAllowCidrs);
     const bot = currentBot(ctx);
     const created = await insertDestination(deps.db, bot.id, {
@@ -156,7 +156,7 @@ export function registerDestinationRoutes(router: Router, deps: ManagementDeps):
   router.patch('/bots/:botId/destinations/:id', async (ctx) => {
     const bot = currentBot(ctx);
     const existing = await byId(bot.id, ctx.params.id!);
-    const input = parseBody(patchSchema, await readJsonBody(ctx));
+    const input = parseBody(patchDestinationSchema, await readJsonBody(ctx));
     checkParts(input, deps.outboundAllowCidrs);
     const { on, ...rest } = input;
     const updated = await updateDestination(deps.db, bot.id, existing.id, {

@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import { z } from 'zod';
 import { dialogExists, listDialogMessages } from '../../db/dialog-messages.js';
 import { DomainError } from '../../domain/errors.js';
 import { chatIdParam } from '../validation.js';
@@ -6,6 +7,12 @@ import { currentBot, type ManagementDeps } from './management-deps.js';
 
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 200;
+
+/** The transcript's query parameters, as the API description shows them (read by hand below). */
+export const transcriptQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
+  cursor: z.string().optional().describe('the nextCursor of the previous page'),
+});
 
 function limitParam(value: unknown): number {
   if (value === undefined) return DEFAULT_LIMIT;

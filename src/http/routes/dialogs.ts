@@ -4,29 +4,37 @@ import { z } from 'zod';
 import { listConversionsOfDialogs, listDialogConversions } from '../../db/conversions.js';
 import { findDialog, listDialogs, type DialogFilter, type DialogListPosition } from '../../db/dialogs.js';
 import { listStepRefs } from '../../db/script-steps.js';
-import { parseStatus } from '../../domain/dialog.js';
+import { DIALOG_STATUSES, parseStatus } from '../../domain/dialog.js';
 import { DomainError } from '../../domain/errors.js';
-import { keyProblem } from '../../domain/keys.js';
+import { keyProblem, keySchema } from '../../domain/keys.js';
 import { refuseUnstorableText, UUID_PATTERN } from '../validation.js';
 import { CAMPAIGN_ID_PATTERN } from './clicks.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
-const LIST_PARAMS: ReadonlySet<string> = new Set([
-  'status',
-  'step',
-  'tag',
-  'campaign',
-  'started',
-  'updatedSince',
-  'q',
-  'limit',
-  'cursor',
-]);
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 200;
 const MAX_Q_LENGTH = 200;
 const MAX_TAGS = 20;
 const MAX_FIELDS = 20;
+
+const isoDateOrDateTime = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+
+/**
+ * The listing's query parameters, as the API description shows them (`field.KEY=` aside). The
+ * parser below reads them by hand (a step by key, repeated tags); the names it accepts are this shape's.
+ */
+export const dialogListQuerySchema = z.strictObject({
+  status: z.enum(DIALOG_STATUSES).optional().describe('case-insensitive'),
+  step: z.string().optional().describe("the step's id (UUID) or key"),
+  tag: z.array(keySchema).max(MAX_TAGS).optional().describe('dialogs with every tag given'),
+  campaign: z.string().regex(CAMPAIGN_ID_PATTERN).optional().describe('dialogs started from this campaign'),
+  started: z.enum(['true', 'false']).optional(),
+  updatedSince: isoDateOrDateTime.optional().describe('an ISO 8601 date or date-time'),
+  q: z.string().max(MAX_Q_LENGTH).optional().describe('searches name and username'),
+  limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
+  cursor: z.string().optional().describe('the nextCursor of the previous page'),
+});
+const LIST_PARAMS: ReadonlySet<string> = new Set(Object.keys(dialogListQuerySchema.shape));
 
 function bad(param: string, message: string, code = `invalid_${param.replace(/\W/g, '_')}`): DomainError {
   return new DomainError('invalid', code, `${param} ${message}`, { param });
@@ -129,9 +137,8 @@ async function readListQuery(
 
   const updatedSince = single(ctx, 'updatedSince');
   if (updatedSince !== undefined) {
-    const ok =
-      z.iso.date().safeParse(updatedSince).success || z.iso.datetime({ offset: true }).safeParse(updatedSince).success;
-    if (!ok) throw bad('updatedSince', 'must be an ISO 8601 date or date-time');
+    if (!isoDateOrDateTime.safeParse(updatedSince).success)
+      throw bad('updatedSince', 'must be an ISO 8601 date or date-time');
     filter.updatedSince = new Date(updatedSince);
   }
 

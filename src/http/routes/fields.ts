@@ -8,7 +8,7 @@ import { readJsonBody } from '../body.js';
 import { parseBody } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
-const fieldSchema = z
+export const fieldSchema = z
   .strictObject({
     name: z.string().trim().min(1).max(200),
     type: z.enum(FIELD_TYPES),

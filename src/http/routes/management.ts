@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import { findBot } from '../../db/bots.js';
 import { DomainError } from '../../domain/errors.js';
 import { bearerAuth } from '../auth.js';
+import { registerOpenApiRoute } from '../openapi/route.js';
 import { UUID_PATTERN } from '../validation.js';
 import { registerBotRoutes } from './bots.js';
 import { registerCampaignRoutes } from './campaigns.js';
@@ -37,5 +38,6 @@ export function managementRouter(deps: ManagementDeps, adminApiKey: string): Rou
   registerDeadLetterRoutes(router, deps);
   registerDestinationRoutes(router, deps);
   registerCampaignRoutes(router, deps);
+  registerOpenApiRoute(router, deps.publicUrl);
   return router;
 }

@@ -6,7 +6,7 @@ import { readJsonBody } from '../body.js';
 import { parseBody, UUID_PATTERN } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
-const createSchema = z.strictObject({
+export const createWebhookSchema = z.strictObject({
   name: z.string().trim().min(1).max(200),
   /** Requests a second this URL accepts (per web process); defaults to POSTBACK_RATE_LIMIT. */
   rateLimit: z.number().int().min(1).max(1_000_000).optional(),
@@ -22,7 +22,7 @@ export function registerWebhookRoutes(router: Router, deps: ManagementDeps): voi
   });
 
   router.post('/bots/:botId/webhooks', async (ctx) => {
-    const input = parseBody(createSchema, await readJsonBody(ctx));
+    const input = parseBody(createWebhookSchema, await readJsonBody(ctx));
     const endpoint = await insertEndpoint(deps.db, currentBot(ctx).id, input.name, input.rateLimit ?? null);
     await deps.invalidate({ kind: 'endpoint', id: endpoint.id });
     ctx.status = 201;
