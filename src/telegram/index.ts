@@ -26,4 +26,4 @@ export {
   type TelegramSenderOptions,
 } from './sender.js';
 export { classifyUpdate, type ClassifyOptions, type TelegramEvent, type TelegramUserInfo } from './update-shape.js';
-export { generateWebhookSecret, registerWebhook, usesWebhook, webhookUrl } from './webhook-setup.js';
+export { generateWebhookSecret, registerWebhook, removeWebhook, usesWebhook, webhookUrl } from './webhook-setup.js';

@@ -11,10 +11,11 @@ import {
 } from '../../db/bots.js';
 import { DomainError } from '../../domain/errors.js';
 import { generateSigningSecret } from '../../outbound/delivery/index.js';
+import { parseBotInfo } from '../../telegram/index.js';
 import { readJsonBody } from '../body.js';
 import { parseBody } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
-import { connectTelegram, type TelegramConnection } from './telegram-connect.js';
+import { connectTelegram, disconnectTelegram, type TelegramConnection } from './telegram-connect.js';
 
 /** An IANA time zone in its canonical spelling (`europe/berlin` → `Europe/Berlin`), or null. */
 function canonicalTimeZone(value: string): string | null {
@@ -116,6 +117,11 @@ export function registerBotRoutes(router: Router, deps: ManagementDeps): void {
       ...deleted.endpointIds.map((id) => deps.invalidate({ kind: 'endpoint', id })),
       deps.invalidate({ kind: 'bot', id: bot.id }),
     ]);
+    const info = parseBotInfo(bot.telegramInfo);
+    if (bot.telegramToken && info) {
+      const told = await disconnectTelegram(bot.telegramToken, info, deps.telegramApiRoot, deps.publicUrl);
+      if (!told) ctx.set('Warning', '199 flowpost "Telegram could not be told to stop sending the bot\'s updates"');
+    }
     ctx.status = 204;
   });
 

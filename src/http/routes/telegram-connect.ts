@@ -5,6 +5,7 @@ import {
   generateWebhookSecret,
   getMe,
   registerWebhook,
+  removeWebhook,
   TelegramApiError,
   usesWebhook,
 } from '../../telegram/index.js';
@@ -42,4 +43,22 @@ export async function connectTelegram(token: string, apiRoot: string, publicUrl:
       await registerWebhook(createBot(token, botInfo, apiRoot), publicUrl, botId, secret).catch(refusal);
     },
   };
+}
+
+/**
+ * Best effort, after a bot is deleted: asks Telegram to stop posting its updates here (they would
+ * only be refused). Resolves false when Telegram could not be told within `timeoutMs`.
+ */
+export async function disconnectTelegram(
+  token: string,
+  botInfo: UserFromGetMe,
+  apiRoot: string,
+  publicUrl: string,
+  timeoutMs = 3_000,
+): Promise<boolean> {
+  if (!usesWebhook(publicUrl)) return true;
+  return removeWebhook(createBot(token, botInfo, apiRoot), AbortSignal.timeout(timeoutMs)).then(
+    () => true,
+    () => false,
+  );
 }
