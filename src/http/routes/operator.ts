@@ -9,7 +9,7 @@ import { chatIdParam, parseBody } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
 /** Longest operator message: one Telegram message (4096 characters). */
-export const MAX_OPERATOR_TEXT = 4096;
+const MAX_OPERATOR_TEXT = 4096;
 /** Most fields, or tags, one operator update may name. */
 const MAX_KEYS_PER_UPDATE = 100;
 
