@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../src/db/connection.js';
 import { createLogger } from '../../src/config/log.js';
 import { startWebTier } from '../../src/http/server.js';
+import type { ManagementDeps } from '../../src/http/routes/management-deps.js';
+import { managementRouter } from '../../src/http/routes/management.js';
 import {
   ADMIN_KEY,
   createBotWithEndpoint,
@@ -646,6 +648,31 @@ describe('authentication', () => {
     }
     // The scheme is case-insensitive, as RFC 7235 says.
     expect((await raw('GET', routes[1]!.path, { authorization: `bearer ${ADMIN_KEY}` })).status).toBe(200);
+  });
+
+  it('every route the management router has, found by walking it, answers 401 without the key', async () => {
+    // The list above names routes by hand; this walk covers every route added since, with a real bot's id.
+    const botId = await createBot();
+    const router = managementRouter({ publicUrl: PUBLIC_URL } as ManagementDeps, ADMIN_KEY);
+    let checked = 0;
+    for (const layer of router.stack) {
+      for (const method of layer.methods.filter((m) => m !== 'HEAD')) {
+        const path = String(layer.path).replace(/:(\w+)/g, (_, name: string) =>
+          name === 'botId' ? botId : name === 'id' ? randomUUID() : '1',
+        );
+        const res = await raw(
+          method,
+          path,
+          { 'content-type': 'application/json' },
+          method === 'GET' ? undefined : '{}',
+        );
+        expect(res.status, `${method} ${path}`).toBe(401);
+        expect(res.body?.error?.code, `${method} ${path}`).toBe('unauthorized');
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(38);
+    expect((await h.api('GET', `/api/v1/bots/${botId}`)).status).toBe(200);
   });
 
   it('an unauthenticated request to an unknown bot is 401, not 404', async () => {
