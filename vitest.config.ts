@@ -57,7 +57,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
+          include: ['test/integration/**/*.test.ts', 'test/browser/**/*.test.ts'],
           isolate: false,
           globalSetup: ['test/support/global-setup.ts'],
           setupFiles: ['test/support/file-database.ts'],

@@ -1,5 +1,8 @@
 import Router from '@koa/router';
+import type { Redis } from 'ioredis';
 import Koa, { type Middleware } from 'koa';
+import { consoleMiddleware } from '../console/router.js';
+import { SessionStore } from '../console/session.js';
 import { DomainError } from '../domain/errors.js';
 import type { Logger } from '../config/log.js';
 import { registry } from '../observability/metrics.js';
@@ -29,6 +32,8 @@ export interface WebAppDeps {
   readiness(): Promise<Readiness>;
   /** The queue dashboard (bull-board), served behind the admin key at /admin/queues. */
   queueDashboard?: Middleware;
+  /** Where the web console keeps its sessions: this Redis, under the BullMQ prefix. */
+  console: { redis: Redis; queuePrefix: string };
 }
 
 /** The web tier: postbacks, campaign links, the management API and health checks. Stateless; run as many as needed. */
@@ -70,6 +75,15 @@ export function createWebApp(deps: WebAppDeps): Koa {
       });
     });
   }
+
+  // The web console under /console: after the postback path, so postbacks never reach it.
+  app.use(
+    consoleMiddleware({
+      management: deps.management,
+      sessions: new SessionStore(deps.console.redis, deps.console.queuePrefix, deps.adminApiKey),
+      adminApiKey: deps.adminApiKey,
+    }),
+  );
 
   const router = new Router();
   const named = (ctx: Koa.Context, route: NonNullable<RequestState['route']>) =>

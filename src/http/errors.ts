@@ -17,7 +17,7 @@ const STATUS_OF_KIND: Record<DomainErrorKind, number> = {
   unavailable: 503,
 };
 
-function statusOf(kind: DomainErrorKind): number {
+export function statusOf(kind: DomainErrorKind): number {
   return STATUS_OF_KIND[kind];
 }
 

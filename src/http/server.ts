@@ -167,6 +167,7 @@ export async function startWebTier(
       replayDelivery: (d) => requeueRecordedDelivery(outbound, d),
     },
     clicks: { db, links: campaignLinks },
+    console: { redis, queuePrefix: config.queuePrefix },
     readiness: () => checkReadiness(readinessChecks),
   });
 

@@ -29,6 +29,7 @@ export type RouteName =
   | 'readyz'
   | 'metrics'
   | 'queue_dashboard'
+  | 'console'
   | 'unmatched';
 
 /** `ctx.state` of a request; its logger is bound when first used (most ingest requests log nothing). */

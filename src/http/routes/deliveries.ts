@@ -1,6 +1,12 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
-import { DELIVERY_STATES, findDelivery, listDeliveries, replayDeliveries } from '../../db/deliveries.js';
+import {
+  DELIVERY_STATES,
+  findDelivery,
+  listDeliveries,
+  replayDeliveries,
+  type DeliveryRecord,
+} from '../../db/deliveries.js';
 import { DomainError } from '../../domain/errors.js';
 import { readJsonBody } from '../body.js';
 import { parseBody, UUID_PATTERN } from '../validation.js';
@@ -14,6 +20,29 @@ export const deliveryListQuery = z.strictObject({
 
 export const replaySchema = z.strictObject({ since: z.iso.datetime({ offset: true }) });
 
+/**
+ * Replays a failed delivery (POST /api/v1/deliveries/{id}/retry and the console's Replay button):
+ * 404 for an unknown id (or one of another bot than `botId`, when given), 409 unless it failed.
+ */
+export async function retryFailedDelivery(deps: ManagementDeps, id: string, botId?: string): Promise<DeliveryRecord> {
+  const found = UUID_PATTERN.test(id) ? await findDelivery(deps.db, id.toLowerCase()) : null;
+  const delivery = found && (botId === undefined || found.botId === botId) ? found : null;
+  if (!delivery) throw new DomainError('not_found', 'unknown_delivery', 'no delivery with this id', { param: 'id' });
+  if (delivery.state !== 'failed')
+    throw new DomainError(
+      'conflict',
+      'not_failed',
+      `the delivery is ${delivery.state}; only a failed one is replayed`,
+      {
+        param: 'id',
+      },
+    );
+  const [replayed] = await replayDeliveries(deps.db, { id: delivery.id });
+  const fresh = replayed ? await findDelivery(deps.db, replayed) : null;
+  if (fresh) await deps.replayDelivery(fresh);
+  return delivery;
+}
+
 export function registerDeliveryRoutes(router: Router, deps: ManagementDeps): void {
   router.get('/bots/:botId/deliveries', async (ctx) => {
     const query = parseBody(deliveryListQuery, { ...ctx.query });
@@ -26,19 +55,7 @@ export function registerDeliveryRoutes(router: Router, deps: ManagementDeps): vo
   });
 
   router.post('/deliveries/:id/retry', async (ctx) => {
-    const id = ctx.params.id!;
-    const delivery = UUID_PATTERN.test(id) ? await findDelivery(deps.db, id.toLowerCase()) : null;
-    if (!delivery) throw new DomainError('not_found', 'unknown_delivery', 'no delivery with this id', { param: 'id' });
-    if (delivery.state !== 'failed')
-      throw new DomainError(
-        'conflict',
-        'not_failed',
-        `the delivery is ${delivery.state}; only a failed one is replayed`,
-        { param: 'id' },
-      );
-    const [replayed] = await replayDeliveries(deps.db, { id: delivery.id });
-    const fresh = replayed ? await findDelivery(deps.db, replayed) : null;
-    if (fresh) await deps.replayDelivery(fresh);
+    const delivery = await retryFailedDelivery(deps, ctx.params.id!);
     ctx.status = 202;
     ctx.body = { ok: true, id: delivery.id, messageId: delivery.messageId };
   });

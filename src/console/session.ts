@@ -1,0 +1,87 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/** A console session lasts this long after its last request (sliding). */
+const SESSION_TTL_SECONDS = 12 * 60 * 60;
+
+export const SESSION_COOKIE = 'flowpost_session';
+
+export interface ConsoleSession {
+  id: string;
+  /** The synchronizer token every form of this session carries. */
+  csrf: string;
+  createdAt: number;
+}
+
+interface StoredSession {
+  csrf: string;
+  createdAt: number;
+  /** Which admin key signed this session in (a keyed digest): a rotated ADMIN_API_KEY ends it. */
+  keyTag: string;
+}
+
+const SESSION_ID = /^[0-9a-f]{64}$/;
+
+/** A digest that names the admin key without revealing it (keyed, so it is no plain hash of the key). */
+function keyTag(adminApiKey: string): string {
+  return createHmac('sha256', adminApiKey).update('flowpost console session').digest('hex');
+}
+
+function sameText(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/**
+ * Console sessions in Redis, under the BullMQ prefix: every web process accepts them, and signing
+ * out (or letting 12 hours pass without a request) ends them everywhere.
+ */
+export class SessionStore {
+  readonly #keyTag: string;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    adminApiKey: string,
+  ) {
+    this.#keyTag = keyTag(adminApiKey);
+  }
+
+  #key(id: string): string {
+    return `${this.prefix}:console:session:${id}`;
+  }
+
+  async create(): Promise<ConsoleSession> {
+    const session = {
+      id: randomBytes(32).toString('hex'),
+      csrf: randomBytes(32).toString('hex'),
+      createdAt: Date.now(),
+    };
+    const stored: StoredSession = { csrf: session.csrf, createdAt: session.createdAt, keyTag: this.#keyTag };
+    await this.redis.set(this.#key(session.id), JSON.stringify(stored), 'EX', SESSION_TTL_SECONDS);
+    return session;
+  }
+
+  /** The live session of this id, its lifetime renewed; null when unknown, expired or from another admin key. */
+  async find(id: string | undefined): Promise<ConsoleSession | null> {
+    if (id === undefined || !SESSION_ID.test(id)) return null;
+    const text = await this.redis.getex(this.#key(id), 'EX', SESSION_TTL_SECONDS);
+    if (text === null) return null;
+    let stored: StoredSession;
+    try {
+      stored = JSON.parse(text) as StoredSession;
+    } catch {
+      return null;
+    }
+    if (typeof stored.keyTag !== 'string' || !sameText(stored.keyTag, this.#keyTag)) {
+      await this.revoke(id);
+      return null;
+    }
+    return { id, csrf: stored.csrf, createdAt: stored.createdAt };
+  }
+
+  async revoke(id: string): Promise<void> {
+    if (SESSION_ID.test(id)) await this.redis.del(this.#key(id));
+  }
+}

@@ -1,0 +1,56 @@
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { ADMIN_KEY } from './harness.js';
+
+// Headless Chromium from the system (Debian's `chromium` package): nothing is downloaded. Each test
+// takes a fresh context (no cookies, no storage) from one browser per file.
+
+const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** A fresh context for `baseUrl`, 1280×800 unless told otherwise. */
+export async function newContext(
+  browser: Browser,
+  baseUrl: string,
+  options: { width?: number; height?: number; clipboard?: boolean } = {},
+): Promise<BrowserContext> {
+  const context = await browser.newContext({
+    baseURL: baseUrl,
+    viewport: { width: options.width ?? 1280, height: options.height ?? 800 },
+  });
+  if (options.clipboard) await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseUrl });
+  return context;
+}
+
+/** Signs in through the form; resolves on the page it lands on. */
+export async function signIn(page: Page, key = ADMIN_KEY, path = '/console/sign-in'): Promise<void> {
+  await page.goto(path);
+  await page.getByLabel('Admin key').fill(key);
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Sign in' }).click()]);
+}
+
+/** Whether the page scrolls sideways at its current width. */
+export async function scrollsSideways(page: Page): Promise<boolean> {
+  return page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+}
+
+/** Saves a screenshot of the page when SCREENSHOTS_DIR is set (docs/screenshots/ holds the README's). */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  const dir = process.env.SCREENSHOTS_DIR;
+  if (!dir) return;
+  await page.screenshot({ path: `${dir}/${name}.png`, fullPage: false });
+}
