@@ -26,10 +26,20 @@ const SCRIPT = {
 beforeAll(async () => {
   h = await startHarness({
     workers: true,
-    env: { OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8', OUTBOUND_RETRY_SCHEDULE: '0,0.1', OUTBOUND_TIMEOUT_MS: '1000' },
+    env: {
+      PUBLIC_URL: 'https://flowpost.example.com',
+      OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
+      OUTBOUND_RETRY_SCHEDULE: '0,0.1',
+      OUTBOUND_TIMEOUT_MS: '1000',
+    },
   });
   browser = await launchBrowser();
-  const bot = await h.api('POST', '/api/v1/bots', { name: 'Spring promo' });
+  // A Telegram token (answered by the harness's fake Bot API) gives the bot a username: campaign links need one.
+  const bot = await h.api('POST', '/api/v1/bots', {
+    name: 'Spring promo',
+    telegramToken: '7100001:AAH-fake-token-for-console-tests',
+  });
+  expect(bot.status, JSON.stringify(bot.body)).toBe(201);
   botId = bot.body.id;
   endpointId = (await h.api('POST', `/api/v1/bots/${botId}/webhooks`, { name: 'tracker' })).body.id;
   expect((await h.api('PUT', `/api/v1/bots/${botId}/script`, SCRIPT)).status).toBe(200);
@@ -60,6 +70,7 @@ describe('signing in and out', () => {
     const page = await context.newPage();
     await page.goto('/console');
     expect(new URL(page.url()).pathname).toBe('/console/sign-in');
+    await screenshot(page, 'sign-in');
 
     await signIn(page, 'not-the-key');
     expect(await page.getByRole('alert').textContent()).toBe('That is not the admin key.');
@@ -69,6 +80,7 @@ describe('signing in and out', () => {
     expect(new URL(page.url()).pathname).toBe('/console/bots');
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Bots');
     expect(await page.getByRole('link', { name: 'Spring promo' }).count()).toBe(1);
+    await screenshot(page, 'bots');
     const cookie = await sessionCookie(context);
 
     await Promise.all([page.waitForURL(/\/console\/sign-in/), page.getByRole('button', { name: 'Sign out' }).click()]);
@@ -196,6 +208,26 @@ describe('forms', () => {
 });
 
 describe('the bot page', () => {
+  it('shows campaign links with their stats', async () => {
+    const campaign = await h.api('POST', `/api/v1/bots/${botId}/campaigns`, { name: 'Instagram <spring>' });
+    expect(campaign.status, JSON.stringify(campaign.body)).toBe(201);
+    for (let i = 0; i < 3; i++) await fetch(`${h.baseUrl}/c/${campaign.body.id}`, { redirect: 'manual' });
+    const context = await newContext(browser, h.baseUrl);
+    const page = await context.newPage();
+    await signIn(page, ADMIN_KEY, `/console/sign-in?next=${encodeURIComponent(`/console/bots/${botId}`)}`);
+    const card = page.locator('li.card', { has: page.getByRole('heading', { name: 'Instagram <spring>' }) });
+    expect(await card.getByLabel('Instagram <spring>: click link', { exact: true }).inputValue()).toBe(
+      campaign.body.link,
+    );
+    expect(await card.getByLabel('Instagram <spring>: Telegram link', { exact: true }).inputValue()).toBe(
+      campaign.body.telegramLink,
+    );
+    expect((await card.locator('.stats').innerText()).replace(/\s+/g, ' ')).toContain(
+      'Clicks 3 Starts 0 Conversions none',
+    );
+    await context.close();
+  });
+
   it('shows the webhook URLs with labelled copy buttons that copy them', async () => {
     const context = await newContext(browser, h.baseUrl, { clipboard: true });
     const page = await context.newPage();
@@ -228,9 +260,12 @@ describe('the script page', () => {
     await editor.fill(JSON.stringify(broken, null, 2));
     await page.getByRole('button', { name: 'Save script' }).click();
     await page.waitForLoadState('load');
-    const group = page.locator('.problem-group[data-step-index="1"]');
-    expect((await group.locator('h3').textContent())!.trim()).toMatch(/^Step 2 · bye steps\[1\]$/);
-    expect(await group.locator('li').first().textContent()).toMatch(/steps\[1\]\.next.*nowhere/);
+    // The problem is listed with its step (index and key), and the other step has none.
+    const step = page.locator('.step[data-step-index="1"]');
+    expect((await step.locator('h3').innerText()).trim()).toBe('Step 2 · bye send_message');
+    expect(await step.locator('.step-problems li').allInnerTexts()).toEqual(['steps[1].next names no step: "nowhere"']);
+    expect(await page.locator('.step[data-step-index="0"] .step-problems').count()).toBe(0);
+    expect(await page.getByRole('alert').locator('h2').innerText()).toBe('The script has 1 problem; nothing was saved');
     expect(JSON.parse(await editor.inputValue()).steps[1].next).toBe('nowhere');
     expect(await editor.getAttribute('aria-invalid')).toBe('true');
     await screenshot(page, 'script-problems');

@@ -98,7 +98,7 @@ export function registerBotPages(router: Router, deps: ConsoleDeps): void {
       body:
         bots.length === 0
           ? html`<p>No bots yet: create one with <code>POST /api/v1/bots</code>.</p>`
-          : html`<ul class="cards">
+          : html`<ul class="cards tiles">
               ${each(
                 bots,
                 (bot) =>

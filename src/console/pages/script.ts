@@ -41,53 +41,109 @@ export function groupProblems(problems: readonly ScriptProblem[]): ProblemGroup[
   return general.problems.length > 0 ? [general, ...steps] : steps;
 }
 
-function problemList(groups: ProblemGroup[]): SafeHtml {
+interface OutlineStep {
+  index: number;
+  key: string | undefined;
+  type: string | undefined;
+  problems: ProblemGroup['problems'];
+}
+
+/** Every step of the (submitted) document, each with its problems; steps only problems name come last. */
+function outlineOf(document: unknown, groups: readonly ProblemGroup[]): OutlineStep[] {
+  const steps = (document as { steps?: unknown } | null)?.steps;
+  const list = Array.isArray(steps) ? (steps as unknown[]) : [];
+  const byIndex = new Map(groups.filter((group) => group.index !== null).map((group) => [group.index!, group]));
+  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  const outline: OutlineStep[] = list.map((step, index) => {
+    const fields = typeof step === 'object' && step !== null ? (step as Record<string, unknown>) : {};
+    return { index, key: text(fields.key), type: text(fields.type), problems: byIndex.get(index)?.problems ?? [] };
+  });
+  for (const [index, group] of byIndex)
+    if (index >= list.length) outline.push({ index, key: group.step, type: undefined, problems: group.problems });
+  return outline;
+}
+
+function problemSummary(groups: readonly ProblemGroup[]): SafeHtml {
   const count = groups.reduce((sum, group) => sum + group.problems.length, 0);
+  const general = groups.find((group) => group.index === null)?.problems ?? [];
+  const inSteps = count - general.length;
   return html`<section class="problems" id="script-problems" aria-labelledby="problems-heading" role="alert">
     <h2 id="problems-heading">The script has ${count} problem${count === 1 ? '' : 's'}; nothing was saved</h2>
-    <ol class="problem-groups">
-      ${each(
-        groups,
-        (group) =>
-          html`<li class="problem-group" ${group.index === null ? null : html` data-step-index="${group.index}"`}>
-            <h3>
-              ${group.index === null ? 'The document' : html`Step ${group.index + 1}${group.step ? html` · <code>${group.step}</code>` : null} <span class="path">steps[${group.index}]</span>`}
-            </h3>
-            <ul>
-              ${each(group.problems, (problem) => html`<li><code class="path">${problem.path || '(document)'}</code> ${problem.message}</li>`)}
-            </ul>
-          </li>`,
-      )}
-    </ol>
+    ${
+      general.length > 0
+        ? html`<ul class="general-problems">
+            ${each(general, (problem) => html`<li>${problem.path ? html`<code class="path">${problem.path}</code> ` : null}${problem.message}</li>`)}
+          </ul>`
+        : null
+    }
+    ${inSteps > 0 ? html`<p><a href="#steps-heading">${inSteps} ${inSteps === 1 ? 'is' : 'are'} shown with ${inSteps === 1 ? 'its step' : 'their steps'}</a>.</p>` : null}
   </section>`;
 }
 
-function sendScriptPage(ctx: Context, bot: BotRecord, text: string, groups?: ProblemGroup[]): void {
-  const invalid = groups !== undefined && groups.length > 0;
+function stepOutline(outline: readonly OutlineStep[]): SafeHtml {
+  return html`<section class="step-outline" aria-labelledby="steps-heading">
+    <h2 id="steps-heading">Steps</h2>
+    ${
+      outline.length === 0
+        ? html`<p>No steps to show.</p>`
+        : html`<ol>
+            ${each(
+              outline,
+              (step) =>
+                html`<li class="step${step.problems.length > 0 ? ' has-problems' : ''}" data-step-index="${step.index}">
+                  <h3>
+                    Step
+                    ${step.index + 1}${step.key ? html` · <code>${step.key}</code>` : null}${step.type ? html` <span class="path">${step.type}</span>` : null}
+                  </h3>
+                  ${
+                    step.problems.length > 0
+                      ? html`<ul class="step-problems">
+                          ${each(step.problems, (problem) => html`<li><code class="path">${problem.path}</code> ${problem.message}</li>`)}
+                        </ul>`
+                      : null
+                  }
+                </li>`,
+            )}
+          </ol>`
+    }
+  </section>`;
+}
+
+function sendScriptPage(
+  ctx: Context,
+  bot: BotRecord,
+  text: string,
+  document: unknown,
+  groups: ProblemGroup[] = [],
+): void {
+  const invalid = groups.length > 0;
   sendPage(ctx, {
     title: 'Script',
     crumbs: botCrumbs(bot),
     status: invalid ? 422 : 200,
-    body: html`${invalid ? problemList(groups) : null}
-      <form method="post" action="${botPath(bot.id, 'script')}" class="stack">
-        ${csrfInput(sessionOf(ctx).csrf)}
-        <label for="script-document">Script document (JSON)</label>
-        <p class="hint" id="script-hint">
-          The document <code>PUT /api/v1/bots/${bot.id}/script</code> takes, checked as it checks it. Step ids are not
-          shown: each step keeps its id by its key.
-        </p>
-        <textarea
-          id="script-document"
-          name="script"
-          rows="28"
-          spellcheck="false"
-          autocapitalize="off"
-          aria-describedby="script-hint${invalid ? ' script-problems' : ''}"
-          ${invalid ? html` aria-invalid="true"` : null}
-        >
+    body: html`${invalid ? problemSummary(groups) : null}
+      <div class="script-layout">
+        <form method="post" action="${botPath(bot.id, 'script')}" class="stack">
+          ${csrfInput(sessionOf(ctx).csrf)}
+          <label for="script-document">Script document (JSON)</label>
+          <p class="hint" id="script-hint">
+            The document <code>PUT /api/v1/bots/${bot.id}/script</code> takes, checked as it checks it. Step ids are not
+            shown: each step keeps its id by its key.
+          </p>
+          <textarea
+            id="script-document"
+            name="script"
+            rows="28"
+            spellcheck="false"
+            autocapitalize="off"
+            aria-describedby="script-hint${invalid ? ' script-problems' : ''}"
+            ${invalid ? html` aria-invalid="true"` : null}
+          >
 ${text}</textarea>
-        <button type="submit">Save script</button>
-      </form>`,
+          <button type="submit">Save script</button>
+        </form>
+        ${stepOutline(outlineOf(document, groups))}
+      </div>`,
   });
 }
 
@@ -113,7 +169,7 @@ export function registerScriptPages(router: Router, deps: ConsoleDeps): void {
   router.get('/bots/:botId/script', async (ctx) => {
     const bot = botOf(ctx);
     const document = editableDocument(await scriptDocument(deps.management.db, bot.id));
-    sendScriptPage(ctx, bot, JSON.stringify(document, null, 2));
+    sendScriptPage(ctx, bot, JSON.stringify(document, null, 2), document);
   });
 
   router.post('/bots/:botId/script', async (ctx) => {
@@ -121,7 +177,7 @@ export function registerScriptPages(router: Router, deps: ConsoleDeps): void {
     const text = formOf(ctx).get('script') ?? '';
     const parsed = parseDocument(text);
     if ('problem' in parsed) {
-      sendScriptPage(ctx, bot, text, groupProblems([parsed.problem]));
+      sendScriptPage(ctx, bot, text, undefined, groupProblems([parsed.problem]));
       return;
     }
     try {
@@ -133,7 +189,7 @@ export function registerScriptPages(router: Router, deps: ConsoleDeps): void {
         error.code === 'invalid_script'
           ? (error.details?.problems as ScriptProblem[])
           : [{ path: error.param ?? '', message: error.message }];
-      sendScriptPage(ctx, bot, text, groupProblems(problems));
+      sendScriptPage(ctx, bot, text, parsed.document, groupProblems(problems));
       return;
     }
     ctx.status = 303;
