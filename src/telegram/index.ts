@@ -22,6 +22,7 @@ export {
   type BotCredentials,
   type ButtonLayout,
   type MessageButton,
+  type SendOptions,
   type SendResult,
   type TelegramSenderOptions,
 } from './sender.js';

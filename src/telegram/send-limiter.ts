@@ -52,7 +52,9 @@ function isGroupChat(chatId: number | string): boolean {
 /**
  * Telegram's send limits shared by every worker process through Redis. `reserve` books the next
  * slot for (bot, chat) and tells how long to wait before using it: the chat by GCRA, the bot by a
- * calendar of buckets, on Redis' clock (src/redis/lua/reserveTelegramSend-3.lua).
+ * calendar of buckets, on Redis' clock (src/redis/lua/reserveTelegramSend-4.lua). `reserveSpare`
+ * is the broadcasts' lane: it books only a slot free at this moment, so that the dialogs' own
+ * messages go first inside the bot's limit. `hold` stops a bot's sends for Telegram's retry_after.
  */
 export class SendLimiter {
   readonly limits: SendLimits;
@@ -77,16 +79,40 @@ export class SendLimiter {
 
   /** Reserves a slot; resolves to the ms to wait before sending (0: send now). */
   async reserve(botId: string, chatId: number | string): Promise<number> {
+    const ms = await this.run(botId, chatId, 'live');
+    return ms > 0 ? ms : 0;
+  }
+
+  /**
+   * Books a slot only if one is free now (the bot's current bucket has room, the chat may send, no
+   * hold): resolves 0 when booked (send now), else the ms after which to ask again (nothing booked).
+   */
+  async reserveSpare(botId: string, chatId: number | string): Promise<number> {
+    const ms = await this.run(botId, chatId, 'spare');
+    return ms < 0 ? -ms : 0;
+  }
+
+  /** Nothing of the bot goes before `ms` from now (Telegram's retry_after after a 429). */
+  async hold(botId: string, ms: number): Promise<void> {
+    if (!(ms > 0)) return;
+    await scripts.holdTelegramBot.run(this.redis, [`${this.base(botId)}:hold`], [String(Math.ceil(ms))]);
+  }
+
+  private base(botId: string): string {
+    // One hash tag per bot: every key of it lives in the same slot should Redis be a cluster.
+    return `${this.prefix}:tg-rate:{${botId}}`;
+  }
+
+  private async run(botId: string, chatId: number | string, lane: 'live' | 'spare'): Promise<number> {
     const chat = isGroupChat(chatId) ? this.group : this.chat;
-    if (chat.intervalUs === 0 && this.botBucketUs === 0) return 0; // both limits lifted
-    // One hash tag per bot: both keys live in the same slot should Redis be a cluster.
-    const base = `${this.prefix}:tg-rate:{${botId}}`;
+    if (chat.intervalUs === 0 && this.botBucketUs === 0 && lane === 'live') return 0; // both limits lifted
+    const base = this.base(botId);
     const wait = await scripts.reserveTelegramSend.run(
       this.redis,
-      [`${base}:chat:${chatId}`, `${base}:bot`, `${base}:frontier`],
-      [String(chat.intervalUs), String(chat.toleranceUs), String(this.botBucketUs), String(this.botCap)],
+      [`${base}:chat:${chatId}`, `${base}:bot`, `${base}:frontier`, `${base}:hold`],
+      [String(chat.intervalUs), String(chat.toleranceUs), String(this.botBucketUs), String(this.botCap), lane],
     );
     const ms = Number(wait);
-    return Number.isFinite(ms) && ms > 0 ? ms : 0;
+    return Number.isFinite(ms) ? ms : 0;
   }
 }

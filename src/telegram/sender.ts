@@ -135,9 +135,15 @@ function inlineKeyboard(buttons: ButtonLayout): InlineKeyboardMarkup | undefined
 
 type PartOutcome = { sent: number } | { blocked: string };
 
+export interface SendOptions {
+  /** The caller already booked the first part's slot (a broadcast's spare slot): it goes at once. */
+  firstSlotReserved?: boolean;
+}
+
 /**
  * Sends messages the way Telegram wants them sent: within the shared limits, split when long,
- * 429s waited out, blocked chats reported rather than retried, and errors free of the token.
+ * 429s waited out (and the whole bot held for them), blocked chats reported rather than retried,
+ * and errors free of the token.
  */
 export class TelegramSender {
   private readonly registry: BotRegistry;
@@ -179,6 +185,7 @@ export class TelegramSender {
     chatId: number | string,
     text: string,
     buttons: ButtonLayout = [],
+    options: SendOptions = {},
   ): Promise<SendResult> {
     const keyboard = inlineKeyboard(buttons);
     if (text.trim() === '') {
@@ -188,7 +195,8 @@ export class TelegramSender {
     const messageIds: number[] = [];
     for (const [index, part] of parts.entries()) {
       const replyMarkup = index === parts.length - 1 ? keyboard : undefined;
-      const outcome = await this.sendPart(bot, chatId, part, replyMarkup, messageIds);
+      const prepaid = index === 0 && options.firstSlotReserved === true;
+      const outcome = await this.sendPart(bot, chatId, part, replyMarkup, messageIds, prepaid);
       if ('blocked' in outcome) return { ok: false, blocked: true, reason: outcome.blocked, messageIds };
       messageIds.push(outcome.sent);
     }
@@ -221,13 +229,14 @@ export class TelegramSender {
     text: string,
     replyMarkup: InlineKeyboardMarkup | undefined,
     sentBefore: readonly number[],
+    prepaid = false,
   ): Promise<PartOutcome> {
     const api = this.registry.get(bot.token, bot.botInfo).api;
     let attempts = 0;
     let failures = 0;
     let throttled = 0;
     for (;;) {
-      if (this.limiter) {
+      if (this.limiter && !(prepaid && attempts === 0)) {
         const wait = await this.limiter.reserve(bot.botId, chatId);
         if (wait > 0) await this.sleep(wait);
       }
@@ -261,6 +270,12 @@ export class TelegramSender {
         const retryAfterMs = Math.max(0, error.retryAfter ?? 1) * 1000;
         recordTelegramThrottle(retryAfterMs / 1000);
         this.log?.warn({ botId: bot.botId, chatId, retryAfterMs, throttled }, 'telegram throttled the bot');
+        // The whole bot slows down, as Telegram asks: every process's next sends wait for the hold.
+        await this.limiter
+          ?.hold(bot.botId, retryAfterMs)
+          .catch((holdError: unknown) =>
+            this.log?.warn({ err: holdError, botId: bot.botId }, 'could not hold the bot after a 429'),
+          );
         if (retryAfterMs > this.maxRetryAfterMs || throttled > this.maxThrottledRetries) throw fail(true, retryAfterMs);
         await this.sleep(retryAfterMs);
         continue;

@@ -464,6 +464,48 @@ describe('with Redis', () => {
       expectGap(first, await book(limiter, 'bot', -1001234567890), 2900, 3000);
     });
 
+    it('the spare lane (broadcasts) takes only a slot free now, so live sends go first', async () => {
+      const limiter = new SendLimiter(redis, { prefix: prefix(), limits: { botPerSecond: 10 } });
+      // Free: the spare lane books the slot of this moment.
+      expect(await limiter.reserveSpare('bot', 1)).toBe(0);
+      // Live sends book ahead: five 100 ms buckets, the first after the spare one.
+      const live: Booked[] = [];
+      for (let chat = 10; chat < 15; chat++) live.push(await book(limiter, 'bot', chat));
+      expect(live[0]!.wait).toBeLessThanOrEqual(101);
+      // While they are booked, the spare lane gets nothing; it is told to ask again later.
+      const later = await limiter.reserveSpare('bot', 2);
+      expect(later).toBeGreaterThan(0);
+      expect(later).toBeLessThanOrEqual(600);
+      // A live send asked for after a spare one waits at most one bucket for it.
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      let spare = await limiter.reserveSpare('bot', 3);
+      for (let i = 0; spare > 0 && i < 5; i++) {
+        await new Promise((resolve) => setTimeout(resolve, spare));
+        spare = await limiter.reserveSpare('bot', 3);
+      }
+      expect(spare).toBe(0);
+      expect(await limiter.reserve('bot', 20)).toBeLessThanOrEqual(101);
+      // A chat that got a message less than a second ago is not free for the spare lane.
+      const chatBusy = await limiter.reserveSpare('bot', 10);
+      expect(chatBusy).toBeGreaterThan(0);
+    });
+
+    it('holds the whole bot, both lanes, for a 429’s retry_after', async () => {
+      const limiter = new SendLimiter(redis, { prefix: prefix() });
+      const p = prefix();
+      const held = new SendLimiter(redis, { prefix: p });
+      await held.hold('bot', 800);
+      const first = await book(held, 'bot', 1);
+      expect(first.wait + (first.to - first.from)).toBeGreaterThan(700);
+      expect(first.wait).toBeLessThanOrEqual(800);
+      expect(await held.reserveSpare('bot', 2)).toBeGreaterThan(0);
+      // A shorter hold does not shorten it; another bot is not held.
+      await held.hold('bot', 10);
+      expect(await held.reserve('bot', 3)).toBeGreaterThan(500);
+      expect(await held.reserve('other', 3)).toBe(0);
+      expect(await limiter.reserve('bot', 1)).toBe(0);
+    });
+
     it('can lift the per-bot limit (benchmarks) and take bursts', async () => {
       const unlimited = new SendLimiter(redis, { prefix: prefix(), limits: { botPerSecond: 0 } });
       const waits = await Promise.all(Array.from({ length: 200 }, (_, i) => unlimited.reserve('bot', i + 1)));
@@ -871,6 +913,32 @@ describe('sender against the fake Bot API', () => {
     const offlineGetMe = await getMe(token, 'http://127.0.0.1:9').catch((e: unknown) => e);
     expect(offlineGetMe).toBeInstanceOf(TelegramApiError);
     expect(leaks(offlineGetMe)).toBe(false);
+  });
+
+  it('a 429 holds the whole bot: a send to another chat waits for its retry_after too', async () => {
+    const redis = new Redis(REDIS_URL);
+    const p = uniquePrefix();
+    try {
+      const limited = new TelegramSender({ registry, limiter: new SendLimiter(redis, { prefix: p }) });
+      const [a, b] = [nextChat(), nextChat()];
+      fake.failNext('sendMessage', {
+        error_code: 429,
+        description: 'Too Many Requests: retry after 1',
+        parameters: { retry_after: 1 },
+      });
+      const first = limited.sendMessage(bot, a, 'throttled once');
+      // Once Telegram answered the 429 (and the sender held the bot), another chat's send is asked for.
+      await fake.waitForCall('sendMessage', (c) => c.params.chat_id === a);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const throttledAt = fake.callsOf('sendMessage').find((c) => c.params.chat_id === a)!.at;
+      expect((await limited.sendMessage(bot, b, 'another chat')).ok).toBe(true);
+      expect((await first).ok).toBe(true);
+      const other = fake.callsOf('sendMessage').find((c) => c.params.chat_id === b)!;
+      expect(other.at - throttledAt).toBeGreaterThanOrEqual(900);
+    } finally {
+      await dropPrefix(redis, p);
+      redis.disconnect();
+    }
   });
 
   it('keeps to 1 message a second per chat with the limiter', async () => {

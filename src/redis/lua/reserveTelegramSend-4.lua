@@ -11,29 +11,52 @@
   other chats. A frontier key remembers the first bucket from now on that may have room, so the
   common case (a chat that may send now) reads one bucket, not every full one.
 
+  The bot's hold: after Telegram answered 429 with retry_after, nothing of the bot is sent before
+  the hold ends (the whole bot slows down, as Telegram asks).
+
+  Two lanes share these limits. `live` (the dialogs' own messages) books ahead as described.
+  `spare` (broadcasts) only takes a slot that is free now: the bucket of this moment with room, a
+  chat that may send now, no hold. It books nothing ahead, so live sends always find the next
+  bucket with room before a broadcast does: live traffic goes first inside the bot's limit.
+
   Input:
     KEYS[1] the chat's TAT
     KEYS[2] the base of the bot's bucket keys (a bucket is KEYS[2] .. ':' .. its number)
     KEYS[3] the bot's frontier
+    KEYS[4] the bot's hold (µs until which nothing is sent)
 
     ARGV[1] chat interval in µs (0: no chat limit)
     ARGV[2] chat tolerance in µs (the burst)
     ARGV[3] bot bucket length in µs (0: no bot limit)
     ARGV[4] bot cap (sends per bucket)
+    ARGV[5] 'live' or 'spare'
 
   Output:
-    the ms to wait before sending (0: send now)
+    live: the ms to wait before sending (0: send now)
+    spare: 0 when a slot was booked for now; else minus the ms after which to ask again (nothing booked)
 ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local spare = ARGV[5] == 'spare'
+local function later(us)
+  return -math.max(1, math.ceil(us / 1000))
+end
 local at = now
+local hold = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
+if hold > at then
+  if spare then return later(hold - now) end
+  at = hold
+end
 local chatInterval = tonumber(ARGV[1])
 local chatTat = 0
 if chatInterval > 0 then
   chatTat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
   if chatTat < now then chatTat = now end
   local earliest = chatTat - tonumber(ARGV[2])
-  if earliest > at then at = earliest end
+  if earliest > at then
+    if spare then return later(earliest - now) end
+    at = earliest
+  end
 end
 local bucketUs = tonumber(ARGV[3])
 if bucketUs > 0 then
@@ -44,11 +67,13 @@ if bucketUs > 0 then
   local b = math.floor(at / bucketUs)
   local fromFrontier = b <= frontier
   if fromFrontier then b = frontier end
+  if spare and b > nowBucket then return later(b * bucketUs - now) end
   local count = 0
   local guard = 0
   while true do
     count = tonumber(redis.call('GET', KEYS[2] .. ':' .. string.format('%d', b)) or '0') or 0
     if count < cap or guard >= 100000 then break end
+    if spare then return later((b + 1) * bucketUs - now) end
     b = b + 1
     guard = guard + 1
   end
