@@ -15,7 +15,7 @@ export {
 export { startPollers, type PolledBot, type Pollers, type StartPollersOptions } from './long-poller.js';
 export { splitMessage } from './message-splitting.js';
 export { TelegramApiError, type TelegramErrorInfo } from './safe-errors.js';
-export { SendLimiter, type SendLimiterOptions, type SendLimits } from './send-limiter.js';
+export { SendLimiter, type SendLimiterOptions, type SendLimits, type SpareSlot } from './send-limiter.js';
 export {
   TelegramSender,
   TelegramSendError,

@@ -33,6 +33,14 @@ export interface SendLimiterOptions {
   limits?: Partial<SendLimits>;
 }
 
+/** What the broadcasts' lane got: a slot now, or when to ask again. */
+export interface SpareSlot {
+  booked: boolean;
+  waitMs: number;
+  /** The chat must wait (other chats may go now); else the whole bot is busy or held. */
+  chatBusy: boolean;
+}
+
 interface Rate {
   intervalUs: number;
   toleranceUs: number;
@@ -79,17 +87,21 @@ export class SendLimiter {
 
   /** Reserves a slot; resolves to the ms to wait before sending (0: send now). */
   async reserve(botId: string, chatId: number | string): Promise<number> {
-    const ms = await this.run(botId, chatId, 'live');
-    return ms > 0 ? ms : 0;
+    const ms = Number(await this.run(botId, chatId, 'live'));
+    return Number.isFinite(ms) && ms > 0 ? ms : 0;
   }
 
   /**
    * Books a slot only if one is free now (the bot's current bucket has room, the chat may send, no
-   * hold): resolves 0 when booked (send now), else the ms after which to ask again (nothing booked).
+   * hold). When none is, nothing is booked: `waitMs` tells when to ask again, and `chatBusy` whether
+   * it is the chat that must wait (other chats may go now) rather than the whole bot.
    */
-  async reserveSpare(botId: string, chatId: number | string): Promise<number> {
-    const ms = await this.run(botId, chatId, 'spare');
-    return ms < 0 ? -ms : 0;
+  async reserveSpare(botId: string, chatId: number | string): Promise<SpareSlot> {
+    const answer = await this.run(botId, chatId, 'spare');
+    if (!Array.isArray(answer)) return { booked: true, waitMs: 0, chatBusy: false };
+    const [code, ms] = answer.map(Number);
+    if (code === 0) return { booked: true, waitMs: 0, chatBusy: false };
+    return { booked: false, waitMs: Number.isFinite(ms) && ms! > 0 ? ms! : 1, chatBusy: code === 2 };
   }
 
   /** Nothing of the bot goes before `ms` from now (Telegram's retry_after after a 429). */
@@ -103,16 +115,14 @@ export class SendLimiter {
     return `${this.prefix}:tg-rate:{${botId}}`;
   }
 
-  private async run(botId: string, chatId: number | string, lane: 'live' | 'spare'): Promise<number> {
+  private async run(botId: string, chatId: number | string, lane: 'live' | 'spare'): Promise<unknown> {
     const chat = isGroupChat(chatId) ? this.group : this.chat;
     if (chat.intervalUs === 0 && this.botBucketUs === 0 && lane === 'live') return 0; // both limits lifted
     const base = this.base(botId);
-    const wait = await scripts.reserveTelegramSend.run(
+    return scripts.reserveTelegramSend.run(
       this.redis,
       [`${base}:chat:${chatId}`, `${base}:bot`, `${base}:frontier`, `${base}:hold`],
       [String(chat.intervalUs), String(chat.toleranceUs), String(this.botBucketUs), String(this.botCap), lane],
     );
-    const ms = Number(wait);
-    return Number.isFinite(ms) ? ms : 0;
   }
 }

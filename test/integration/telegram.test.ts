@@ -467,27 +467,30 @@ describe('with Redis', () => {
     it('the spare lane (broadcasts) takes only a slot free now, so live sends go first', async () => {
       const limiter = new SendLimiter(redis, { prefix: prefix(), limits: { botPerSecond: 10 } });
       // Free: the spare lane books the slot of this moment.
-      expect(await limiter.reserveSpare('bot', 1)).toBe(0);
+      expect(await limiter.reserveSpare('bot', 1)).toEqual({ booked: true, waitMs: 0, chatBusy: false });
       // Live sends book ahead: five 100 ms buckets, the first after the spare one.
       const live: Booked[] = [];
       for (let chat = 10; chat < 15; chat++) live.push(await book(limiter, 'bot', chat));
       expect(live[0]!.wait).toBeLessThanOrEqual(101);
       // While they are booked, the spare lane gets nothing; it is told to ask again later.
       const later = await limiter.reserveSpare('bot', 2);
-      expect(later).toBeGreaterThan(0);
-      expect(later).toBeLessThanOrEqual(600);
+      expect(later.booked).toBe(false);
+      expect(later.chatBusy).toBe(false);
+      expect(later.waitMs).toBeGreaterThan(0);
+      expect(later.waitMs).toBeLessThanOrEqual(600);
       // A live send asked for after a spare one waits at most one bucket for it.
       await new Promise((resolve) => setTimeout(resolve, 700));
       let spare = await limiter.reserveSpare('bot', 3);
-      for (let i = 0; spare > 0 && i < 5; i++) {
-        await new Promise((resolve) => setTimeout(resolve, spare));
+      for (let i = 0; !spare.booked && i < 5; i++) {
+        await new Promise((resolve) => setTimeout(resolve, spare.waitMs));
         spare = await limiter.reserveSpare('bot', 3);
       }
-      expect(spare).toBe(0);
+      expect(spare.booked).toBe(true);
       expect(await limiter.reserve('bot', 20)).toBeLessThanOrEqual(101);
       // A chat that got a message less than a second ago is not free for the spare lane.
       const chatBusy = await limiter.reserveSpare('bot', 10);
-      expect(chatBusy).toBeGreaterThan(0);
+      expect(chatBusy.booked).toBe(false);
+      expect(chatBusy.chatBusy).toBe(true);
     });
 
     it('holds the whole bot, both lanes, for a 429’s retry_after', async () => {
@@ -498,7 +501,7 @@ describe('with Redis', () => {
       const first = await book(held, 'bot', 1);
       expect(first.wait + (first.to - first.from)).toBeGreaterThan(700);
       expect(first.wait).toBeLessThanOrEqual(800);
-      expect(await held.reserveSpare('bot', 2)).toBeGreaterThan(0);
+      expect(await held.reserveSpare('bot', 2)).toMatchObject({ booked: false, chatBusy: false });
       // A shorter hold does not shorten it; another bot is not held.
       await held.hold('bot', 10);
       expect(await held.reserve('bot', 3)).toBeGreaterThan(500);

@@ -33,13 +33,16 @@
 
   Output:
     live: the ms to wait before sending (0: send now)
-    spare: 0 when a slot was booked for now; else minus the ms after which to ask again (nothing booked)
+    spare: {0, 0} when a slot was booked for now; else nothing is booked and {1, ms} (the bot is busy
+    or held) or {2, ms} (the chat is busy) tells after how many ms to ask again
 ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local spare = ARGV[5] == 'spare'
-local function later(us)
-  return -math.max(1, math.ceil(us / 1000))
+local function later(us, chatBusy)
+  local code = 1
+  if chatBusy then code = 2 end
+  return { code, math.max(1, math.ceil(us / 1000)) }
 end
 local at = now
 local hold = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
@@ -54,7 +57,7 @@ if chatInterval > 0 then
   if chatTat < now then chatTat = now end
   local earliest = chatTat - tonumber(ARGV[2])
   if earliest > at then
-    if spare then return later(earliest - now) end
+    if spare then return later(earliest - now, true) end
     at = earliest
   end
 end
@@ -94,4 +97,5 @@ if chatInterval > 0 then
   local nextTat = chatTat + chatInterval
   redis.call('SET', KEYS[1], string.format('%d', nextTat), 'PX', math.ceil((nextTat - now) / 1000) + 1000)
 end
+if spare then return { 0, 0 } end
 return math.ceil((at - now) / 1000)
