@@ -9,6 +9,7 @@ const NOTICES: Record<string, string> = {
   saved: 'Saved.',
   replayed: 'The delivery is queued again.',
   'signed-out': 'You are signed out.',
+  queued: 'Queued: the dialog takes it in turn, within a second or so.',
 };
 
 export interface Crumb {
@@ -26,7 +27,7 @@ export interface PageOptions {
 }
 
 /** A path with `?notice=<name>` for the page answered after a redirect. */
-export function withNotice(path: string, notice: 'saved' | 'replayed' | 'signed-out'): string {
+export function withNotice(path: string, notice: 'saved' | 'replayed' | 'signed-out' | 'queued'): string {
   return `${path}${path.includes('?') ? '&' : '?'}notice=${notice}`;
 }
 

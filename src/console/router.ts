@@ -13,6 +13,8 @@ import { readForm } from './form.js';
 import { sendErrorPage } from './layout.js';
 import { registerBotPages } from './pages/bots.js';
 import { registerDeliveryPages } from './pages/deliveries.js';
+import { registerDialogPage } from './pages/dialog.js';
+import { registerDialogListPage } from './pages/dialogs.js';
 import { registerScriptPages } from './pages/script.js';
 import { registerSignInPages, signInPath } from './pages/sign-in.js';
 import { SESSION_COOKIE, type SessionStore } from './session.js';
@@ -135,6 +137,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   registerBotPages(router, deps);
   registerScriptPages(router, deps);
   registerDeliveryPages(router, deps);
+  registerDialogListPage(router, deps);
+  registerDialogPage(router, deps);
   return router;
 }
 

@@ -37,19 +37,23 @@ interface LineRow {
   created_at: Date;
 }
 
-/** The dialog's transcript, oldest first, after line `afterId` (exclusive) when given. */
+/**
+ * The dialog's transcript, oldest first, after line `afterId` (exclusive) when given; with
+ * `newest`, the last `limit` lines instead of the first (still oldest first).
+ */
 export async function listDialogMessages(
   db: Knex,
   ref: DialogRef,
-  options: { afterId: string | null; limit: number },
+  options: { afterId: string | null; limit: number; newest?: boolean },
 ): Promise<TranscriptLine[]> {
   const query = db('dialog_messages')
     .where({ bot_id: ref.botId, chat_id: ref.chatId })
-    .orderBy('id', 'asc')
+    .orderBy('id', options.newest ? 'desc' : 'asc')
     .limit(options.limit)
     .select<LineRow[]>('id', 'direction', 'sender', 'text', 'telegram_message_id', 'created_at');
   if (options.afterId !== null) void query.andWhere('id', '>', options.afterId);
   const rows = await query;
+  if (options.newest) rows.reverse();
   return rows.map((row) => ({
     id: String(row.id),
     direction: row.direction,

@@ -89,6 +89,20 @@ export async function findDialog(db: Knex, botId: string, chatId: number): Promi
   return row ? toView(row) : null;
 }
 
+/** When each of these dialogs of a bot last changed (a listing's "last activity"); unknown ones are left out. */
+export async function dialogsUpdatedAt(
+  db: Knex,
+  botId: string,
+  chatIds: readonly number[],
+): Promise<Map<number, Date>> {
+  if (chatIds.length === 0) return new Map();
+  const rows = await db('dialogs')
+    .where({ bot_id: botId })
+    .whereIn('chat_id', chatIds)
+    .select<Array<{ chat_id: string | number; updated_at: Date }>>('chat_id', 'updated_at');
+  return new Map(rows.map((row) => [Number(row.chat_id), row.updated_at]));
+}
+
 /** Which dialogs a listing shows; every condition must hold. */
 export interface DialogFilter {
   status?: DialogStatus;

@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.js';
 import { createWebApp } from './app.js';
+import { endEventStreams } from '../console/event-stream.js';
 import { gracefulCloser } from './graceful-close.js';
 import { PostbackViewCache } from './postback-view-cache.js';
 import { CampaignLinkCache } from './routes/clicks.js';
@@ -209,6 +210,8 @@ export async function startWebTier(
     server,
     port,
     close: async () => {
+      // The console's live transcripts stay open as long as their pages: ended first, they never hold up the drain.
+      endEventStreams(app);
       await closeServer();
       for (const remove of removeSources) remove();
       await subscription.close();

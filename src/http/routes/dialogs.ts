@@ -41,14 +41,14 @@ function bad(param: string, message: string, code = `invalid_${param.replace(/\W
 }
 
 /** The one value of a query parameter given at most once. */
-function single(ctx: Context, param: string): string | undefined {
+function single(ctx: Pick<Context, 'query'>, param: string): string | undefined {
   const value = ctx.query[param];
   if (Array.isArray(value)) throw bad(param, 'must be given once');
   return value;
 }
 
 /** The opaque cursor: base64url of the last item's sort key. */
-function encodeCursor(position: DialogListPosition): string {
+export function encodeCursor(position: DialogListPosition): string {
   return Buffer.from(JSON.stringify([position.updatedAtMicros, position.chatId])).toString('base64url');
 }
 
@@ -72,9 +72,9 @@ function decodeCursor(text: string): DialogListPosition {
   return { updatedAtMicros: parsed[0], chatId: parsed[1] };
 }
 
-/** Reads the listing's query parameters; each one that cannot be read is refused (400) by name. */
-async function readListQuery(
-  ctx: Context,
+/** Reads the listing's query parameters (the API's and the console's); each one that cannot be read is refused (400) by name. */
+export async function readListQuery(
+  ctx: Pick<Context, 'query'>,
   deps: ManagementDeps,
   botId: string,
 ): Promise<{ filter: DialogFilter; limit: number; after: DialogListPosition | null }> {
