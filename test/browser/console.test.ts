@@ -126,6 +126,38 @@ describe('signing in and out', () => {
     await context.close();
   });
 
+  it('marks the cookies Secure behind an https proxy, and refuses a sign-in without its form token', async () => {
+    const https = { 'x-forwarded-proto': 'https' };
+    const form = await fetch(`${h.baseUrl}/console/sign-in`, { headers: https });
+    const preSession = form.headers.getSetCookie().find((c) => c.startsWith('flowpost_signin='))!;
+    const attributes = (setCookie: string | undefined) =>
+      new Set(
+        setCookie!
+          .split('; ')
+          .slice(1)
+          .map((a) => a.toLowerCase()),
+      );
+    for (const attribute of ['path=/console', 'secure', 'samesite=strict', 'httponly'])
+      expect(attributes(preSession).has(attribute), attribute).toBe(true);
+    const token = /name="_csrf" value="([0-9a-f]{64})"/.exec(await form.text())![1]!;
+    const signIn = (body: string, cookie: string) =>
+      fetch(`${h.baseUrl}/console/sign-in`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { ...https, cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      });
+    const cookie = preSession.split(';')[0]!;
+    // Login CSRF: a key sent without the token of this browser's sign-in form is not taken.
+    expect((await signIn(`key=${ADMIN_KEY}`, cookie)).status).toBe(403);
+    expect((await signIn(`_csrf=${token}&key=${ADMIN_KEY}`, '')).status).toBe(403);
+    const signedIn = await signIn(`_csrf=${token}&key=${ADMIN_KEY}`, cookie);
+    expect(signedIn.status).toBe(303);
+    const session = signedIn.headers.getSetCookie().find((c) => c.startsWith('flowpost_session='));
+    expect(session).toMatch(/^flowpost_session=[0-9a-f]{64};/);
+    expect([...attributes(session)].sort()).toEqual(['httponly', 'path=/console', 'samesite=strict', 'secure']);
+  });
+
   it('a session of a rotated admin key is over', async () => {
     const redis = createRedisClient(REDIS_URL);
     try {
