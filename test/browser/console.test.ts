@@ -179,10 +179,12 @@ describe('every console route', () => {
     expect(routes.length).toBeGreaterThanOrEqual(8);
     const open: string[] = [];
     for (const layer of routes) {
-      const path = String(layer.path)
-        .replace(':botId', botId)
-        .replace(':id', '00000000-0000-4000-8000-000000000000')
-        .replace(':name', 'console.css');
+      // Real values where a route looks one up, so that only the missing session can refuse.
+      const values: Record<string, string> = { botId, chatId: '1', name: 'console.css' };
+      const path = String(layer.path).replace(
+        /:(\w+)/g,
+        (_, param: string) => values[param] ?? '00000000-0000-4000-8000-000000000000',
+      );
       for (const method of layer.methods.filter((m) => m !== 'HEAD')) {
         const response = await fetch(`${h.baseUrl}${path}`, {
           method,
