@@ -130,18 +130,8 @@ function likeLiteral(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-/**
- * A bot's dialogs, newest activity first (updated_at, then chat id, both descending), `limit` of
- * them after `after`; `next` is where the following page starts, null on the last page.
- */
-export async function listDialogs(
-  db: Knex,
-  botId: string,
-  filter: DialogFilter,
-  limit: number,
-  after: DialogListPosition | null,
-): Promise<{ items: DialogView[]; next: DialogListPosition | null }> {
-  const query = viewQuery(db).where('d.bot_id', botId);
+/** Narrows a query over `dialogs as d` to the dialogs `filter` names (the listing's, and a broadcast's audience). */
+export function whereDialogMatches(db: Knex, query: Knex.QueryBuilder, filter: DialogFilter): void {
   if (filter.status) void query.where('d.status', filter.status);
   if (filter.stepId) void query.where('d.step_id', filter.stepId);
   if (filter.tags?.length) {
@@ -177,6 +167,21 @@ export async function listDialogs(
       void w.whereRaw("d.name ilike ? escape '\\'", [pattern]).orWhereRaw("d.username ilike ? escape '\\'", [pattern]);
     });
   }
+}
+
+/**
+ * A bot's dialogs, newest activity first (updated_at, then chat id, both descending), `limit` of
+ * them after `after`; `next` is where the following page starts, null on the last page.
+ */
+export async function listDialogs(
+  db: Knex,
+  botId: string,
+  filter: DialogFilter,
+  limit: number,
+  after: DialogListPosition | null,
+): Promise<{ items: DialogView[]; next: DialogListPosition | null }> {
+  const query = viewQuery(db).where('d.bot_id', botId);
+  whereDialogMatches(db, query, filter);
   if (after) {
     void query.whereRaw(
       "(d.updated_at, d.chat_id) < (timestamptz 'epoch' + ?::bigint * interval '1 microsecond', ?::bigint)",

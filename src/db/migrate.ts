@@ -9,6 +9,7 @@ import * as tracker from '../../migrations/20261128100000_tracker.js';
 import * as retention from '../../migrations/20261128200000_retention.js';
 import * as transcript from '../../migrations/20261128300000_transcript.js';
 import * as dialogListing from '../../migrations/20261128400000_dialog_listing.js';
+import * as broadcasts from '../../migrations/20261128500000_broadcasts.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -29,6 +30,7 @@ const MIGRATIONS: Array<[string, Migration]> = [
   ['20261128200000_retention', retention],
   ['20261128300000_transcript', transcript],
   ['20261128400000_dialog_listing', dialogListing],
+  ['20261128500000_broadcasts', broadcasts],
 ];
 
 const source: Knex.MigrationSource<[string, Migration]> = {

@@ -26,6 +26,7 @@ import { checkReadiness, postgresCheck, redisCheck, workersCheck, type Check } f
 import { addPoolSource, addQueueSource } from '../observability/sources.js';
 import { highestSequence } from '../db/dialog-inputs.js';
 import { DialogUpdateQueue } from '../jobs/dialog-update-queue.js';
+import { queueBroadcastRun, type BroadcastJob } from '../jobs/broadcast-job.js';
 import { DomainError } from '../domain/errors.js';
 
 export interface WebTierOptions {
@@ -118,7 +119,8 @@ export async function startWebTier(
   const stepRuns = new Queue<DialogRunJob>(QUEUES.stepRuns, { connection: redis, prefix: config.queuePrefix });
   // Only the queue dashboard uses it: batches are queued by workers.
   const outboundBatches = new Queue(QUEUES.outboundBatches, { connection: redis, prefix: config.queuePrefix });
-  for (const q of [stepRuns, outbound, outboundBatches])
+  const broadcasts = new Queue<BroadcastJob>(QUEUES.broadcasts, { connection: redis, prefix: config.queuePrefix });
+  for (const q of [stepRuns, outbound, outboundBatches, broadcasts])
     q.on('error', (error) => log.debug({ err: error }, 'queue error'));
 
   // Queue figures are read here at scrape time, so /metrics shows the queues of worker-only processes too.
@@ -130,7 +132,7 @@ export async function startWebTier(
     log: log.child({ component: 'http' }),
     adminApiKey: config.adminApiKey,
     metricsToken: config.metricsToken,
-    queueDashboard: queueDashboard([queue, stepRuns, outbound, outboundBatches]),
+    queueDashboard: queueDashboard([queue, stepRuns, outbound, outboundBatches, broadcasts]),
     telegram: { db, log, queue: updates, bots: telegramBots },
     postback: {
       db,
@@ -158,6 +160,7 @@ export async function startWebTier(
           });
         });
       },
+      queueBroadcast: (id, delayMs) => queueBroadcastRun(broadcasts, id, delayMs),
       wakeDialog: async (botId, chatId) => {
         await stepRuns.add(
           DRAIN_JOB,
@@ -220,6 +223,7 @@ export async function startWebTier(
       await outbound.close();
       await stepRuns.close();
       await outboundBatches.close();
+      await broadcasts.close();
       redis.disconnect();
     },
   };

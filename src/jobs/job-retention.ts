@@ -6,7 +6,7 @@ type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 /** How long a queue's finished jobs stay in Redis (BullMQ `removeOnComplete` / `removeOnFail`). */
 export interface JobRetention {
   removeOnComplete: true | (KeepJobs & { age: number });
-  removeOnFail: KeepJobs & { age: number };
+  removeOnFail: true | (KeepJobs & { age: number });
 }
 
 const HOUR = 3_600;
@@ -51,5 +51,11 @@ export const JOB_RETENTION = {
     removeOnComplete: true,
     // A failed batch no longer holds its deliveries (the sweeper queues them again): a day for its error.
     removeOnFail: { age: DAY, count: 10_000 },
+  },
+  [QUEUES.broadcasts]: {
+    // At once: the job id names the broadcast, and a kept job would turn away the sweeper (or a
+    // resume) queueing the broadcast's run again. Progress is in Postgres.
+    removeOnComplete: true,
+    removeOnFail: true,
   },
 } as const satisfies Record<QueueName, JobRetention>;

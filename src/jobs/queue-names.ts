@@ -7,4 +7,6 @@ export const QUEUES = {
   outboundWebhooks: 'outbound-webhooks',
   /** First attempts of deliveries recorded together, many to a job; their retries go to outbound-webhooks. */
   outboundBatches: 'outbound-webhook-batches',
+  /** One job per broadcast that runs: it sends until the broadcast is done, paused or cancelled. */
+  broadcasts: 'broadcasts',
 } as const;

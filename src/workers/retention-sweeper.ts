@@ -96,7 +96,8 @@ export function startRetentionSweeper(options: RetentionSweeperOptions): Retenti
       let removed = 0;
       if (retention.removeOnComplete !== true)
         removed += (await queue.clean(retention.removeOnComplete.age * 1000, 1_000, 'completed')).length;
-      removed += (await queue.clean(retention.removeOnFail.age * 1000, 1_000, 'failed')).length;
+      if (retention.removeOnFail !== true)
+        removed += (await queue.clean(retention.removeOnFail.age * 1000, 1_000, 'failed')).length;
       jobs[queue.name] = removed;
     }
   };

@@ -27,6 +27,8 @@ import { BotCache } from '../runner/bot-cache.js';
 import { DialogDrainer } from '../runner/dialog-drainer.js';
 import { InlineDrains } from '../runner/inline-drains.js';
 import { startDialogSweeper, type DialogSweeper } from './dialog-sweeper.js';
+import { startBroadcasts } from './broadcasts-consumer.js';
+import type { BroadcastJob } from '../jobs/broadcast-job.js';
 import { startRetentionSweeper, type RetentionSweeper, type RetentionSweeperOptions } from './retention-sweeper.js';
 import {
   BotRegistry,
@@ -76,7 +78,9 @@ interface Plumbing {
   outboundBatches: Queue<OutboundBatchJob>;
   deliveries: DeliveryRecorder;
   registry: BotRegistry;
+  limiter: SendLimiter;
   sender: TelegramSender;
+  broadcasts: Queue<BroadcastJob>;
   outboundAgent: ReturnType<typeof createGuardedAgent>;
 }
 
@@ -100,7 +104,9 @@ function openPlumbing(config: Config, db: Knex, log: Logger): Plumbing {
     outboundBatches,
     deliveries: new DeliveryRecorder(db, { chains: outbound, batches: outboundBatches }),
     registry,
+    limiter,
     sender: new TelegramSender({ registry, limiter, log: log.child({ component: 'telegram' }) }),
+    broadcasts: new Queue<BroadcastJob>(QUEUES.broadcasts, { connection, prefix }),
     outboundAgent: createGuardedAgent({
       allowCidrs: config.outboundAllowCidrs,
       connectTimeoutMs: Math.min(config.outboundTimeoutMs, 10_000),
@@ -128,6 +134,7 @@ async function restoreInputOrder(
 
 /** What handles a dialog's inputs: the bot cache (kept fresh by invalidations), the drainer, and the wake-ups. */
 interface DialogRunner {
+  bots: BotCache;
   drainer: DialogDrainer;
   inlineDrains: InlineDrains;
   invalidations: InvalidationSubscription;
@@ -178,7 +185,7 @@ function startDialogRunner(
     limit: config.workerConcurrency,
     log,
   });
-  return { drainer, inlineDrains, invalidations, wake };
+  return { bots, drainer, inlineDrains, invalidations, wake };
 }
 
 /** The queue consumers: dialog updates, dialog runs (drains and delays), outbound webhooks. */
@@ -318,6 +325,27 @@ export async function startWorkerTier(
   const order = await restoreInputOrder(db, log, plumbing);
   const runner = startDialogRunner(config, db, log, plumbing, options);
   const workers = startConsumers(config, db, log, plumbing, order, runner);
+  const broadcasts = startBroadcasts({
+    db,
+    connection: plumbing.connection,
+    prefix: plumbing.prefix,
+    log: log.child({ queue: QUEUES.broadcasts }),
+    queue: plumbing.broadcasts,
+    lockMs: config.queueLockMs,
+    sweepIntervalMs: options.sweepIntervalMs ?? handoverTimings(config.queueLockMs).sweepIntervalMs,
+    runner: {
+      db,
+      redis: plumbing.connection,
+      prefix: plumbing.prefix,
+      log: log.child({ component: 'broadcasts' }),
+      limiter: plumbing.limiter,
+      sender: plumbing.sender,
+      bot: (botId) => runner.bots.get(botId),
+      queueDialogInput: (job) => order.updates.add(job),
+      leaseMs: handoverTimings(config.queueLockMs).leaseTtlMs,
+    },
+  });
+  workers.push(broadcasts.worker);
   instrumentWorkers(workers, log);
   const removePoolSource = addPoolSource(db);
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
@@ -329,8 +357,12 @@ export async function startWorkerTier(
   );
   return {
     workers,
-    sweepOnce: () => sweepers.dialogs.sweepOnce(),
+    sweepOnce: async () => {
+      await sweepers.dialogs.sweepOnce();
+      await broadcasts.sweepOnce();
+    },
     close: async () => {
+      broadcasts.stop();
       sweepers.stranded.stop();
       sweepers.dialogs.stop();
       await sweepers.retention.stop();
@@ -343,6 +375,7 @@ export async function startWorkerTier(
         plumbing.dialogUpdates.close(),
         plumbing.outbound.close(),
         plumbing.outboundBatches.close(),
+        plumbing.broadcasts.close(),
       ]);
       await runner.invalidations.close();
       await plumbing.outboundAgent.close();

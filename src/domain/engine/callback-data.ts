@@ -34,3 +34,25 @@ export function parseButtonCallbackData(data: string): { stepId: string; index: 
   if (!INDEX.test(index)) return null;
   return { stepId, index: Number(index) };
 }
+
+const STEP_PREFIX = 's:';
+
+/**
+ * `s:<stepId>`: a button that moves the dialog to a step when pressed (a broadcast's `next`
+ * button, which belongs to no step of the script).
+ */
+export function stepCallbackData(stepId: string): string {
+  if (stepId === '') throw new RangeError('step callback data needs a step id');
+  const data = `${STEP_PREFIX}${stepId}`;
+  if (Buffer.byteLength(data, 'utf8') > MAX_CALLBACK_DATA_BYTES) {
+    throw new RangeError(`step callback data is longer than ${MAX_CALLBACK_DATA_BYTES} bytes`);
+  }
+  return data;
+}
+
+/** The step id in callback data made by {@link stepCallbackData}, or null. */
+export function parseStepCallbackData(data: string): string | null {
+  if (typeof data !== 'string' || !data.startsWith(STEP_PREFIX)) return null;
+  const stepId = data.slice(STEP_PREFIX.length);
+  return stepId !== '' && Buffer.byteLength(data, 'utf8') <= MAX_CALLBACK_DATA_BYTES ? stepId : null;
+}

@@ -8,7 +8,7 @@
  * - a move or delay whose step no longer exists resolves by key, else the dialog turns manual.
  */
 import type { DialogPatch, DialogStatus } from '../dialog.js';
-import { parseButtonCallbackData } from '../engine/callback-data.js';
+import { parseButtonCallbackData, parseStepCallbackData } from '../engine/callback-data.js';
 import { runEngine } from '../engine/run-engine.js';
 import { ScriptIndex } from '../engine/script-index.js';
 import { encodeText } from '../../templates/index.js';
@@ -357,6 +357,11 @@ export function decideInput(input: DecideInput): Decision {
       return run({ ...input, script: input.script! }, { kind: 'text', text: event.text }, {}, recorded());
     case 'button': {
       const button = parseButtonCallbackData(event.data);
+      const stepButton = button ? null : parseStepCallbackData(event.data);
+      if (running && stepButton !== null) {
+        // A broadcast's button: the press moves the dialog to its step, as a move of this order.
+        return decideMove(input, { kind: 'move', stepId: stepButton });
+      }
       if (!running || !button) return recorded();
       if (seq < stepSeq(dialog)) return superseded('button superseded by a newer move');
       return run(

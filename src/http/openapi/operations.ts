@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { STEP_TYPES } from '../../domain/script/types.js';
 import { createBotSchema, deleteBotQuerySchema, updateBotSchema } from '../routes/bots.js';
+import { createBroadcastSchema } from '../routes/broadcasts.js';
 import { createCampaignSchema, statsQuerySchema, updateCampaignSchema } from '../routes/campaigns.js';
 import { deadLetterListQuery } from '../routes/dead-letters.js';
 import { deliveryListQuery, replaySchema } from '../routes/deliveries.js';
@@ -334,4 +335,37 @@ export const MANAGEMENT_OPERATIONS: readonly Operation[] = [
     body: dialogUpdateSchema,
     success: [202, '{ok, seq}'],
   },
+
+  // Broadcasts (src/http/routes/broadcasts.ts).
+  {
+    method: 'post',
+    path: '/bots/:botId/broadcasts',
+    tag: 'broadcasts',
+    summary: 'Broadcast a message, or a step, to an audience (taken when it starts)',
+    body: createBroadcastSchema,
+    success: [201, 'the broadcast with its progress'],
+    errors: [422],
+  },
+  {
+    method: 'get',
+    path: '/bots/:botId/broadcasts',
+    tag: 'broadcasts',
+    summary: "The bot's broadcasts, newest first",
+    success: [200, '{items: [broadcast…]}'],
+  },
+  {
+    method: 'get',
+    path: '/bots/:botId/broadcasts/:id',
+    tag: 'broadcasts',
+    summary: 'A broadcast: planned, sent, blocked, failed, skipped, interrupted, remaining, estimatedEnd',
+    success: [200, 'the broadcast with its progress'],
+  },
+  ...(['pause', 'resume', 'cancel'] as const).map((action): Operation => ({
+    method: 'post',
+    path: `/bots/:botId/broadcasts/:id/${action}`,
+    tag: 'broadcasts',
+    summary: `${action[0]!.toUpperCase()}${action.slice(1)} a broadcast`,
+    success: [200, 'the broadcast with its progress'],
+    errors: [409],
+  })),
 ];

@@ -16,6 +16,8 @@ export interface ManagementDeps {
   replayDelivery(delivery: DeliveryRecord): Promise<void>;
   /** Queues an input of a known dialog (an operator's action) in its one order; resolves with that order. */
   queueDialogInput(job: ChatUpdateJob): Promise<string>;
+  /** Queues a broadcast's run after `delayMs` (its start time, or at once on a resume). */
+  queueBroadcast(broadcastId: string, delayMs: number): Promise<void>;
   /** Wakes a dialog so that its open inputs are handled (after a dead input is put back). */
   wakeDialog(botId: string, chatId: number): Promise<void>;
   /** Drops cached views of what changed, in this and every other web process. */

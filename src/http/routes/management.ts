@@ -5,6 +5,7 @@ import { bearerAuth } from '../auth.js';
 import { registerOpenApiRoute } from '../openapi/route.js';
 import { UUID_PATTERN } from '../validation.js';
 import { registerBotRoutes } from './bots.js';
+import { registerBroadcastRoutes } from './broadcasts.js';
 import { registerCampaignRoutes } from './campaigns.js';
 import { registerDeadLetterRoutes } from './dead-letters.js';
 import { registerDeliveryRoutes } from './deliveries.js';
@@ -38,6 +39,7 @@ export function managementRouter(deps: ManagementDeps, adminApiKey: string): Rou
   registerDeadLetterRoutes(router, deps);
   registerDestinationRoutes(router, deps);
   registerCampaignRoutes(router, deps);
+  registerBroadcastRoutes(router, deps);
   registerOpenApiRoute(router, deps.publicUrl);
   return router;
 }

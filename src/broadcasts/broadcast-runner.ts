@@ -1,0 +1,293 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Knex } from 'knex';
+import type { Logger } from '../config/log.js';
+import {
+  claimRecipients,
+  finishIfDone,
+  finishRecipients,
+  findBroadcastById,
+  interruptSending,
+  releaseRecipients,
+  startBroadcast,
+  type BroadcastRecord,
+  type ClaimedRecipient,
+  type RecipientOutcome,
+} from '../db/broadcasts.js';
+import { blockDialog } from '../db/dialog-inputs.js';
+import { renderForRecipient, type BroadcastContent } from '../domain/broadcasts/content.js';
+import type { ChatUpdateJob } from '../jobs/dialog-update-job.js';
+import { scripts } from '../redis/scripts.js';
+import type { BotForRun } from '../runner/bot-cache.js';
+import { TelegramSendError, type SendLimiter, type TelegramSender } from '../telegram/index.js';
+
+export interface BroadcastRunnerDeps {
+  db: Knex;
+  redis: Redis;
+  prefix: string;
+  log: Logger;
+  limiter: SendLimiter;
+  sender: TelegramSender;
+  bot(botId: string): Promise<BotForRun | null>;
+  /** Queues a step move for a dialog (a step broadcast), in the dialog's one order. */
+  queueDialogInput(job: ChatUpdateJob): Promise<string>;
+  /** How long the runner's lease on a broadcast lasts without renewal (QUEUE_LOCK_MS). */
+  leaseMs: number;
+  /** Recipients claimed at a time (default 50). */
+  batchSize?: number;
+  /** Sends in flight at once (default 8): Telegram's round trips overlap, the rate stays the limiter's. */
+  concurrency?: number;
+}
+
+/** How a run of a broadcast ended. */
+export type RunEnd = 'done' | 'paused' | 'cancelled' | 'not_due' | 'busy' | 'stopped' | 'gone';
+
+/** A recipient's transcript line: the message as Telegram acknowledged it. */
+interface SentLine {
+  chatId: number;
+  text: string;
+  telegramMessageId: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Sends one broadcast, from wherever it stands, until it is done, paused, cancelled or the worker
+ * stops. One runner at a time holds a broadcast (a Redis lease); each recipient is claimed in
+ * Postgres just before its send and leaves `pending` once, so nobody is mailed twice: a send under
+ * way when a worker died is counted `interrupted`, never repeated. Sends take only the bot's spare
+ * slots (SendLimiter.reserveSpare), so the dialogs' own messages go first.
+ */
+export async function runBroadcast(
+  deps: BroadcastRunnerDeps,
+  broadcastId: string,
+  stopping: () => boolean,
+): Promise<RunEnd> {
+  const lease = await takeLease(deps, broadcastId);
+  if (!lease) return 'busy';
+  try {
+    let broadcast = await startBroadcast(deps.db, broadcastId);
+    if (!broadcast) return 'gone';
+    if (broadcast.state === 'scheduled') return 'not_due';
+    if (broadcast.state !== 'running') return broadcast.state === 'done' ? 'done' : broadcast.state;
+    const interrupted = await interruptSending(deps.db, broadcastId);
+    if (interrupted > 0) {
+      deps.log.warn(
+        { broadcastId, interrupted },
+        'broadcast taken over: sends under way when its worker stopped are not repeated',
+      );
+    }
+    const bot = await deps.bot(broadcast.botId);
+    if (!bot?.credentials) {
+      deps.log.warn({ broadcastId, botId: broadcast.botId }, 'broadcast waits: its bot has no Telegram token');
+      return 'stopped';
+    }
+    for (;;) {
+      if (stopping() || !lease.held()) return 'stopped';
+      broadcast = await findBroadcastById(deps.db, broadcastId);
+      if (!broadcast) return 'gone';
+      if (broadcast.state !== 'running') return broadcast.state === 'done' ? 'done' : (broadcast.state as RunEnd);
+      const claimed = await claimRecipients(deps.db, broadcastId, deps.batchSize ?? 50);
+      if (claimed.length === 0) {
+        await finishIfDone(deps.db, broadcastId);
+        return 'done';
+      }
+      await sendBatch(deps, broadcast, bot, claimed, () => stopping() || !lease.held());
+    }
+  } finally {
+    await lease.release();
+  }
+}
+
+/**
+ * Sends a claimed batch: each recipient waits for a spare slot (a chat that must wait goes to the
+ * back of the batch, the others go on), up to `concurrency` sends at once. Outcomes are written as
+ * they come, in small groups. Recipients not sent when the run must stop are put back.
+ */
+async function sendBatch(
+  deps: BroadcastRunnerDeps,
+  broadcast: BroadcastRecord,
+  bot: BotForRun,
+  claimed: ClaimedRecipient[],
+  mustStop: () => boolean,
+): Promise<void> {
+  const content = broadcast.content;
+  const outcomes: RecipientOutcome[] = [];
+  const lines: SentLine[] = [];
+  const inFlight = new Set<Promise<void>>();
+  const concurrency = deps.concurrency ?? 8;
+  let lastFlush = Date.now();
+  let lastStateCheck = Date.now();
+  const flush = async (): Promise<void> => {
+    const batch = outcomes.splice(0);
+    const batchLines = lines.splice(0);
+    lastFlush = Date.now();
+    await finishRecipients(deps.db, broadcast.id, batch);
+    if (batchLines.length > 0) {
+      await deps.db('dialog_messages').insert(
+        batchLines.map((line) => ({
+          bot_id: broadcast.botId,
+          chat_id: line.chatId,
+          direction: 'out',
+          sender: 'script',
+          text: line.text,
+          telegram_message_id: line.telegramMessageId,
+        })),
+      );
+    }
+  };
+
+  // Who cannot be mailed is settled without a send.
+  const queue: Array<{ recipient: ClaimedRecipient; notBefore: number }> = [];
+  for (const recipient of claimed) {
+    if (recipient.status !== 'auto' || !recipient.startedAt) {
+      outcomes.push({
+        chatId: recipient.chatId,
+        state: 'skipped',
+        error: recipient.status ? `the dialog is ${recipient.status}` : 'the dialog no longer exists',
+      });
+    } else {
+      queue.push({ recipient, notBefore: 0 });
+    }
+  }
+
+  const send = async (recipient: ClaimedRecipient): Promise<void> => {
+    try {
+      const outcome = await sendOne(deps, broadcast, bot, content, recipient);
+      outcomes.push(outcome.outcome);
+      if (outcome.line) lines.push(outcome.line);
+    } catch (error) {
+      // Telegram asked for a long pause (the bot is held): the recipient goes back to pending.
+      deps.log.warn({ err: error, broadcastId: broadcast.id, chatId: recipient.chatId }, 'broadcast send put back');
+      await releaseRecipients(deps.db, broadcast.id, [recipient.chatId]);
+    }
+  };
+
+  while (queue.length > 0) {
+    if (mustStop()) break;
+    if (Date.now() - lastStateCheck > 1_000) {
+      lastStateCheck = Date.now();
+      const current = await findBroadcastById(deps.db, broadcast.id);
+      if (current?.state !== 'running') break;
+    }
+    if (outcomes.length >= 50 || (outcomes.length > 0 && Date.now() - lastFlush > 200)) await flush();
+    if (inFlight.size >= concurrency) {
+      await Promise.race(inFlight);
+      continue;
+    }
+    const now = Date.now();
+    const index = queue.findIndex((entry) => entry.notBefore <= now);
+    if (index < 0) {
+      await sleep(Math.max(1, Math.min(...queue.map((entry) => entry.notBefore)) - now));
+      continue;
+    }
+    const entry = queue[index]!;
+    const slot = await deps.limiter.reserveSpare(broadcast.botId, entry.recipient.chatId);
+    if (!slot.booked) {
+      if (slot.chatBusy) entry.notBefore = Date.now() + slot.waitMs;
+      else await sleep(slot.waitMs);
+      continue;
+    }
+    queue.splice(index, 1);
+    const sending = send(entry.recipient).finally(() => inFlight.delete(sending));
+    inFlight.add(sending);
+  }
+  await Promise.all(inFlight);
+  await flush();
+  // Stopped (a pause, a cancel, the worker's shutdown) before these were sent: they stay to send.
+  if (queue.length > 0) {
+    await releaseRecipients(
+      deps.db,
+      broadcast.id,
+      queue.map((entry) => entry.recipient.chatId),
+    );
+  }
+}
+
+/** Sends (or, for a step broadcast, queues) one recipient's message; throws when it must be put back. */
+async function sendOne(
+  deps: BroadcastRunnerDeps,
+  broadcast: BroadcastRecord,
+  bot: BotForRun,
+  content: BroadcastContent,
+  recipient: ClaimedRecipient,
+): Promise<{ outcome: RecipientOutcome; line?: SentLine }> {
+  const { chatId } = recipient;
+  if (content.kind === 'step') {
+    await deps.queueDialogInput({
+      botId: broadcast.botId,
+      chatId,
+      patch: { stepId: content.stepId, stepKey: content.stepKey },
+    });
+    return { outcome: { chatId, state: 'sent' } };
+  }
+  const rendered = renderForRecipient(content, {
+    chatId,
+    username: recipient.username,
+    name: recipient.name,
+    createdAt: recipient.startedAt,
+    stepId: recipient.stepId,
+    stepKey: recipient.stepKey,
+    status: recipient.status ?? 'auto',
+    fields: recipient.fields,
+    tracker: recipient.tracker,
+  });
+  if (!rendered.ok) return { outcome: { chatId, state: 'failed', error: rendered.reason } };
+  try {
+    const result = await deps.sender.sendMessage(bot.credentials!, chatId, rendered.text, rendered.buttons, {
+      firstSlotReserved: true,
+    });
+    if (!result.ok) {
+      await blockDialog(deps.db, { botId: broadcast.botId, chatId }, recipient.lastSeq);
+      return { outcome: { chatId, state: 'blocked', error: result.reason } };
+    }
+    const first = result.messageIds[0] ?? null;
+    return {
+      outcome: { chatId, state: 'sent', telegramMessageId: first },
+      ...(first !== null ? { line: { chatId, text: rendered.text, telegramMessageId: first } } : {}),
+    };
+  } catch (error) {
+    if (!(error instanceof TelegramSendError)) throw error;
+    if (error.retryAfterMs !== undefined) throw error;
+    return {
+      outcome: {
+        chatId,
+        state: 'failed',
+        error: `${error.errorCode ?? 'network'}: ${error.description}`,
+      },
+    };
+  }
+}
+
+interface Lease {
+  held(): boolean;
+  release(): Promise<void>;
+}
+
+/** The broadcast's one runner: a Redis key renewed every third of its life while the run goes on. */
+async function takeLease(deps: BroadcastRunnerDeps, broadcastId: string): Promise<Lease | null> {
+  const key = `${deps.prefix}:broadcast-lease:${broadcastId}`;
+  const owner = randomUUID();
+  const taken = await deps.redis.set(key, owner, 'PX', deps.leaseMs, 'NX');
+  if (taken !== 'OK') return null;
+  let held = true;
+  const timer = setInterval(
+    () => {
+      scripts.extendLock.run(deps.redis, [key], [owner, String(deps.leaseMs)]).then(
+        (extended) => {
+          if (Number(extended) !== 1) held = false;
+        },
+        (error: unknown) => deps.log.warn({ err: error, broadcastId }, 'could not renew the broadcast lease'),
+      );
+    },
+    Math.max(100, Math.floor(deps.leaseMs / 3)),
+  );
+  timer.unref();
+  return {
+    held: () => held,
+    release: async () => {
+      clearInterval(timer);
+      await scripts.releaseLock.run(deps.redis, [key], [owner]).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,300 @@
+import type { Knex } from 'knex';
+import type { BroadcastContent } from '../domain/broadcasts/content.js';
+import type { DialogStatus, FieldValue } from '../domain/dialog.js';
+import { whereDialogMatches, type DialogFilter } from './dialogs.js';
+
+export const BROADCAST_STATES = ['scheduled', 'running', 'paused', 'cancelled', 'done'] as const;
+export type BroadcastState = (typeof BROADCAST_STATES)[number];
+
+/** Where each recipient stands. `interrupted`: its send was under way when a worker stopped; never sent again. */
+export type RecipientState = 'pending' | 'sending' | 'sent' | 'blocked' | 'failed' | 'skipped' | 'interrupted';
+
+/** The audience as stored: the listing's filters, the step already resolved to its id. */
+export type StoredAudience = Omit<DialogFilter, 'updatedSince'> & { updatedSince?: string };
+
+export interface BroadcastRecord {
+  id: string;
+  botId: string;
+  state: BroadcastState;
+  audience: StoredAudience;
+  content: BroadcastContent;
+  startAt: Date;
+  planned: number | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  createdAt: Date;
+}
+
+interface BroadcastRow {
+  id: string;
+  bot_id: string;
+  state: BroadcastState;
+  audience: StoredAudience;
+  message: BroadcastContent;
+  start_at: Date;
+  planned: number | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+  created_at: Date;
+}
+
+function toRecord(row: BroadcastRow): BroadcastRecord {
+  return {
+    id: row.id,
+    botId: row.bot_id,
+    state: row.state,
+    audience: row.audience,
+    content: row.message,
+    startAt: row.start_at,
+    planned: row.planned,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    createdAt: row.created_at,
+  };
+}
+
+export async function insertBroadcast(
+  db: Knex,
+  broadcast: { id: string; botId: string; audience: StoredAudience; content: BroadcastContent; startAt: Date },
+): Promise<BroadcastRecord> {
+  const [row] = await db('broadcasts')
+    .insert({
+      id: broadcast.id,
+      bot_id: broadcast.botId,
+      state: 'scheduled',
+      audience: JSON.stringify(broadcast.audience),
+      message: JSON.stringify(broadcast.content),
+      start_at: broadcast.startAt,
+    })
+    .returning<BroadcastRow[]>('*');
+  return toRecord(row!);
+}
+
+export async function findBroadcast(db: Knex, botId: string, id: string): Promise<BroadcastRecord | null> {
+  const row = await db('broadcasts').where({ id, bot_id: botId }).first<BroadcastRow | undefined>();
+  return row ? toRecord(row) : null;
+}
+
+export async function findBroadcastById(db: Knex, id: string): Promise<BroadcastRecord | null> {
+  const row = await db('broadcasts').where({ id }).first<BroadcastRow | undefined>();
+  return row ? toRecord(row) : null;
+}
+
+/** A bot's broadcasts, newest first. */
+export async function listBroadcasts(db: Knex, botId: string, limit: number): Promise<BroadcastRecord[]> {
+  const rows = await db('broadcasts').where({ bot_id: botId }).orderBy('created_at', 'desc').limit(limit).select();
+  return (rows as BroadcastRow[]).map(toRecord);
+}
+
+/** How many recipients stand where, for progress. */
+export async function recipientCounts(db: Knex, broadcastId: string): Promise<Record<RecipientState, number>> {
+  const rows = await db('broadcast_recipients')
+    .where({ broadcast_id: broadcastId })
+    .groupBy('state')
+    .select<Array<{ state: RecipientState; n: string }>>('state', db.raw('count(*) as n'));
+  const counts: Record<RecipientState, number> = {
+    pending: 0,
+    sending: 0,
+    sent: 0,
+    blocked: 0,
+    failed: 0,
+    skipped: 0,
+    interrupted: 0,
+  };
+  for (const row of rows) counts[row.state] = Number(row.n);
+  return counts;
+}
+
+/**
+ * Moves a broadcast between states where `from` allows it (pause, resume, cancel); resolves the
+ * broadcast after the move, or null when it was not in one of `from`.
+ */
+export async function moveBroadcast(
+  db: Knex,
+  id: string,
+  from: readonly BroadcastState[],
+  to: BroadcastState,
+): Promise<BroadcastRecord | null> {
+  const [row] = await db('broadcasts')
+    .where({ id })
+    .whereIn('state', from)
+    .update({
+      state: to,
+      updated_at: db.fn.now(),
+      ...(to === 'cancelled' || to === 'done' ? { finished_at: db.fn.now() } : {}),
+    })
+    .returning<BroadcastRow[]>('*');
+  return row ? toRecord(row) : null;
+}
+
+/**
+ * Starts a scheduled broadcast whose time has come: its audience is taken as it is now (every
+ * started dialog in `auto` that the filters match, one row each) and it becomes `running`, in one
+ * transaction. Resolves the broadcast as it is after; a broadcast already started is left as it is.
+ */
+export async function startBroadcast(db: Knex, id: string): Promise<BroadcastRecord | null> {
+  return db.transaction(async (trx) => {
+    const row = await trx('broadcasts').where({ id }).forUpdate().first<BroadcastRow | undefined>();
+    if (!row) return null;
+    if (row.state !== 'scheduled' || row.start_at.getTime() > Date.now()) return toRecord(row);
+    const { updatedSince, ...filters } = row.audience;
+    const audience: DialogFilter = { ...filters, ...(updatedSince ? { updatedSince: new Date(updatedSince) } : {}) };
+    const select = trx('dialogs as d')
+      .where('d.bot_id', row.bot_id)
+      .where('d.status', 'auto')
+      .whereNotNull('d.started_at')
+      .select(trx.raw('?::uuid', [id]), 'd.chat_id');
+    whereDialogMatches(trx, select, audience);
+    const inserted = await trx.raw<{ rowCount: number }>(
+      'INSERT INTO broadcast_recipients (broadcast_id, chat_id) ? ON CONFLICT DO NOTHING',
+      [select],
+    );
+    const [started] = await trx('broadcasts')
+      .where({ id })
+      .update({ state: 'running', planned: inserted.rowCount, started_at: trx.fn.now(), updated_at: trx.fn.now() })
+      .returning<BroadcastRow[]>('*');
+    return toRecord(started!);
+  });
+}
+
+/** Broadcasts a worker should be running: running ones, and scheduled ones whose time has come. */
+export async function dueBroadcasts(db: Knex, limit: number): Promise<Array<{ id: string; botId: string }>> {
+  const rows = await db('broadcasts')
+    .where((w) => {
+      void w.where('state', 'running').orWhere((s) => {
+        void s.where('state', 'scheduled').andWhere('start_at', '<=', db.fn.now());
+      });
+    })
+    .orderBy('start_at')
+    .limit(limit)
+    .select<Array<{ id: string; bot_id: string }>>('id', 'bot_id');
+  return rows.map((row) => ({ id: row.id, botId: row.bot_id }));
+}
+
+/** A recipient with what its message is rendered from, as it is when claimed. */
+export interface ClaimedRecipient {
+  chatId: number;
+  username: string | null;
+  name: string | null;
+  status: DialogStatus | null;
+  stepId: string | null;
+  stepKey: string | null;
+  fields: Record<string, FieldValue>;
+  tracker: Record<string, string>;
+  startedAt: Date | null;
+  /** The dialog's latest order, for writing `blocked` no newer than what it has seen. */
+  lastSeq: number;
+}
+
+/**
+ * Claims the next `limit` pending recipients: each moves `pending` → `sending` once, in this
+ * statement, so that none is ever claimed twice (a second runner would take others).
+ */
+export async function claimRecipients(db: Knex, broadcastId: string, limit: number): Promise<ClaimedRecipient[]> {
+  const result = await db.raw<{
+    rows: Array<{
+      chat_id: string;
+      username: string | null;
+      name: string | null;
+      status: DialogStatus | null;
+      step_id: string | null;
+      step_key: string | null;
+      fields: Record<string, FieldValue> | null;
+      tracker: Record<string, string> | null;
+      started_at: Date | null;
+      last_seq: string | null;
+    }>;
+  }>(
+    `WITH next AS (
+       SELECT chat_id FROM broadcast_recipients
+       WHERE broadcast_id = ? AND state = 'pending'
+       ORDER BY chat_id LIMIT ? FOR UPDATE SKIP LOCKED
+     ), claimed AS (
+       UPDATE broadcast_recipients r SET state = 'sending', attempts = r.attempts + 1, updated_at = now()
+       FROM next WHERE r.broadcast_id = ? AND r.chat_id = next.chat_id
+       RETURNING r.chat_id
+     )
+     SELECT c.chat_id, d.username, d.name, d.status, d.step_id, s.key AS step_key, d.fields, d.tracker,
+            d.started_at, d.last_seq
+     FROM claimed c
+     JOIN broadcasts b ON b.id = ?
+     LEFT JOIN dialogs d ON d.bot_id = b.bot_id AND d.chat_id = c.chat_id
+     LEFT JOIN script_steps s ON s.id = d.step_id
+     ORDER BY c.chat_id`,
+    [broadcastId, limit, broadcastId, broadcastId],
+  );
+  return result.rows.map((row) => ({
+    chatId: Number(row.chat_id),
+    username: row.username,
+    name: row.name,
+    status: row.status,
+    stepId: row.step_id,
+    stepKey: row.step_key,
+    fields: row.fields ?? {},
+    tracker: row.tracker ?? {},
+    startedAt: row.started_at,
+    lastSeq: Number(row.last_seq ?? 0),
+  }));
+}
+
+/** How a claimed recipient ended. */
+export interface RecipientOutcome {
+  chatId: number;
+  state: Exclude<RecipientState, 'pending' | 'sending'>;
+  error?: string | null;
+  telegramMessageId?: number | null;
+}
+
+/** Writes how claimed recipients ended (only those still `sending`: an outcome is written once). */
+export async function finishRecipients(
+  db: Knex,
+  broadcastId: string,
+  outcomes: readonly RecipientOutcome[],
+): Promise<void> {
+  if (outcomes.length === 0) return;
+  const rows = outcomes.map((o) => ({
+    c: o.chatId,
+    s: o.state,
+    e: o.error ? o.error.slice(0, 500) : null,
+    m: o.telegramMessageId ?? null,
+  }));
+  await db.raw(
+    `UPDATE broadcast_recipients r SET state = v.s, error = v.e, telegram_message_id = v.m, updated_at = now()
+     FROM jsonb_to_recordset(?::jsonb) AS v(c bigint, s text, e text, m bigint)
+     WHERE r.broadcast_id = ? AND r.chat_id = v.c AND r.state = 'sending'`,
+    [JSON.stringify(rows), broadcastId],
+  );
+}
+
+/** Puts claimed recipients back (a pause or a cancel came before they were sent). */
+export async function releaseRecipients(db: Knex, broadcastId: string, chatIds: readonly number[]): Promise<void> {
+  if (chatIds.length === 0) return;
+  await db('broadcast_recipients')
+    .where({ broadcast_id: broadcastId, state: 'sending' })
+    .whereIn('chat_id', chatIds)
+    .update({ state: 'pending', updated_at: db.fn.now() });
+}
+
+/**
+ * Recipients a runner that stopped left `sending`: their send may or may not have reached
+ * Telegram, so none is sent again (at most once); they are counted as `interrupted`. Only the one
+ * runner of the broadcast calls this, when it takes the broadcast over.
+ */
+export async function interruptSending(db: Knex, broadcastId: string): Promise<number> {
+  return db('broadcast_recipients').where({ broadcast_id: broadcastId, state: 'sending' }).update({
+    state: 'interrupted',
+    error: 'the worker stopped while this send was under way; not sent again',
+    updated_at: db.fn.now(),
+  });
+}
+
+/** Marks the broadcast done when no recipient is left to send; resolves whether it did. */
+export async function finishIfDone(db: Knex, broadcastId: string): Promise<boolean> {
+  const result = await db.raw<{ rowCount: number }>(
+    `UPDATE broadcasts SET state = 'done', finished_at = now(), updated_at = now()
+     WHERE id = ? AND state = 'running'
+       AND NOT EXISTS (SELECT 1 FROM broadcast_recipients WHERE broadcast_id = ? AND state IN ('pending', 'sending'))`,
+    [broadcastId, broadcastId],
+  );
+  return result.rowCount > 0;
+}
