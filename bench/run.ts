@@ -1,5 +1,6 @@
 // `npm run bench`: every figure beside its ceiling, measured in the same run on this machine.
 import { benchApply } from './apply.js';
+import { benchBroadcast } from './broadcast.js';
 import { benchConversions } from './conversions.js';
 import { benchIngest } from './ingest.js';
 import { createBenchDatabase } from './lib/database.js';
@@ -107,6 +108,20 @@ try {
       `    at the receiver ${fmt(c.deliveredPerSec)} conversions/s   (first call to last request received)`,
     );
     console.log(lines.slice(-3).join('\n'));
+  }
+  if (!only || only === 'broadcast') {
+    const b = await benchBroadcast(database);
+    const mb = (n: number) => n.toFixed(1);
+    lines.push(
+      `(j) broadcast: ${fmt(b.recipients)} recipients through one worker process to a fake Bot API enforcing ${fmt(b.rate)} sendMessage/s per bot (any 1 s window; 429 beyond)`,
+      `    enforced rate            ${fmt(b.rate)} msgs/s`,
+      `    broadcast sustained      ${fmt(b.sustainedPerSec, 1)} msgs/s   (${ratio(b.sustainedPerSec, b.rate)}; target ≥ 0.95 ×; 10–90 % of progress)   429s: ${b.throttled}   total ${b.seconds.toFixed(1)} s   sent ${fmt(b.sent)}`,
+      `    the bot's sends, all     ${fmt(b.botPerSec, 1)} msgs/s   (${ratio(b.botPerSec, b.rate)}; the broadcast and the live messages, same span)`,
+      `    live p50 without/with    ${b.liveWithout.p50.toFixed(1)} ms / ${b.liveWith.p50.toFixed(1)} ms   (postback stepId → sendMessage, ${b.liveRate}/s for ${fmt(b.liveWith.postbacks)} postbacks)`,
+      `    live p99 without/with    ${b.liveWithout.p99.toFixed(1)} ms / ${b.liveWith.p99.toFixed(1)} ms   max ${b.liveWithout.max.toFixed(1)} ms / ${b.liveWith.max.toFixed(1)} ms`,
+      `    worker RSS at 10/50/90 % ${mb(b.rssAt[0])} / ${mb(b.rssAt[1])} / ${mb(b.rssAt[2])} MB   (peak ${mb(b.largePeakRss)} MB; ${fmt(b.small)} recipients: peak ${mb(b.smallPeakRss)} MB)`,
+    );
+    console.log(lines.slice(-7).join('\n'));
   }
 } finally {
   await database.drop();
