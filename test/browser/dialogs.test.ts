@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/config/log.js';
 import { startWebTier } from '../../src/http/server.js';
@@ -52,6 +53,12 @@ beforeAll(async () => {
   bot = await createScriptedBot(h, SCRIPT);
   await startDialog(alice);
   await startDialog(bob);
+  // A tracker's postback gives Alice's dialog a field, a tracker field and tags.
+  const postback = await fetch(
+    `${bot.postbackUrl}?chatId=${alice.chatId}&fields.plan=gold&tracker.source=spring_ads&tags=vip,returning`,
+  );
+  expect(postback.status).toBe(202);
+  await waitFor(async () => (await dialogOf(h, bot, alice.chatId))?.tags.includes('vip'), 10_000, 'the postback');
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
@@ -90,8 +97,10 @@ async function readEvents(
   headers: Record<string, string>,
   until: (text: string) => boolean,
 ): Promise<{ status: number; type: string | null; text: string }> {
+  // Its own connection pool, closed after: an aborted stream leaves no socket behind to hold up the web tier's close.
+  const dispatcher = new Agent();
   const abort = new AbortController();
-  const response = await fetch(url, { headers, signal: abort.signal, redirect: 'manual' });
+  const response = await fetch(url, { headers, signal: abort.signal, redirect: 'manual', dispatcher } as RequestInit);
   let text = '';
   if (response.status === 200) {
     const reader = response.body!.getReader();
@@ -104,6 +113,7 @@ async function readEvents(
     }
   }
   abort.abort();
+  await dispatcher.destroy();
   return { status: response.status, type: response.headers.get('content-type'), text };
 }
 
@@ -145,6 +155,17 @@ describe('a dialog, driven in the console', () => {
     expect(await transcript.locator('li .who').allTextContents()).toEqual(['User', 'Script', 'Script']);
     expect(await transcript.locator('.line-text').allTextContents()).toEqual(['/start', 'Hello!', 'Your e-mail?']);
     expect(await page.getByLabel('Reply').count()).toBe(0);
+    expect(await page.locator('section[aria-labelledby="fields-heading"] dl').textContent()).toMatch(/plan\s*gold/);
+    expect(await page.locator('section[aria-labelledby="tracker-heading"] dl').textContent()).toMatch(
+      /source\s*spring_ads/,
+    );
+    expect(await page.locator('section[aria-labelledby="tags-heading"] li').allTextContents()).toEqual([
+      'returning',
+      'vip',
+    ]);
+    expect(await page.locator('section[aria-labelledby="conversions-heading"]').textContent()).toContain(
+      'No conversions.',
+    );
 
     // Take over: queued, then the live stream sees `manual` and the page shows the reply box.
     await Promise.all([page.waitForURL(/notice=queued/), page.getByRole('button', { name: 'Take over' }).click()]);
@@ -207,8 +228,14 @@ describe('at a phone’s width', () => {
     expect(await scrollsSideways(page)).toBe(false);
     await screenshot(page, 'dialogs-phone');
     await page.goto(`/console/bots/${bot.botId}/dialogs?status=manual`);
-    expect(await page.locator('.dialog-row').count()).toBe(1);
+    expect(await page.locator('.dialog-row').getAttribute('data-chat-id')).toBe(String(bob.chatId));
     expect(await page.getByLabel('Status').inputValue()).toBe('manual');
+    // The form's empty fields are "any"; a tag filters as the API's does.
+    await page.getByLabel('Status').selectOption('');
+    await page.getByLabel('Tag').fill('vip');
+    await Promise.all([page.waitForURL(/tag=vip/), page.getByRole('button', { name: 'Filter' }).click()]);
+    expect(await page.locator('.dialog-row').getAttribute('data-chat-id')).toBe(String(alice.chatId));
+    expect(await page.locator('.dialog-row .tags li').allTextContents()).toEqual(['returning', 'vip']);
 
     await page.goto(dialogUrl(bob.chatId));
     expect(await scrollsSideways(page)).toBe(false);
@@ -287,7 +314,8 @@ describe('the console’s dialog routes', () => {
       ['script', 'Script', 'Your e-mail?'],
     ]);
     expect(lines.every((line) => line.id === line.data.id)).toBe(true);
-    expect(first.text).toContain(`event: dialog\ndata: ${JSON.stringify({ status: 'manual', stepKey: 'ask' })}`);
+    const { status } = await dialogOf(h, bot, bob.chatId);
+    expect(first.text).toContain(`event: dialog\ndata: ${JSON.stringify({ status, stepKey: 'ask' })}`);
 
     const resumed = await readEvents(url, { cookie, 'last-event-id': lines[1]!.id }, (text) =>
       text.includes('event: line'),

@@ -46,11 +46,15 @@ function appendLine(list, line) {
   text.className = 'line-text';
   text.textContent = line.text;
   item.append(who, ' ', time, text);
+  // Follows the newest line unless the reader scrolled up to read older ones.
+  const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   list.append(item);
+  if (atEnd) list.scrollTop = list.scrollHeight;
   for (const empty of document.querySelectorAll('.transcript-empty')) empty.remove();
 }
 
 function followDialog(list) {
+  list.scrollTop = list.scrollHeight;
   const source = new EventSource(list.dataset.events);
   const wasManual = list.dataset.status === 'manual';
   source.addEventListener('line', (event) => appendLine(list, JSON.parse(event.data)));

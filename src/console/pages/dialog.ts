@@ -214,6 +214,8 @@ export function registerDialogPage(router: Router, deps: ConsoleDeps): void {
               class="transcript"
               aria-live="polite"
               aria-relevant="additions"
+              aria-labelledby="transcript-heading"
+              tabindex="0"
               data-events="${events}"
               data-status="${dialog.status}"
             >

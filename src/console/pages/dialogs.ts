@@ -162,7 +162,9 @@ export function registerDialogListPage(router: Router, deps: ConsoleDeps): void 
       crumbs: botCrumbs(bot),
       body: html`${filterForm(bot.id, query, steps, campaigns)}
         <section aria-labelledby="results-heading">
-          <h2 id="results-heading">${filtered ? 'Matching dialogs' : 'Dialogs'}${after ? ' (continued)' : ''}</h2>
+          <h2 id="results-heading">
+            ${filtered ? 'Matching dialogs' : 'All dialogs'}, newest activity first${after ? ' (continued)' : ''}
+          </h2>
           ${
             page.items.length === 0
               ? html`<p>${filtered ? 'No dialog matches these filters.' : 'No dialogs yet.'}</p>`
