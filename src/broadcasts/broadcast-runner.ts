@@ -3,15 +3,16 @@ import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import type { Logger } from '../config/log.js';
 import {
-  claimRecipients,
+  claimRecipient,
   finishIfDone,
   finishRecipients,
   findBroadcastById,
   interruptSending,
+  nextRecipients,
   releaseRecipients,
   startBroadcast,
   type BroadcastRecord,
-  type ClaimedRecipient,
+  type NextRecipient,
   type RecipientOutcome,
 } from '../db/broadcasts.js';
 import { blockDialog } from '../db/dialog-inputs.js';
@@ -33,7 +34,7 @@ export interface BroadcastRunnerDeps {
   queueDialogInput(job: ChatUpdateJob): Promise<string>;
   /** How long the runner's lease on a broadcast lasts without renewal (QUEUE_LOCK_MS). */
   leaseMs: number;
-  /** Recipients claimed at a time (default 50). */
+  /** Pending recipients read at a time (default 50); each is claimed just before its send. */
   batchSize?: number;
   /** Sends in flight at once (default 8): Telegram's round trips overlap, the rate stays the limiter's. */
   concurrency?: number;
@@ -87,12 +88,12 @@ export async function runBroadcast(
       broadcast = await findBroadcastById(deps.db, broadcastId);
       if (!broadcast) return 'gone';
       if (broadcast.state !== 'running') return broadcast.state === 'done' ? 'done' : (broadcast.state as RunEnd);
-      const claimed = await claimRecipients(deps.db, broadcastId, deps.batchSize ?? 50);
-      if (claimed.length === 0) {
+      const next = await nextRecipients(deps.db, broadcastId, deps.batchSize ?? 50);
+      if (next.length === 0) {
         await finishIfDone(deps.db, broadcastId);
         return 'done';
       }
-      await sendBatch(deps, broadcast, bot, claimed, () => stopping() || !lease.held());
+      await sendBatch(deps, broadcast, bot, next, () => stopping() || !lease.held());
     }
   } finally {
     await lease.release();
@@ -100,15 +101,17 @@ export async function runBroadcast(
 }
 
 /**
- * Sends a claimed batch: each recipient waits for a spare slot (a chat that must wait goes to the
- * back of the batch, the others go on), up to `concurrency` sends at once. Outcomes are written as
- * they come, in small groups. Recipients not sent when the run must stop are put back.
+ * Sends a batch of pending recipients: each waits for a spare slot (a chat that must wait goes to
+ * the back of the batch, the others go on), up to `concurrency` sends at once. Each is claimed only
+ * once its slot is booked, just before its send: a worker killed mid-batch leaves `sending` (to be
+ * counted `interrupted`) only the sends it had under way, and recipients not reached when the run
+ * must stop simply stay pending. Outcomes are written as they come, in small groups.
  */
 async function sendBatch(
   deps: BroadcastRunnerDeps,
   broadcast: BroadcastRecord,
   bot: BotForRun,
-  claimed: ClaimedRecipient[],
+  batch: NextRecipient[],
   mustStop: () => boolean,
 ): Promise<void> {
   const content = broadcast.content;
@@ -138,9 +141,10 @@ async function sendBatch(
   };
 
   // Who cannot be mailed is settled without a send.
-  const queue: Array<{ recipient: ClaimedRecipient; notBefore: number }> = [];
-  for (const recipient of claimed) {
+  const queue: Array<{ recipient: NextRecipient; notBefore: number }> = [];
+  for (const recipient of batch) {
     if (recipient.status !== 'auto' || !recipient.startedAt) {
+      if (!(await claimRecipient(deps.db, broadcast.id, recipient.chatId))) continue;
       outcomes.push({
         chatId: recipient.chatId,
         state: 'skipped',
@@ -151,7 +155,9 @@ async function sendBatch(
     }
   }
 
-  const send = async (recipient: ClaimedRecipient): Promise<void> => {
+  const send = async (recipient: NextRecipient): Promise<void> => {
+    // Claimed by a newer runner (this run's lease was lost and another took the broadcast): not ours.
+    if (!(await claimRecipient(deps.db, broadcast.id, recipient.chatId))) return;
     try {
       const outcome = await sendOne(deps, broadcast, bot, content, recipient);
       outcomes.push(outcome.outcome);
@@ -194,14 +200,7 @@ async function sendBatch(
   }
   await Promise.all(inFlight);
   await flush();
-  // Stopped (a pause, a cancel, the worker's shutdown) before these were sent: they stay to send.
-  if (queue.length > 0) {
-    await releaseRecipients(
-      deps.db,
-      broadcast.id,
-      queue.map((entry) => entry.recipient.chatId),
-    );
-  }
+  // Stopped (a pause, a cancel, the worker's shutdown): the rest of the queue was never claimed, it stays pending.
 }
 
 /** Sends (or, for a step broadcast, queues) one recipient's message; throws when it must be put back. */
@@ -210,7 +209,7 @@ async function sendOne(
   broadcast: BroadcastRecord,
   bot: BotForRun,
   content: BroadcastContent,
-  recipient: ClaimedRecipient,
+  recipient: NextRecipient,
 ): Promise<{ outcome: RecipientOutcome; line?: SentLine }> {
   const { chatId } = recipient;
   if (content.kind === 'step') {

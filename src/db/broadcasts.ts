@@ -171,8 +171,8 @@ export async function dueBroadcasts(db: Knex, limit: number): Promise<Array<{ id
   return rows.map((row) => ({ id: row.id, botId: row.bot_id }));
 }
 
-/** A recipient with what its message is rendered from, as it is when claimed. */
-export interface ClaimedRecipient {
+/** A pending recipient with what its message is rendered from, as it is when read. */
+export interface NextRecipient {
   chatId: number;
   username: string | null;
   name: string | null;
@@ -187,10 +187,11 @@ export interface ClaimedRecipient {
 }
 
 /**
- * Claims the next `limit` pending recipients: each moves `pending` → `sending` once, in this
- * statement, so that none is ever claimed twice (a second runner would take others).
+ * The next `limit` pending recipients, in chat order, read (not claimed): each is claimed by
+ * claimRecipient only just before its send, so that a worker that dies leaves `sending` only
+ * the sends it had under way, not a whole batch that never went out.
  */
-export async function claimRecipients(db: Knex, broadcastId: string, limit: number): Promise<ClaimedRecipient[]> {
+export async function nextRecipients(db: Knex, broadcastId: string, limit: number): Promise<NextRecipient[]> {
   const result = await db.raw<{
     rows: Array<{
       chat_id: string;
@@ -205,23 +206,15 @@ export async function claimRecipients(db: Knex, broadcastId: string, limit: numb
       last_seq: string | null;
     }>;
   }>(
-    `WITH next AS (
-       SELECT chat_id FROM broadcast_recipients
-       WHERE broadcast_id = ? AND state = 'pending'
-       ORDER BY chat_id LIMIT ? FOR UPDATE SKIP LOCKED
-     ), claimed AS (
-       UPDATE broadcast_recipients r SET state = 'sending', attempts = r.attempts + 1, updated_at = now()
-       FROM next WHERE r.broadcast_id = ? AND r.chat_id = next.chat_id
-       RETURNING r.chat_id
-     )
-     SELECT c.chat_id, d.username, d.name, d.status, d.step_id, s.key AS step_key, d.fields, d.tracker,
+    `SELECT r.chat_id, d.username, d.name, d.status, d.step_id, s.key AS step_key, d.fields, d.tracker,
             d.started_at, d.last_seq
-     FROM claimed c
-     JOIN broadcasts b ON b.id = ?
-     LEFT JOIN dialogs d ON d.bot_id = b.bot_id AND d.chat_id = c.chat_id
+     FROM broadcast_recipients r
+     JOIN broadcasts b ON b.id = r.broadcast_id
+     LEFT JOIN dialogs d ON d.bot_id = b.bot_id AND d.chat_id = r.chat_id
      LEFT JOIN script_steps s ON s.id = d.step_id
-     ORDER BY c.chat_id`,
-    [broadcastId, limit, broadcastId, broadcastId],
+     WHERE r.broadcast_id = ? AND r.state = 'pending'
+     ORDER BY r.chat_id LIMIT ?`,
+    [broadcastId, limit],
   );
   return result.rows.map((row) => ({
     chatId: Number(row.chat_id),
@@ -235,6 +228,18 @@ export async function claimRecipients(db: Knex, broadcastId: string, limit: numb
     startedAt: row.started_at,
     lastSeq: Number(row.last_seq ?? 0),
   }));
+}
+
+/**
+ * Claims one recipient for its send, just before it: `pending` → `sending`, once (a second runner
+ * overlapping this one, say while a lost lease is noticed, finds it taken). Resolves whether this
+ * call claimed it.
+ */
+export async function claimRecipient(db: Knex, broadcastId: string, chatId: number): Promise<boolean> {
+  const claimed = await db('broadcast_recipients')
+    .where({ broadcast_id: broadcastId, chat_id: chatId, state: 'pending' })
+    .update({ state: 'sending', attempts: db.raw('attempts + 1'), updated_at: db.fn.now() });
+  return claimed > 0;
 }
 
 /** How a claimed recipient ended. */
@@ -266,7 +271,7 @@ export async function finishRecipients(
   );
 }
 
-/** Puts claimed recipients back (a pause or a cancel came before they were sent). */
+/** Puts claimed recipients back (Telegram held the bot before they were sent). */
 export async function releaseRecipients(db: Knex, broadcastId: string, chatIds: readonly number[]): Promise<void> {
   if (chatIds.length === 0) return;
   await db('broadcast_recipients')

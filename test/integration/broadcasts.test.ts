@@ -255,6 +255,31 @@ describe('broadcasts', () => {
     expect(Math.max(...latencies)).toBeLessThan(800);
   });
 
+  it('a step broadcast moves each dialog to the step, which sends its message once', async () => {
+    const bot = await createScriptedBot(h, SCRIPT);
+    const chats = await startDialogs(bot, 6, 'Stepper');
+    const created = await h.api('POST', `/api/v1/bots/${bot.botId}/broadcasts`, { stepId: 'offer' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const done = await until(bot, created.body.id, (p) => p.state === 'done', 'done');
+    expect(done).toMatchObject({ planned: 6, sent: 6, failed: 0, skipped: 0, interrupted: 0 });
+    for (const chatId of chats) {
+      await waitForMessages(h, bot, chatId, 3);
+      await waitFor(
+        async () =>
+          (await h.db('dialogs').where({ bot_id: bot.botId, chat_id: chatId }).first()).step_id ===
+          bot.steps.get('offer'),
+        10_000,
+        `dialog ${chatId} at the step`,
+      );
+    }
+    // Nothing more comes: each got the step's message once, after the script's own two.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    for (const [i, chatId] of chats.entries()) {
+      const texts = messagesTo(h, bot, chatId).map((call) => String(call.params.text));
+      expect(texts, `chat ${chatId}`).toEqual(['Hello!', 'Your e-mail?', `Step offer for Stepper${i}`]);
+    }
+  });
+
   it('names bad input, and refuses every broadcast route without the key', async () => {
     const bot = await createScriptedBot(h, SCRIPT);
     const base = `/api/v1/bots/${bot.botId}/broadcasts`;
