@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import { JOB_RETENTION } from './job-retention.js';
 import { QUEUES } from './queue-names.js';
 
-export const BROADCAST_JOB = 'run';
+const BROADCAST_JOB = 'run';
 
 /** On `broadcasts`: run one broadcast (start it when its time has come, then send). */
 export interface BroadcastJob {
@@ -10,11 +10,11 @@ export interface BroadcastJob {
 }
 
 /** One queued run per broadcast: a repeat (the sweeper, a resume) while one is queued or running is the same job. */
-export function broadcastJobId(broadcastId: string): string {
+function broadcastJobId(broadcastId: string): string {
   return `broadcast-${broadcastId}`;
 }
 
-export const BROADCAST_JOB_OPTIONS = {
+const BROADCAST_JOB_OPTIONS = {
   attempts: 5,
   backoff: { type: 'exponential', delay: 2_000 },
   ...JOB_RETENTION[QUEUES.broadcasts],
