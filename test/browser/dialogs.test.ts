@@ -175,10 +175,15 @@ describe('a dialog, driven in the console', () => {
     expect(await page.getByRole('button', { name: 'Take over' }).count()).toBe(0);
     await dialogStatus(alice.chatId, 'manual');
 
-    await page.getByLabel('Reply').fill('Hello from the operator <3');
-    await Promise.all([page.waitForURL(/notice=queued/), page.getByRole('button', { name: 'Send' }).click()]);
-    // From here on the page is not loaded again: what arrives, arrives live.
+    // From here on this page is not loaded again: what it shows next arrives live. The reply is
+    // sent from a second tab, so that it is certainly not in this page's first render.
     await page.evaluate(() => ((window as unknown as { sameLoad: boolean }).sameLoad = true));
+    const tab = await context.newPage();
+    await tab.goto(dialogUrl(alice.chatId));
+    await tab.getByLabel('Reply').fill('Hello from the operator <3');
+    await Promise.all([tab.waitForURL(/notice=queued/), tab.getByRole('button', { name: 'Send' }).click()]);
+    expect(await tab.getByRole('status').textContent()).toContain('Queued');
+    await tab.close();
     const texts = await waitForMessages(h, bot, alice.chatId, 3);
     expect(texts[2]).toBe('Hello from the operator &lt;3');
     expect(messagesTo(h, bot, alice.chatId)[2]!.params.parse_mode).toBe('HTML');
@@ -186,6 +191,7 @@ describe('a dialog, driven in the console', () => {
     await operatorLine.waitFor({ timeout: 10_000 });
     expect(await operatorLine.locator('.who').textContent()).toBe('Operator');
     expect(await operatorLine.locator('.line-text').textContent()).toBe('Hello from the operator <3');
+    expect(await page.evaluate(() => (window as unknown as { sameLoad?: boolean }).sameLoad)).toBe(true);
     await screenshot(page, 'dialog');
 
     // The user's answer, through the Telegram webhook, appears without a reload.
@@ -279,6 +285,20 @@ describe('the console’s dialog routes', () => {
     expect(await missing.text()).toContain('security token is missing or stale');
     expect((await post(`_csrf=${'0'.repeat(64)}&text=sneaky`)).status).toBe(403);
     expect(messagesTo(h, bot, bob.chatId).map((call) => call.params.text)).not.toContain('sneaky');
+    await context.close();
+  });
+
+  it('page the list with a Next page link that keeps the filters', async () => {
+    const { context, page } = await signedIn();
+    await page.goto(`/console/bots/${bot.botId}/dialogs?limit=1&started=true`);
+    const firstPage = await page.locator('.dialog-row').getAttribute('data-chat-id');
+    expect(await page.locator('.dialog-row').count()).toBe(1);
+    await Promise.all([page.waitForURL(/cursor=/), page.getByRole('link', { name: 'Next page' }).click()]);
+    const params = new URL(page.url()).searchParams;
+    expect([params.get('limit'), params.get('started')]).toEqual(['1', 'true']);
+    const secondPage = await page.locator('.dialog-row').getAttribute('data-chat-id');
+    expect([firstPage, secondPage].sort()).toEqual([String(alice.chatId), String(bob.chatId)].sort());
+    expect(await page.getByRole('link', { name: 'Next page' }).count()).toBe(0);
     await context.close();
   });
 
