@@ -12,6 +12,7 @@ import { crossSite, CSRF_FIELD, sameToken } from './csrf.js';
 import { readForm } from './form.js';
 import { sendErrorPage } from './layout.js';
 import { registerBotPages } from './pages/bots.js';
+import { registerBroadcastPages } from './pages/broadcasts.js';
 import { registerDeliveryPages } from './pages/deliveries.js';
 import { registerDialogPage } from './pages/dialog.js';
 import { registerDialogListPage } from './pages/dialogs.js';
@@ -139,6 +140,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   registerDeliveryPages(router, deps);
   registerDialogListPage(router, deps);
   registerDialogPage(router, deps);
+  registerBroadcastPages(router, deps);
   return router;
 }
 

@@ -17,7 +17,7 @@ function usernameOf(bot: BotRecord): string | null {
 }
 
 /** The console path of a bot's page, or of one of its sub-pages. */
-export function botPath(botId: string, page?: 'script' | 'dialogs' | 'deliveries'): string {
+export function botPath(botId: string, page?: 'script' | 'dialogs' | 'deliveries' | 'broadcasts'): string {
   return `/console/bots/${botId}${page ? `/${page}` : ''}`;
 }
 
@@ -34,6 +34,7 @@ function botLinks(bot: BotRecord): SafeHtml {
     <li><a href="${botPath(bot.id, 'script')}">Script</a></li>
     <li><a href="${botPath(bot.id, 'dialogs')}">Dialogs</a></li>
     <li><a href="${botPath(bot.id, 'deliveries')}">Deliveries</a></li>
+    <li><a href="${botPath(bot.id, 'broadcasts')}">Broadcasts</a></li>
   </ul>`;
 }
 

@@ -12,6 +12,7 @@ import {
   type BroadcastState,
   type StoredAudience,
 } from '../../db/broadcasts.js';
+import type { BotRecord } from '../../db/bots.js';
 import { listStepRefs } from '../../db/script-steps.js';
 import type { BroadcastButton, BroadcastContent } from '../../domain/broadcasts/content.js';
 import { DomainError } from '../../domain/errors.js';
@@ -83,8 +84,8 @@ function templateProblem(source: string, mode: 'html' | 'plain', param: string):
   if (problem) throw new DomainError('unprocessable', 'invalid_template', `${param}: ${problem}`, { param });
 }
 
-/** Progress as the API shows it; the estimated end from the pace so far. */
-async function broadcastJson(deps: ManagementDeps, broadcast: BroadcastRecord): Promise<object> {
+/** A broadcast with its progress, as the API shows it; the estimated end from the pace so far. */
+export async function broadcastProgress(deps: ManagementDeps, broadcast: BroadcastRecord): Promise<object> {
   const counts = await recipientCounts(deps.db, broadcast.id);
   const remaining = counts.pending + counts.sending;
   const handled = counts.sent + counts.blocked + counts.failed + counts.skipped + counts.interrupted;
@@ -117,87 +118,107 @@ async function broadcastJson(deps: ManagementDeps, broadcast: BroadcastRecord): 
 }
 
 /**
+ * Stores a broadcast for `bot` (its steps and templates checked: 422 naming what is wrong) and
+ * queues its run for its start time. Shared by the API and the console.
+ */
+export async function createBroadcast(
+  deps: ManagementDeps,
+  bot: BotRecord,
+  body: z.infer<typeof createBroadcastSchema>,
+): Promise<BroadcastRecord> {
+  const steps = await listStepRefs(deps.db, bot.id);
+  const { step, campaign, updatedSince, ...filters } = body.audience;
+  const audience: StoredAudience = {
+    ...filters,
+    ...(step !== undefined ? { stepId: resolveStep(steps, step, 'audience.step').id } : {}),
+    ...(campaign !== undefined ? { campaignId: campaign } : {}),
+    ...(updatedSince !== undefined ? { updatedSince: new Date(updatedSince).toISOString() } : {}),
+  };
+  let content: BroadcastContent;
+  if (body.stepId !== undefined) {
+    const target = resolveStep(steps, body.stepId, 'stepId');
+    content = { kind: 'step', stepId: target.id, stepKey: target.key };
+  } else {
+    templateProblem(body.text!, 'html', 'text');
+    const buttons: BroadcastButton[] = (body.buttons ?? []).map((button, index) => {
+      templateProblem(button.text, 'plain', `buttons.${index}.text`);
+      if ('url' in button) {
+        templateProblem(button.url, 'plain', `buttons.${index}.url`);
+        return { text: button.text, url: button.url };
+      }
+      return { text: button.text, stepId: resolveStep(steps, button.next, `buttons.${index}.next`).id };
+    });
+    content = { kind: 'message', text: body.text!, buttons };
+  }
+  const startAt = body.startAt ? new Date(body.startAt) : new Date();
+  const broadcast = await insertBroadcast(deps.db, { id: randomUUID(), botId: bot.id, audience, content, startAt });
+  // Stored is enough: were the queue unreachable, the workers' sweeper starts it all the same.
+  await deps.queueBroadcast(broadcast.id, Math.max(0, startAt.getTime() - Date.now())).catch(() => undefined);
+  return broadcast;
+}
+
+/** What pause, resume and cancel do: the states each may start from, and where each leads. */
+const MOVES = {
+  pause: { from: ['scheduled', 'running'], to: () => 'paused' },
+  // A broadcast paused before it started goes back to waiting for its start time.
+  resume: { from: ['paused'], to: (b: BroadcastRecord) => (b.startedAt ? 'running' : 'scheduled') },
+  cancel: { from: ['scheduled', 'running', 'paused'], to: () => 'cancelled' },
+} as const satisfies Record<
+  string,
+  { from: readonly BroadcastState[]; to: (broadcast: BroadcastRecord) => BroadcastState }
+>;
+
+export type BroadcastAction = keyof typeof MOVES;
+export const BROADCAST_ACTIONS = Object.keys(MOVES) as BroadcastAction[];
+
+/** Pauses, resumes or cancels a broadcast (409 when its state does not allow it); a resume queues its run. */
+export async function actOnBroadcast(
+  deps: ManagementDeps,
+  broadcast: BroadcastRecord,
+  action: BroadcastAction,
+): Promise<BroadcastRecord> {
+  const move = MOVES[action];
+  const moved = (move.from as readonly BroadcastState[]).includes(broadcast.state)
+    ? await moveBroadcast(deps.db, broadcast.id, [broadcast.state], move.to(broadcast))
+    : null;
+  if (!moved) {
+    throw new DomainError('conflict', 'invalid_state', `a ${broadcast.state} broadcast cannot be told to ${action}`, {
+      param: 'id',
+    });
+  }
+  if (action === 'resume') await deps.queueBroadcast(moved.id, Math.max(0, moved.startAt.getTime() - Date.now()));
+  return moved;
+}
+
+/**
  * Broadcasts (API.md §3): a message, or a step, for every dialog of an audience taken when the
  * broadcast starts. Sent by the workers at the bot's spare rate (live messages go first), each
  * recipient at most once; paused, resumed and cancelled here.
  */
 export function registerBroadcastRoutes(router: Router, deps: ManagementDeps): void {
   router.post('/bots/:botId/broadcasts', async (ctx) => {
-    const bot = currentBot(ctx);
-    const body = parseBody(createBroadcastSchema, await readJsonBody(ctx));
-    const steps = await listStepRefs(deps.db, bot.id);
-    const { step, campaign, updatedSince, ...filters } = body.audience;
-    const audience: StoredAudience = {
-      ...filters,
-      ...(step !== undefined ? { stepId: resolveStep(steps, step, 'audience.step').id } : {}),
-      ...(campaign !== undefined ? { campaignId: campaign } : {}),
-      ...(updatedSince !== undefined ? { updatedSince: new Date(updatedSince).toISOString() } : {}),
-    };
-    let content: BroadcastContent;
-    if (body.stepId !== undefined) {
-      const target = resolveStep(steps, body.stepId, 'stepId');
-      content = { kind: 'step', stepId: target.id, stepKey: target.key };
-    } else {
-      templateProblem(body.text!, 'html', 'text');
-      const buttons: BroadcastButton[] = (body.buttons ?? []).map((button, index) => {
-        templateProblem(button.text, 'plain', `buttons.${index}.text`);
-        if ('url' in button) {
-          templateProblem(button.url, 'plain', `buttons.${index}.url`);
-          return { text: button.text, url: button.url };
-        }
-        return { text: button.text, stepId: resolveStep(steps, button.next, `buttons.${index}.next`).id };
-      });
-      content = { kind: 'message', text: body.text!, buttons };
-    }
-    const startAt = body.startAt ? new Date(body.startAt) : new Date();
-    const broadcast = await insertBroadcast(deps.db, { id: randomUUID(), botId: bot.id, audience, content, startAt });
-    // Stored is enough: were the queue unreachable, the workers' sweeper starts it all the same.
-    await deps.queueBroadcast(broadcast.id, Math.max(0, startAt.getTime() - Date.now())).catch(() => undefined);
+    const broadcast = await createBroadcast(
+      deps,
+      currentBot(ctx),
+      parseBody(createBroadcastSchema, await readJsonBody(ctx)),
+    );
     ctx.status = 201;
-    ctx.body = await broadcastJson(deps, broadcast);
+    ctx.body = await broadcastProgress(deps, broadcast);
   });
 
   router.get('/bots/:botId/broadcasts', async (ctx) => {
     const items = await listBroadcasts(deps.db, currentBot(ctx).id, 100);
-    ctx.body = { items: await Promise.all(items.map((broadcast) => broadcastJson(deps, broadcast))) };
+    ctx.body = { items: await Promise.all(items.map((broadcast) => broadcastProgress(deps, broadcast))) };
   });
 
   router.get('/bots/:botId/broadcasts/:id', async (ctx) => {
-    ctx.body = await broadcastJson(deps, await broadcastOf(ctx, deps));
+    ctx.body = await broadcastProgress(deps, await broadcastOf(ctx, deps));
   });
 
-  const move = (
-    action: string,
-    from: readonly BroadcastState[],
-    to: (broadcast: BroadcastRecord) => BroadcastState,
-    after?: (broadcast: BroadcastRecord) => Promise<void>,
-  ) =>
+  for (const action of BROADCAST_ACTIONS) {
     router.post(`/bots/:botId/broadcasts/:id/${action}`, async (ctx) => {
-      const broadcast = await broadcastOf(ctx, deps);
-      const moved = from.includes(broadcast.state)
-        ? await moveBroadcast(deps.db, broadcast.id, [broadcast.state], to(broadcast))
-        : null;
-      if (!moved) {
-        throw new DomainError(
-          'conflict',
-          'invalid_state',
-          `a ${broadcast.state} broadcast cannot be told to ${action}`,
-          {
-            param: 'id',
-          },
-        );
-      }
-      await after?.(moved);
-      ctx.body = await broadcastJson(deps, moved);
+      const moved = await actOnBroadcast(deps, await broadcastOf(ctx, deps), action);
+      ctx.body = await broadcastProgress(deps, moved);
     });
-
-  move('pause', ['scheduled', 'running'], () => 'paused');
-  // A broadcast paused before it started goes back to waiting for its start time.
-  move(
-    'resume',
-    ['paused'],
-    (broadcast) => (broadcast.startedAt ? 'running' : 'scheduled'),
-    (broadcast) => deps.queueBroadcast(broadcast.id, Math.max(0, broadcast.startAt.getTime() - Date.now())),
-  );
-  move('cancel', ['scheduled', 'running', 'paused'], () => 'cancelled');
+  }
 }
