@@ -83,37 +83,66 @@ export async function runBroadcast(
       deps.log.warn({ broadcastId, botId: broadcast.botId }, 'broadcast waits: its bot has no Telegram token');
       return 'stopped';
     }
-    for (;;) {
-      if (stopping() || !lease.held()) return 'stopped';
-      broadcast = await findBroadcastById(deps.db, broadcastId);
-      if (!broadcast) return 'gone';
-      if (broadcast.state !== 'running') return broadcast.state === 'done' ? 'done' : (broadcast.state as RunEnd);
-      const next = await nextRecipients(deps.db, broadcastId, deps.batchSize ?? 50);
-      if (next.length === 0) {
-        await finishIfDone(deps.db, broadcastId);
-        return 'done';
+    const mustStop = () => stopping() || !lease.held();
+    const batchSize = deps.batchSize ?? 50;
+    const mailer = createMailer(deps, broadcast, bot);
+    // The next batch is read while this one is sent (past its last chat id): the pacer never waits
+    // on Postgres between batches, where a spare slot missed is lost.
+    const read = (after: number | null) => {
+      const reading = nextRecipients(deps.db, broadcastId, batchSize, after);
+      reading.catch(() => undefined); // awaited below, or dropped when the run ends
+      return reading;
+    };
+    let cursor: number | null = null;
+    let reading = read(cursor);
+    try {
+      for (;;) {
+        if (mustStop()) return 'stopped';
+        broadcast = await findBroadcastById(deps.db, broadcastId);
+        if (!broadcast) return 'gone';
+        if (broadcast.state !== 'running') return broadcast.state === 'done' ? 'done' : (broadcast.state as RunEnd);
+        const next = await reading;
+        if (next.length === 0) {
+          await mailer.drain();
+          if (cursor === null) {
+            await finishIfDone(deps.db, broadcastId);
+            return 'done';
+          }
+          // Once more from the start: recipients put back behind the cursor (Telegram held the bot).
+          reading = read((cursor = null));
+          continue;
+        }
+        cursor = next.at(-1)!.chatId;
+        reading = read(cursor);
+        await mailer.send(next, mustStop);
       }
-      await sendBatch(deps, broadcast, bot, next, () => stopping() || !lease.held());
+    } finally {
+      await mailer.drain();
     }
   } finally {
     await lease.release();
   }
 }
 
+interface Mailer {
+  /**
+   * Paces a batch of pending recipients: each waits for a spare slot (a chat that must wait goes
+   * to the back of the batch, the others go on), up to `concurrency` sends at once. Each is claimed
+   * only once its slot is booked, just before its send: a worker killed mid-batch leaves `sending`
+   * (to be counted `interrupted`) only the sends it had under way, and recipients not reached when
+   * the run must stop simply stay pending. Resolves when the last is under way (or the run must
+   * stop): the batch's sends still in flight overlap the next batch's.
+   */
+  send(batch: NextRecipient[], mustStop: () => boolean): Promise<void>;
+  /** Waits for the sends in flight and writes every outcome. */
+  drain(): Promise<void>;
+}
+
 /**
- * Sends a batch of pending recipients: each waits for a spare slot (a chat that must wait goes to
- * the back of the batch, the others go on), up to `concurrency` sends at once. Each is claimed only
- * once its slot is booked, just before its send: a worker killed mid-batch leaves `sending` (to be
- * counted `interrupted`) only the sends it had under way, and recipients not reached when the run
- * must stop simply stay pending. Outcomes are written as they come, in small groups.
+ * A run's sending: its sends in flight and their outcomes, written as they come in small groups,
+ * behind the pacer (a write waited for in the pacer is spare slots missed).
  */
-async function sendBatch(
-  deps: BroadcastRunnerDeps,
-  broadcast: BroadcastRecord,
-  bot: BotForRun,
-  batch: NextRecipient[],
-  mustStop: () => boolean,
-): Promise<void> {
+function createMailer(deps: BroadcastRunnerDeps, broadcast: BroadcastRecord, bot: BotForRun): Mailer {
   const content = broadcast.content;
   const outcomes: RecipientOutcome[] = [];
   const lines: SentLine[] = [];
@@ -121,10 +150,9 @@ async function sendBatch(
   const concurrency = deps.concurrency ?? 8;
   let lastFlush = Date.now();
   let lastStateCheck = Date.now();
-  const flush = async (): Promise<void> => {
-    const batch = outcomes.splice(0);
-    const batchLines = lines.splice(0);
-    lastFlush = Date.now();
+  let writing: Promise<void> = Promise.resolve();
+  let writeError: { error: unknown } | null = null;
+  const write = async (batch: RecipientOutcome[], batchLines: SentLine[]): Promise<void> => {
     await finishRecipients(deps.db, broadcast.id, batch);
     if (batchLines.length > 0) {
       await deps.db('dialog_messages').insert(
@@ -139,23 +167,23 @@ async function sendBatch(
       );
     }
   };
+  const flush = (): void => {
+    const batch = outcomes.splice(0);
+    const batchLines = lines.splice(0);
+    lastFlush = Date.now();
+    if (batch.length === 0) return;
+    // One write at a time, in order; a failure ends the run at its next step.
+    writing = writing.then(() =>
+      write(batch, batchLines).catch((error: unknown) => {
+        writeError ??= { error };
+      }),
+    );
+  };
+  const failed = (): void => {
+    if (writeError) throw writeError.error;
+  };
 
-  // Who cannot be mailed is settled without a send.
-  const queue: Array<{ recipient: NextRecipient; notBefore: number }> = [];
-  for (const recipient of batch) {
-    if (recipient.status !== 'auto' || !recipient.startedAt) {
-      if (!(await claimRecipient(deps.db, broadcast.id, recipient.chatId))) continue;
-      outcomes.push({
-        chatId: recipient.chatId,
-        state: 'skipped',
-        error: recipient.status ? `the dialog is ${recipient.status}` : 'the dialog no longer exists',
-      });
-    } else {
-      queue.push({ recipient, notBefore: 0 });
-    }
-  }
-
-  const send = async (recipient: NextRecipient): Promise<void> => {
+  const sendRecipient = async (recipient: NextRecipient): Promise<void> => {
     // Claimed by a newer runner (this run's lease was lost and another took the broadcast): not ours.
     if (!(await claimRecipient(deps.db, broadcast.id, recipient.chatId))) return;
     try {
@@ -169,38 +197,62 @@ async function sendBatch(
     }
   };
 
-  while (queue.length > 0) {
-    if (mustStop()) break;
-    if (Date.now() - lastStateCheck > 1_000) {
-      lastStateCheck = Date.now();
-      const current = await findBroadcastById(deps.db, broadcast.id);
-      if (current?.state !== 'running') break;
-    }
-    if (outcomes.length >= 50 || (outcomes.length > 0 && Date.now() - lastFlush > 200)) await flush();
-    if (inFlight.size >= concurrency) {
-      await Promise.race(inFlight);
-      continue;
-    }
-    const now = Date.now();
-    const index = queue.findIndex((entry) => entry.notBefore <= now);
-    if (index < 0) {
-      await sleep(Math.max(1, Math.min(...queue.map((entry) => entry.notBefore)) - now));
-      continue;
-    }
-    const entry = queue[index]!;
-    const slot = await deps.limiter.reserveSpare(broadcast.botId, entry.recipient.chatId);
-    if (!slot.booked) {
-      if (slot.chatBusy) entry.notBefore = Date.now() + slot.waitMs;
-      else await sleep(slot.waitMs);
-      continue;
-    }
-    queue.splice(index, 1);
-    const sending = send(entry.recipient).finally(() => inFlight.delete(sending));
-    inFlight.add(sending);
-  }
-  await Promise.all(inFlight);
-  await flush();
-  // Stopped (a pause, a cancel, the worker's shutdown): the rest of the queue was never claimed, it stays pending.
+  return {
+    send: async (batch, mustStop) => {
+      failed();
+      // Who cannot be mailed is settled without a send.
+      const queue: Array<{ recipient: NextRecipient; notBefore: number }> = [];
+      for (const recipient of batch) {
+        if (recipient.status !== 'auto' || !recipient.startedAt) {
+          if (!(await claimRecipient(deps.db, broadcast.id, recipient.chatId))) continue;
+          outcomes.push({
+            chatId: recipient.chatId,
+            state: 'skipped',
+            error: recipient.status ? `the dialog is ${recipient.status}` : 'the dialog no longer exists',
+          });
+        } else {
+          queue.push({ recipient, notBefore: 0 });
+        }
+      }
+      while (queue.length > 0) {
+        failed();
+        if (mustStop()) break;
+        if (Date.now() - lastStateCheck > 1_000) {
+          lastStateCheck = Date.now();
+          const current = await findBroadcastById(deps.db, broadcast.id);
+          if (current?.state !== 'running') break;
+        }
+        if (outcomes.length >= 50 || (outcomes.length > 0 && Date.now() - lastFlush > 200)) flush();
+        if (inFlight.size >= concurrency) {
+          await Promise.race(inFlight);
+          continue;
+        }
+        const now = Date.now();
+        const index = queue.findIndex((entry) => entry.notBefore <= now);
+        if (index < 0) {
+          await sleep(Math.max(1, Math.min(...queue.map((entry) => entry.notBefore)) - now));
+          continue;
+        }
+        const entry = queue[index]!;
+        const slot = await deps.limiter.reserveSpare(broadcast.botId, entry.recipient.chatId);
+        if (!slot.booked) {
+          if (slot.chatBusy) entry.notBefore = Date.now() + slot.waitMs;
+          else await sleep(slot.waitMs);
+          continue;
+        }
+        queue.splice(index, 1);
+        const sending = sendRecipient(entry.recipient).finally(() => inFlight.delete(sending));
+        inFlight.add(sending);
+      }
+      // Stopped (a pause, a cancel, the worker's shutdown): the rest of the queue was never claimed, it stays pending.
+    },
+    drain: async () => {
+      await Promise.all(inFlight);
+      flush();
+      await writing;
+      failed();
+    },
+  };
 }
 
 /** Sends (or, for a step broadcast, queues) one recipient's message; throws when it must be put back. */

@@ -189,9 +189,17 @@ export interface NextRecipient {
 /**
  * The next `limit` pending recipients, in chat order, read (not claimed): each is claimed by
  * claimRecipient only just before its send, so that a worker that dies leaves `sending` only
- * the sends it had under way, not a whole batch that never went out.
+ * the sends it had under way, not a whole batch that never went out. `afterChatId` reads on past
+ * a batch still being sent. The recipients are picked before the join: a broadcast just started
+ * has no statistics yet, and a join planned for "one row" over 50,000 pending ones took 80 ms a
+ * batch.
  */
-export async function nextRecipients(db: Knex, broadcastId: string, limit: number): Promise<NextRecipient[]> {
+export async function nextRecipients(
+  db: Knex,
+  broadcastId: string,
+  limit: number,
+  afterChatId: number | null = null,
+): Promise<NextRecipient[]> {
   const result = await db.raw<{
     rows: Array<{
       chat_id: string;
@@ -208,13 +216,13 @@ export async function nextRecipients(db: Knex, broadcastId: string, limit: numbe
   }>(
     `SELECT r.chat_id, d.username, d.name, d.status, d.step_id, s.key AS step_key, d.fields, d.tracker,
             d.started_at, d.last_seq
-     FROM broadcast_recipients r
-     JOIN broadcasts b ON b.id = r.broadcast_id
-     LEFT JOIN dialogs d ON d.bot_id = b.bot_id AND d.chat_id = r.chat_id
+     FROM (SELECT chat_id FROM broadcast_recipients
+           WHERE broadcast_id = ? AND state = 'pending' AND chat_id > ?
+           ORDER BY chat_id LIMIT ?) r
+     LEFT JOIN dialogs d ON d.bot_id = (SELECT bot_id FROM broadcasts WHERE id = ?) AND d.chat_id = r.chat_id
      LEFT JOIN script_steps s ON s.id = d.step_id
-     WHERE r.broadcast_id = ? AND r.state = 'pending'
-     ORDER BY r.chat_id LIMIT ?`,
-    [broadcastId, limit],
+     ORDER BY r.chat_id`,
+    [broadcastId, afterChatId ?? Number.MIN_SAFE_INTEGER, limit, broadcastId],
   );
   return result.rows.map((row) => ({
     chatId: Number(row.chat_id),
