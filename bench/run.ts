@@ -113,8 +113,8 @@ try {
     const b = await benchBroadcast(database);
     const mb = (n: number) => n.toFixed(1);
     lines.push(
-      `(j) broadcast: ${fmt(b.recipients)} recipients through one worker process to a fake Bot API enforcing ${fmt(b.rate)} sendMessage/s per bot (any 1 s window; 429 beyond)`,
-      `    enforced rate            ${fmt(b.rate)} msgs/s`,
+      `(j) broadcast: ${fmt(b.recipients)} recipients through one worker process to a fake Bot API enforcing ${fmt(b.rate)} sendMessage/s per bot (${b.enforcement}; 429 beyond)`,
+      `    enforced rate            ${fmt(b.rate)} msgs/s   (flowpost's TELEGRAM_BOT_RATE_LIMIT ${fmt(b.flowpostRate)})`,
       `    broadcast sustained      ${fmt(b.sustainedPerSec, 1)} msgs/s   (${ratio(b.sustainedPerSec, b.rate)}; target ≥ 0.95 ×; 10–90 % of progress)   429s: ${b.throttled}   total ${b.seconds.toFixed(1)} s   sent ${fmt(b.sent)}`,
       `    the bot's sends, all     ${fmt(b.botPerSec, 1)} msgs/s   (${ratio(b.botPerSec, b.rate)}; the broadcast and the live messages, same span)`,
       `    live p50 without/with    ${b.liveWithout.p50.toFixed(1)} ms / ${b.liveWith.p50.toFixed(1)} ms   (postback stepId → sendMessage, ${b.liveRate}/s for ${fmt(b.liveWith.postbacks)} postbacks)`,

@@ -1,11 +1,17 @@
-// A fake Telegram Bot API for the broadcast bench that enforces a per-bot rate as Telegram does:
-// at most RATE sendMessage calls of one token in any sliding 1 s window (accepted calls only; a
-// refused one does not count), and beyond it 429 with retry_after, as Telegram answers. Every
-// other method answers `true` (getMe a bot). GET /_arrivals lists the accepted sendMessage calls
-// ([arrival ms, chat id, text]) and the refused ones ([arrival ms, chat id]).
+// A fake Telegram Bot API for the broadcast bench that enforces a per-bot rate, answering 429 with
+// retry_after beyond it as Telegram does (a refused call does not count against the rate). Two
+// ways to enforce RATE sendMessage calls a second per token:
+//   MODE=bucket (default): a token bucket of BURST (default 10) refilled at RATE a second: a sender
+//     pacing at RATE may arrive up to BURST / RATE seconds unevenly (33 ms at 300/s);
+//   MODE=window: at most RATE in any sliding 1 s window: a sender pacing at exactly RATE draws a
+//     429 whenever a send arrives later than the one 300 before it (network and event-loop jitter).
+// Every other method answers `true` (getMe a bot). GET /_arrivals lists the accepted sendMessage
+// calls ([arrival ms, chat id, text]) and the refused ones ([arrival ms, chat id]).
 import { createServer } from 'node:http';
 
 const ratePerSecond = Number(process.env.RATE ?? 300);
+const mode = process.env.MODE === 'window' ? 'window' : 'bucket';
+const burst = Number(process.env.BURST ?? 10);
 const WINDOW_MS = 1_000;
 
 /** Arrival times of a token's accepted sends within the last window, oldest first. */
@@ -17,8 +23,22 @@ let messageId = 0;
 // Wall-clock milliseconds with sub-millisecond precision, comparable across processes.
 const now = () => performance.timeOrigin + performance.now();
 
+/** Each token's bucket: how full it was, when. */
+const buckets = new Map<string, { tokens: number; at: number }>();
+
+/** Takes a token from the token's bucket, or tells after how many whole seconds one is there. */
+function admitBucket(token: string, at: number): { ok: true } | { ok: false; retryAfter: number } {
+  const bucket = buckets.get(token) ?? { tokens: burst, at };
+  bucket.tokens = Math.min(burst, bucket.tokens + ((at - bucket.at) * ratePerSecond) / 1_000);
+  bucket.at = at;
+  buckets.set(token, bucket);
+  if (bucket.tokens < 1) return { ok: false, retryAfter: Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerSecond)) };
+  bucket.tokens -= 1;
+  return { ok: true };
+}
+
 /** Takes a place in the token's window, or tells after how many whole seconds one frees up. */
-function admit(token: string, at: number): { ok: true } | { ok: false; retryAfter: number } {
+function admitWindow(token: string, at: number): { ok: true } | { ok: false; retryAfter: number } {
   let window = windows.get(token);
   if (!window) windows.set(token, (window = { at: [], head: 0 }));
   while (window.head < window.at.length && window.at[window.head]! <= at - WINDOW_MS) window.head++;
@@ -60,7 +80,7 @@ const server = createServer((req, res) => {
     const call = params(Buffer.concat(chunks).toString('utf8'), String(req.headers['content-type'] ?? ''));
     const chatId = Number(call.chat_id);
     const text = typeof call.text === 'string' ? call.text : '';
-    const admitted = admit(token, at);
+    const admitted = mode === 'bucket' ? admitBucket(token, at) : admitWindow(token, at);
     if (!admitted.ok) {
       refused.push([at, chatId]);
       return answer(429, {
