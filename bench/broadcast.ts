@@ -54,6 +54,8 @@ export interface BroadcastFigures {
   /** Peak worker RSS (MB) during the small and the large broadcast. */
   smallPeakRss: number;
   largePeakRss: number;
+  /** How far the large broadcast was (0–1) when the worker's RSS peaked. */
+  largePeakAt: number;
   small: number;
 }
 
@@ -262,6 +264,7 @@ export async function benchBroadcast(database: BenchDatabase): Promise<Broadcast
     const rssNear = (share: number) =>
       large.samples.reduce((best, s) => (Math.abs(s.progress - share) < Math.abs(best.progress - share) ? s : best))
         .rss;
+    const peak = large.samples.reduce((best, s) => (s.rss > best.rss ? s : best));
     return {
       rate: RATE,
       enforcement: FAKE_MODE === 'bucket' ? `a token bucket of ${BURST}` : 'any sliding 1 s window',
@@ -277,7 +280,8 @@ export async function benchBroadcast(database: BenchDatabase): Promise<Broadcast
       liveWith,
       rssAt: [rssNear(0.1), rssNear(0.5), rssNear(0.9)],
       smallPeakRss,
-      largePeakRss: Math.max(...large.samples.map((s) => s.rss)),
+      largePeakRss: peak.rss,
+      largePeakAt: peak.progress,
       small: SMALL,
     };
   } finally {

@@ -119,7 +119,7 @@ try {
       `    the bot's sends, all     ${fmt(b.botPerSec, 1)} msgs/s   (${ratio(b.botPerSec, b.rate)}; the broadcast and the live messages, same span)`,
       `    live p50 without/with    ${b.liveWithout.p50.toFixed(1)} ms / ${b.liveWith.p50.toFixed(1)} ms   (postback stepId → sendMessage, ${b.liveRate}/s for ${fmt(b.liveWith.postbacks)} postbacks)`,
       `    live p99 without/with    ${b.liveWithout.p99.toFixed(1)} ms / ${b.liveWith.p99.toFixed(1)} ms   max ${b.liveWithout.max.toFixed(1)} ms / ${b.liveWith.max.toFixed(1)} ms`,
-      `    worker RSS at 10/50/90 % ${mb(b.rssAt[0])} / ${mb(b.rssAt[1])} / ${mb(b.rssAt[2])} MB   (peak ${mb(b.largePeakRss)} MB; ${fmt(b.small)} recipients: peak ${mb(b.smallPeakRss)} MB)`,
+      `    worker RSS at 10/50/90 % ${mb(b.rssAt[0])} / ${mb(b.rssAt[1])} / ${mb(b.rssAt[2])} MB   (peak ${mb(b.largePeakRss)} MB at ${Math.round(100 * b.largePeakAt)} %; ${fmt(b.small)} recipients: peak ${mb(b.smallPeakRss)} MB)`,
     );
     console.log(lines.slice(-7).join('\n'));
   }
