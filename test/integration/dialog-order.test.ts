@@ -29,14 +29,15 @@ let tokenCounter = 8_100_000;
 const newToken = () => `${tokenCounter++}:AAH-second-token-for-tests-${Math.random().toString(36).slice(2, 10)}`;
 
 /**
- * A 429 whose retry_after is beyond what the sender waits in place (60 s): the sender gives up at
- * once with a retryable error, so one answer fails one try of the input (no 5xx backoff to sit out).
+ * Telegram failing retryably: the sender tries a message SENDER_TRIES times in place (with backoff),
+ * then gives up with a retryable error, so SENDER_TRIES answers fail one try of the input. (A 429
+ * would hold the whole bot for its retry_after instead.)
  */
-const THROTTLED: FakeApiError = {
-  error_code: 429,
-  description: 'Too Many Requests: retry after 120',
-  parameters: { retry_after: 120 },
-};
+const UNAVAILABLE: FakeApiError = { error_code: 502, description: 'Bad Gateway' };
+const SENDER_TRIES = 4;
+/** The answers that fail `tries` tries of an input. */
+const failing = (tries: number) => tries * SENDER_TRIES;
+const failed = (text: string, tries = 1) => Array.from({ length: failing(tries) }, () => `${text}:502`);
 
 interface TextFailure {
   chatId: number;
@@ -203,172 +204,185 @@ describe.concurrent('a dialog handles its inputs in one order', () => {
     expect(Number(journaled!.n)).toBe(3);
   });
 
-  it('a poison input is set aside as dead, the dialog goes on, and the retry route completes it without resending', async () => {
-    const bot = await createScriptedBot(h, {
-      start: 'a',
-      steps: [
-        { key: 'a', type: 'send_message', text: 'P-A', next: 'b' },
-        { key: 'b', type: 'send_message', text: 'P-B' },
-        { key: 'later', type: 'send_message', text: 'P-LATER' },
-      ],
-    });
-    const chatId = nextChat();
-    failures.push({ chatId, texts: ['P-B'], remaining: 2, error: THROTTLED }); // maxInputAttempts is 2
-    await sendUpdate(h, bot, fakeUpdates.start(chatId));
+  it(
+    'a poison input is set aside as dead, the dialog goes on, and the retry route completes it without resending',
+    { timeout: 90_000 },
+    async () => {
+      const bot = await createScriptedBot(h, {
+        start: 'a',
+        steps: [
+          { key: 'a', type: 'send_message', text: 'P-A', next: 'b' },
+          { key: 'b', type: 'send_message', text: 'P-B' },
+          { key: 'later', type: 'send_message', text: 'P-LATER' },
+        ],
+      });
+      const chatId = nextChat();
+      failures.push({ chatId, texts: ['P-B'], remaining: failing(2), error: UNAVAILABLE }); // maxInputAttempts is 2
+      await sendUpdate(h, bot, fakeUpdates.start(chatId));
 
-    const dead = await waitFor(
-      async () => {
-        const res = await h.api('GET', `/api/v1/bots/${bot.botId}/dead-letters`);
-        expect(res.status).toBe(200);
-        return res.body.items.find((item: { chatId: number }) => item.chatId === chatId);
-      },
-      8_000,
-      'the dead letter',
-    );
-    expect(dead).toMatchObject({ chatId, kind: 'telegram', attempts: 2 });
-    expect(dead.error).toMatch(/429/);
-    expect(dead.input.kind).toBe('telegram');
-    expect(acknowledged(h, bot, chatId)).toEqual(['P-A']);
-
-    // The dialog goes on with its next input.
-    await postback(bot, `chatId=${chatId}&stepId=later`);
-    expect(await waitForAcknowledged(h, bot, chatId, 2)).toEqual(['P-A', 'P-LATER']);
-
-    // Put back: it resumes at the message not acknowledged (P-A is not sent again).
-    const retried = await h.api('POST', `/api/v1/bots/${bot.botId}/dead-letters/${chatId}/${dead.seq}/retry`);
-    expect(retried.status, JSON.stringify(retried.body)).toBe(202);
-    expect(await waitForAcknowledged(h, bot, chatId, 3)).toEqual(['P-A', 'P-LATER', 'P-B']);
-    await waitFor(
-      async () =>
-        (await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId, seq: dead.seq }).first())?.state ===
-        'done',
-    );
-    const after = await h.api('GET', `/api/v1/bots/${bot.botId}/dead-letters?chatId=${chatId}`);
-    expect(after.body.items).toEqual([]);
-    await sleep(500);
-    const sent = messagesTo(h, bot, chatId).map((c) => `${String(c.params.text)}:${c.status}`);
-    expect(sent).toEqual(['P-A:200', 'P-B:429', 'P-B:429', 'P-LATER:200', 'P-B:200']);
-    // A second retry of the same seq finds nothing dead.
-    expect((await h.api('POST', `/api/v1/bots/${bot.botId}/dead-letters/${chatId}/${dead.seq}/retry`)).status).toBe(
-      404,
-    );
-  });
-
-  it('a retried run resumes after the messages Telegram acknowledged: ONE, TWO, THREE, ONE only once', async () => {
-    const bot = await createScriptedBot(h, {
-      start: 'one',
-      steps: [
-        { key: 'one', type: 'send_message', text: 'ONE', next: 'two' },
-        { key: 'two', type: 'send_message', text: 'TWO', next: 'three' },
-        { key: 'three', type: 'send_message', text: 'THREE' },
-      ],
-    });
-    const chatId = nextChat();
-    failures.push({ chatId, texts: ['TWO'], remaining: 1, error: THROTTLED });
-    await sendUpdate(h, bot, fakeUpdates.start(chatId));
-    expect(await waitForAcknowledged(h, bot, chatId, 3)).toEqual(['ONE', 'TWO', 'THREE']);
-    await sleep(500);
-    expect(messagesTo(h, bot, chatId).map((c) => `${String(c.params.text)}:${c.status}`)).toEqual([
-      'ONE:200',
-      'TWO:429',
-      'TWO:200',
-      'THREE:200',
-    ]);
-    const input = await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId }).first();
-    expect(input).toMatchObject({ state: 'done', attempts: 1, effects_done: 3 });
-  });
-
-  it('a retried run keeps the branch it chose: the send_webhook recorded is the one of the message sent', async () => {
-    const hook = (name: string) => `${target.base}/${name}?chatId={chatId}`;
-    const conditional = await createScriptedBot(h, {
-      start: 'check',
-      steps: [
-        {
-          key: 'check',
-          type: 'condition',
-          branches: [{ when: [{ subject: 'fields.tier', op: 'is', value: 'gold' }], next: 'g_hook' }],
-          else: 's_hook',
+      const dead = await waitFor(
+        async () => {
+          const res = await h.api('GET', `/api/v1/bots/${bot.botId}/dead-letters`);
+          expect(res.status).toBe(200);
+          return res.body.items.find((item: { chatId: number }) => item.chatId === chatId);
         },
-        { key: 'g_hook', type: 'send_webhook', method: 'GET', url: hook('gold'), next: 'g_msg' },
-        { key: 'g_msg', type: 'send_message', text: 'GOLD' },
-        { key: 's_hook', type: 'send_webhook', method: 'GET', url: hook('silver'), next: 's_msg' },
-        { key: 's_msg', type: 'send_message', text: 'SILVER' },
-      ],
-    });
-    const split = await createScriptedBot(h, {
-      start: 'split',
-      steps: [
-        {
-          key: 'split',
-          type: 'ab_split',
-          variants: [
-            { weight: 50, next: 'a_hook' },
-            { weight: 50, next: 'b_hook' },
-          ],
-        },
-        { key: 'a_hook', type: 'send_webhook', method: 'GET', url: hook('a'), next: 'a_msg' },
-        { key: 'a_msg', type: 'send_message', text: 'A' },
-        { key: 'b_hook', type: 'send_webhook', method: 'GET', url: hook('b'), next: 'b_msg' },
-        { key: 'b_msg', type: 'send_message', text: 'B' },
-      ],
-    });
-
-    // Condition: the first try goes down `silver` and its message fails; before the retry a
-    // postback makes the user gold. The retry carries out what was decided, not a new run.
-    const chatId = nextChat();
-    failures.push({ chatId, texts: ['SILVER', 'GOLD'], remaining: 1, error: THROTTLED });
-    const splitChats = Array.from({ length: 6 }, nextChat);
-    for (const c of splitChats) failures.push({ chatId: c, texts: ['A', 'B'], remaining: 1, error: THROTTLED });
-
-    // The retry (a step-runs job) waits until the postback has made the user gold, however slowly
-    // this machine applies it: runs are held from before the first try (which runs inline, in the
-    // process that journaled the /start) until then.
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    const runs = new Queue(QUEUES.stepRuns, { connection: redis, prefix: h.config.queuePrefix });
-    let goldAt: number;
-    try {
-      await runs.pause();
-      await sendUpdate(h, conditional, fakeUpdates.start(chatId));
-      for (const c of splitChats) await sendUpdate(h, split, fakeUpdates.start(c));
-      await h.telegram.waitForCall(
-        'sendMessage',
-        (c) => Number(c.params.chat_id) === chatId && c.status === 429,
-        8_000,
+        30_000,
+        'the dead letter',
       );
-      await postback(conditional, `chatId=${chatId}&tier=gold`);
-      await waitFor(async () => (await dialogOf(h, conditional, chatId))?.fields.tier === 'gold');
-      goldAt = Date.now();
-    } finally {
-      await runs.resume();
-      await runs.close();
-      redis.disconnect();
-    }
-    expect(await waitForAcknowledged(h, conditional, chatId, 1)).toEqual(['SILVER']);
-    const sentAt = h.telegram
-      .callsOf('sendMessage', conditional.token)
-      .find((c) => Number(c.params.chat_id) === chatId && c.status === 200)!.at;
-    expect(sentAt, 'the retry came after the postback made the user gold').toBeGreaterThan(goldAt);
-    const conditionalDeliveries = await h
-      .db('deliveries')
-      .where({ bot_id: conditional.botId, chat_id: chatId })
-      .select('url');
-    expect(conditionalDeliveries.map((d: { url: string }) => new URL(d.url).pathname)).toEqual(['/silver']);
+      expect(dead).toMatchObject({ chatId, kind: 'telegram', attempts: 2 });
+      expect(dead.error).toMatch(/502/);
+      expect(dead.input.kind).toBe('telegram');
+      expect(acknowledged(h, bot, chatId)).toEqual(['P-A']);
 
-    for (const c of splitChats) {
-      const [text] = await waitForAcknowledged(h, split, c, 1);
-      const rows = await h.db('deliveries').where({ bot_id: split.botId, chat_id: c }).select('url');
-      expect(
-        rows.map((d: { url: string }) => new URL(d.url).pathname),
-        `chat ${c} got ${text}`,
-      ).toEqual([`/${text!.toLowerCase()}`]);
-      expect(messagesTo(h, split, c).map((m) => `${String(m.params.text)}:${m.status}`)).toEqual([
-        `${text}:429`,
-        `${text}:200`,
+      // The dialog goes on with its next input.
+      await postback(bot, `chatId=${chatId}&stepId=later`);
+      expect(await waitForAcknowledged(h, bot, chatId, 2)).toEqual(['P-A', 'P-LATER']);
+
+      // Put back: it resumes at the message not acknowledged (P-A is not sent again).
+      const retried = await h.api('POST', `/api/v1/bots/${bot.botId}/dead-letters/${chatId}/${dead.seq}/retry`);
+      expect(retried.status, JSON.stringify(retried.body)).toBe(202);
+      expect(await waitForAcknowledged(h, bot, chatId, 3)).toEqual(['P-A', 'P-LATER', 'P-B']);
+      await waitFor(
+        async () =>
+          (await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId, seq: dead.seq }).first())?.state ===
+          'done',
+      );
+      const after = await h.api('GET', `/api/v1/bots/${bot.botId}/dead-letters?chatId=${chatId}`);
+      expect(after.body.items).toEqual([]);
+      await sleep(500);
+      const sent = messagesTo(h, bot, chatId).map((c) => `${String(c.params.text)}:${c.status}`);
+      expect(sent).toEqual(['P-A:200', ...failed('P-B', 2), 'P-LATER:200', 'P-B:200']);
+      // A second retry of the same seq finds nothing dead.
+      expect((await h.api('POST', `/api/v1/bots/${bot.botId}/dead-letters/${chatId}/${dead.seq}/retry`)).status).toBe(
+        404,
+      );
+    },
+  );
+
+  it(
+    'a retried run resumes after the messages Telegram acknowledged: ONE, TWO, THREE, ONE only once',
+    { timeout: 60_000 },
+    async () => {
+      const bot = await createScriptedBot(h, {
+        start: 'one',
+        steps: [
+          { key: 'one', type: 'send_message', text: 'ONE', next: 'two' },
+          { key: 'two', type: 'send_message', text: 'TWO', next: 'three' },
+          { key: 'three', type: 'send_message', text: 'THREE' },
+        ],
+      });
+      const chatId = nextChat();
+      failures.push({ chatId, texts: ['TWO'], remaining: failing(1), error: UNAVAILABLE });
+      await sendUpdate(h, bot, fakeUpdates.start(chatId));
+      expect(await waitForAcknowledged(h, bot, chatId, 3, 30_000)).toEqual(['ONE', 'TWO', 'THREE']);
+      await sleep(500);
+      expect(messagesTo(h, bot, chatId).map((c) => `${String(c.params.text)}:${c.status}`)).toEqual([
+        'ONE:200',
+        ...failed('TWO'),
+        'TWO:200',
+        'THREE:200',
       ]);
-    }
-    await sleep(300);
-    expect(acknowledged(h, conditional, chatId)).toEqual(['SILVER']);
-  });
+      const input = await h.db('dialog_inputs').where({ bot_id: bot.botId, chat_id: chatId }).first();
+      expect(input).toMatchObject({ state: 'done', attempts: 1, effects_done: 3 });
+    },
+  );
+
+  it(
+    'a retried run keeps the branch it chose: the send_webhook recorded is the one of the message sent',
+    { timeout: 90_000 },
+    async () => {
+      const hook = (name: string) => `${target.base}/${name}?chatId={chatId}`;
+      const conditional = await createScriptedBot(h, {
+        start: 'check',
+        steps: [
+          {
+            key: 'check',
+            type: 'condition',
+            branches: [{ when: [{ subject: 'fields.tier', op: 'is', value: 'gold' }], next: 'g_hook' }],
+            else: 's_hook',
+          },
+          { key: 'g_hook', type: 'send_webhook', method: 'GET', url: hook('gold'), next: 'g_msg' },
+          { key: 'g_msg', type: 'send_message', text: 'GOLD' },
+          { key: 's_hook', type: 'send_webhook', method: 'GET', url: hook('silver'), next: 's_msg' },
+          { key: 's_msg', type: 'send_message', text: 'SILVER' },
+        ],
+      });
+      const split = await createScriptedBot(h, {
+        start: 'split',
+        steps: [
+          {
+            key: 'split',
+            type: 'ab_split',
+            variants: [
+              { weight: 50, next: 'a_hook' },
+              { weight: 50, next: 'b_hook' },
+            ],
+          },
+          { key: 'a_hook', type: 'send_webhook', method: 'GET', url: hook('a'), next: 'a_msg' },
+          { key: 'a_msg', type: 'send_message', text: 'A' },
+          { key: 'b_hook', type: 'send_webhook', method: 'GET', url: hook('b'), next: 'b_msg' },
+          { key: 'b_msg', type: 'send_message', text: 'B' },
+        ],
+      });
+
+      // Condition: the first try goes down `silver` and its message fails; before the retry a
+      // postback makes the user gold. The retry carries out what was decided, not a new run.
+      const chatId = nextChat();
+      failures.push({ chatId, texts: ['SILVER', 'GOLD'], remaining: failing(1), error: UNAVAILABLE });
+      const splitChats = Array.from({ length: 6 }, nextChat);
+      for (const c of splitChats)
+        failures.push({ chatId: c, texts: ['A', 'B'], remaining: failing(1), error: UNAVAILABLE });
+
+      // The retry (a step-runs job) waits until the postback has made the user gold, however slowly
+      // this machine applies it: runs are held from before the first try (which runs inline, in the
+      // process that journaled the /start) until then.
+      const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+      const runs = new Queue(QUEUES.stepRuns, { connection: redis, prefix: h.config.queuePrefix });
+      let goldAt: number;
+      try {
+        await runs.pause();
+        await sendUpdate(h, conditional, fakeUpdates.start(chatId));
+        for (const c of splitChats) await sendUpdate(h, split, fakeUpdates.start(c));
+        await h.telegram.waitForCall(
+          'sendMessage',
+          (c) => Number(c.params.chat_id) === chatId && c.status === 502,
+          8_000,
+        );
+        await postback(conditional, `chatId=${chatId}&tier=gold`);
+        await waitFor(async () => (await dialogOf(h, conditional, chatId))?.fields.tier === 'gold');
+        goldAt = Date.now();
+      } finally {
+        await runs.resume();
+        await runs.close();
+        redis.disconnect();
+      }
+      expect(await waitForAcknowledged(h, conditional, chatId, 1, 30_000)).toEqual(['SILVER']);
+      const sentAt = h.telegram
+        .callsOf('sendMessage', conditional.token)
+        .find((c) => Number(c.params.chat_id) === chatId && c.status === 200)!.at;
+      expect(sentAt, 'the retry came after the postback made the user gold').toBeGreaterThan(goldAt);
+      const conditionalDeliveries = await h
+        .db('deliveries')
+        .where({ bot_id: conditional.botId, chat_id: chatId })
+        .select('url');
+      expect(conditionalDeliveries.map((d: { url: string }) => new URL(d.url).pathname)).toEqual(['/silver']);
+
+      for (const c of splitChats) {
+        const [text] = await waitForAcknowledged(h, split, c, 1, 30_000);
+        const rows = await h.db('deliveries').where({ bot_id: split.botId, chat_id: c }).select('url');
+        expect(
+          rows.map((d: { url: string }) => new URL(d.url).pathname),
+          `chat ${c} got ${text}`,
+        ).toEqual([`/${text!.toLowerCase()}`]);
+        expect(messagesTo(h, split, c).map((m) => `${String(m.params.text)}:${m.status}`)).toEqual([
+          ...failed(text!),
+          `${text}:200`,
+        ]);
+      }
+      await sleep(300);
+      expect(acknowledged(h, conditional, chatId)).toEqual(['SILVER']);
+    },
+  );
 
   it('a script upload while a delay waits: the step with the same key runs; a step gone sets the dialog manual with a reason', async () => {
     const script = (second: string, secondText: string) => ({
