@@ -104,10 +104,7 @@ export async function runBroadcast(
         const next = await reading;
         if (next.length === 0) {
           await mailer.drain();
-          if (cursor === null) {
-            await finishIfDone(deps.db, broadcastId);
-            return 'done';
-          }
+          if (cursor === null) return (await finishIfDone(deps.db, broadcastId)) ? 'done' : 'stopped';
           // Once more from the start: recipients put back behind the cursor (Telegram held the bot).
           reading = read((cursor = null));
           continue;
@@ -115,6 +112,14 @@ export async function runBroadcast(
         cursor = next.at(-1)!.chatId;
         reading = read(cursor);
         await mailer.send(next, mustStop);
+        if (mailer.botRefused()) {
+          await mailer.drain();
+          deps.log.warn(
+            { broadcastId, botId: broadcast.botId },
+            'Telegram refused the bot; the broadcast waits for its next run',
+          );
+          return 'stopped';
+        }
       }
     } finally {
       await mailer.drain();
@@ -136,6 +141,8 @@ interface Mailer {
   send(batch: NextRecipient[], mustStop: () => boolean): Promise<void>;
   /** Waits for the sends in flight and writes every outcome. */
   drain(): Promise<void>;
+  /** Telegram refused the bot itself (401, 404): the run must end and the bot be read afresh. */
+  botRefused(): boolean;
 }
 
 /**
@@ -184,18 +191,23 @@ function createMailer(deps: BroadcastRunnerDeps, broadcast: BroadcastRecord, bot
   };
 
   const sendRecipient = async (recipient: NextRecipient): Promise<void> => {
-    // Claimed by a newer runner (this run's lease was lost and another took the broadcast): not ours.
-    if (!(await claimRecipient(deps.db, broadcast.id, recipient.chatId))) return;
+    // Taken by a newer runner (this run's lease was lost and another took the broadcast): not ours.
+    // Skipped: the dialog was taken over or blocked since its batch was read (settled in the claim).
+    if ((await claimRecipient(deps.db, broadcast, recipient.chatId)) !== 'claimed') return;
     try {
       const outcome = await sendOne(deps, broadcast, bot, content, recipient);
       outcomes.push(outcome.outcome);
       if (outcome.line) lines.push(outcome.line);
     } catch (error) {
-      // Telegram asked for a long pause (the bot is held): the recipient goes back to pending.
+      // Nothing of it was sent: Telegram held the bot for long, or refused the bot itself (its
+      // token revoked or changed). The recipient goes back to pending; a refused bot ends the run,
+      // so that the next one reads the bot afresh instead of failing the rest of the audience.
       deps.log.warn({ err: error, broadcastId: broadcast.id, chatId: recipient.chatId }, 'broadcast send put back');
+      if (error instanceof TelegramSendError && isBotRefused(error)) botRefused = true;
       await releaseRecipients(deps.db, broadcast.id, [recipient.chatId]);
     }
   };
+  let botRefused = false;
 
   return {
     send: async (batch, mustStop) => {
@@ -204,19 +216,18 @@ function createMailer(deps: BroadcastRunnerDeps, broadcast: BroadcastRecord, bot
       const queue: Array<{ recipient: NextRecipient; notBefore: number }> = [];
       for (const recipient of batch) {
         if (recipient.status !== 'auto' || !recipient.startedAt) {
-          if (!(await claimRecipient(deps.db, broadcast.id, recipient.chatId))) continue;
-          outcomes.push({
-            chatId: recipient.chatId,
-            state: 'skipped',
-            error: recipient.status ? `the dialog is ${recipient.status}` : 'the dialog no longer exists',
-          });
+          // Settled `skipped` by the claim, which reads the dialog again; one back in auto since
+          // its batch was read is put back, and mailed on the run's next pass.
+          if ((await claimRecipient(deps.db, broadcast, recipient.chatId)) === 'claimed') {
+            await releaseRecipients(deps.db, broadcast.id, [recipient.chatId]);
+          }
         } else {
           queue.push({ recipient, notBefore: 0 });
         }
       }
       while (queue.length > 0) {
         failed();
-        if (mustStop()) break;
+        if (mustStop() || botRefused) break;
         if (Date.now() - lastStateCheck > 1_000) {
           lastStateCheck = Date.now();
           const current = await findBroadcastById(deps.db, broadcast.id);
@@ -236,12 +247,19 @@ function createMailer(deps: BroadcastRunnerDeps, broadcast: BroadcastRecord, bot
         const entry = queue[index]!;
         const slot = await deps.limiter.reserveSpare(broadcast.botId, entry.recipient.chatId);
         if (!slot.booked) {
+          // A hold (a 429's retry_after) may last minutes: the wait is cut in seconds, so that a
+          // pause, a cancel or the worker's shutdown is still seen.
           if (slot.chatBusy) entry.notBefore = Date.now() + slot.waitMs;
-          else await sleep(slot.waitMs);
+          else await sleep(Math.min(slot.waitMs, 1_000));
           continue;
         }
         queue.splice(index, 1);
-        const sending = sendRecipient(entry.recipient).finally(() => inFlight.delete(sending));
+        // A failure (Postgres gone mid-claim) ends the run at its next step, never the process.
+        const sending = sendRecipient(entry.recipient)
+          .catch((error: unknown) => {
+            writeError ??= { error };
+          })
+          .finally(() => inFlight.delete(sending));
         inFlight.add(sending);
       }
       // Stopped (a pause, a cancel, the worker's shutdown): the rest of the queue was never claimed, it stays pending.
@@ -252,6 +270,7 @@ function createMailer(deps: BroadcastRunnerDeps, broadcast: BroadcastRecord, bot
       await writing;
       failed();
     },
+    botRefused: () => botRefused,
   };
 }
 
@@ -299,15 +318,25 @@ async function sendOne(
     };
   } catch (error) {
     if (!(error instanceof TelegramSendError)) throw error;
-    if (error.retryAfterMs !== undefined) throw error;
+    const partly = error.sentMessageIds.length > 0;
+    // Nothing went: put back (a long hold, or the bot itself refused). Part of a long text went:
+    // never sent again (at most once), counted failed with what went.
+    if (!partly && (error.retryAfterMs !== undefined || isBotRefused(error))) throw error;
+    const first = error.sentMessageIds[0];
     return {
       outcome: {
         chatId,
         state: 'failed',
-        error: `${error.errorCode ?? 'network'}: ${error.description}`,
+        error: `${partly ? `sent ${error.sentMessageIds.length} part(s), then ` : ''}${error.errorCode ?? 'network'}: ${error.description}`,
+        ...(first !== undefined ? { telegramMessageId: first } : {}),
       },
     };
   }
+}
+
+/** Telegram refused the bot itself (its token revoked, or no longer this bot's): no recipient is at fault. */
+function isBotRefused(error: TelegramSendError): boolean {
+  return error.errorCode === 401 || error.errorCode === 404;
 }
 
 interface Lease {

@@ -134,9 +134,13 @@ export async function moveBroadcast(
  */
 export async function startBroadcast(db: Knex, id: string): Promise<BroadcastRecord | null> {
   return db.transaction(async (trx) => {
-    const row = await trx('broadcasts').where({ id }).forUpdate().first<BroadcastRow | undefined>();
+    // Due by the database's clock, as the sweeper judges it (not this process's).
+    const row = await trx('broadcasts')
+      .where({ id })
+      .forUpdate()
+      .first<(BroadcastRow & { due: boolean }) | undefined>(trx.raw('*, start_at <= now() AS due'));
     if (!row) return null;
-    if (row.state !== 'scheduled' || row.start_at.getTime() > Date.now()) return toRecord(row);
+    if (row.state !== 'scheduled' || !row.due) return toRecord(row);
     const { updatedSince, ...filters } = row.audience;
     const audience: DialogFilter = { ...filters, ...(updatedSince ? { updatedSince: new Date(updatedSince) } : {}) };
     const select = trx('dialogs as d')
@@ -240,14 +244,30 @@ export async function nextRecipients(
 
 /**
  * Claims one recipient for its send, just before it: `pending` → `sending`, once (a second runner
- * overlapping this one, say while a lost lease is noticed, finds it taken). Resolves whether this
- * call claimed it.
+ * overlapping this one, say while a lost lease is noticed, finds it `taken`). A recipient whose
+ * dialog is no longer a started one in `auto` is settled `skipped` instead.
  */
-export async function claimRecipient(db: Knex, broadcastId: string, chatId: number): Promise<boolean> {
-  const claimed = await db('broadcast_recipients')
-    .where({ broadcast_id: broadcastId, chat_id: chatId, state: 'pending' })
-    .update({ state: 'sending', attempts: db.raw('attempts + 1'), updated_at: db.fn.now() });
-  return claimed > 0;
+export async function claimRecipient(
+  db: Knex,
+  broadcast: { id: string; botId: string },
+  chatId: number,
+): Promise<'claimed' | 'taken' | 'skipped'> {
+  // The dialog's status is read in the claim itself: a dialog taken over (or blocked) after its
+  // batch was read is skipped, never mailed.
+  const result = await db.raw<{ rows: Array<{ state: RecipientState }> }>(
+    `UPDATE broadcast_recipients r
+     SET state = CASE WHEN d.ok THEN 'sending' ELSE 'skipped' END,
+         error = CASE WHEN d.ok THEN NULL ELSE 'the dialog is ' || coalesce(d.status, 'gone') || ' at its turn' END,
+         attempts = r.attempts + 1, updated_at = now()
+     FROM (SELECT (SELECT status FROM dialogs WHERE bot_id = ? AND chat_id = ?) AS status,
+                  EXISTS (SELECT 1 FROM dialogs WHERE bot_id = ? AND chat_id = ? AND status = 'auto'
+                          AND started_at IS NOT NULL) AS ok) d
+     WHERE r.broadcast_id = ? AND r.chat_id = ? AND r.state = 'pending'
+     RETURNING r.state`,
+    [broadcast.botId, chatId, broadcast.botId, chatId, broadcast.id, chatId],
+  );
+  const state = result.rows[0]?.state;
+  return state === 'sending' ? 'claimed' : state === 'skipped' ? 'skipped' : 'taken';
 }
 
 /** How a claimed recipient ended. */

@@ -48,7 +48,9 @@ export function startBroadcasts(options: BroadcastsOptions): Broadcasts {
     {
       connection: options.connection,
       prefix: options.prefix,
-      concurrency: options.concurrency ?? 4,
+      // Runs wait on Telegram's pace, not on CPU: enough of them that long broadcasts of some bots
+      // do not hold up the others'.
+      concurrency: options.concurrency ?? 32,
       ...consumerLockOptions(options.lockMs),
     },
   );

@@ -360,6 +360,8 @@ export function decideInput(input: DecideInput): Decision {
       const stepButton = button ? null : parseStepCallbackData(event.data);
       if (running && stepButton !== null) {
         // A broadcast's button: the press moves the dialog to its step, as a move of this order.
+        // A step no longer in the script (or data no button of ours carries) does nothing.
+        if (!findStep(input.script!, stepButton, null)) return recorded();
         return decideMove(input, { kind: 'move', stepId: stepButton });
       }
       if (!running || !button) return recorded();

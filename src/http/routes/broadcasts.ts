@@ -178,15 +178,19 @@ export async function actOnBroadcast(
   action: BroadcastAction,
 ): Promise<BroadcastRecord> {
   const move = MOVES[action];
-  const moved = (move.from as readonly BroadcastState[]).includes(broadcast.state)
-    ? await moveBroadcast(deps.db, broadcast.id, [broadcast.state], move.to(broadcast))
-    : null;
+  // The states `action` may start from, not only the one just read: a pause racing the broadcast's
+  // start (scheduled → running) still pauses it.
+  const moved = await moveBroadcast(deps.db, broadcast.id, move.from, move.to(broadcast));
   if (!moved) {
-    throw new DomainError('conflict', 'invalid_state', `a ${broadcast.state} broadcast cannot be told to ${action}`, {
+    const current = (await findBroadcast(deps.db, broadcast.botId, broadcast.id)) ?? broadcast;
+    throw new DomainError('conflict', 'invalid_state', `a ${current.state} broadcast cannot be told to ${action}`, {
       param: 'id',
     });
   }
-  if (action === 'resume') await deps.queueBroadcast(moved.id, Math.max(0, moved.startAt.getTime() - Date.now()));
+  if (action === 'resume') {
+    // Stored is enough: were the queue unreachable, the workers' sweeper runs it all the same.
+    await deps.queueBroadcast(moved.id, Math.max(0, moved.startAt.getTime() - Date.now())).catch(() => undefined);
+  }
   return moved;
 }
 
