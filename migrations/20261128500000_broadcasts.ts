@@ -17,6 +17,9 @@ export async function up(knex: Knex): Promise<void> {
     t.integer('planned');
     t.timestamp('started_at', { useTz: true });
     t.timestamp('finished_at', { useTz: true });
+    // How many recipients ended how, written when it is done (a finished broadcast's progress is
+    // then read without counting its recipients).
+    t.jsonb('final_counts');
     t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.index(['bot_id', 'created_at']);

@@ -23,6 +23,8 @@ export interface BroadcastRecord {
   startedAt: Date | null;
   finishedAt: Date | null;
   createdAt: Date;
+  /** Set when done: how many recipients ended how. */
+  finalCounts: Partial<Record<RecipientState, number>> | null;
 }
 
 interface BroadcastRow {
@@ -36,6 +38,7 @@ interface BroadcastRow {
   started_at: Date | null;
   finished_at: Date | null;
   created_at: Date;
+  final_counts: Partial<Record<RecipientState, number>> | null;
 }
 
 function toRecord(row: BroadcastRow): BroadcastRecord {
@@ -50,6 +53,7 @@ function toRecord(row: BroadcastRow): BroadcastRecord {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     createdAt: row.created_at,
+    finalCounts: row.final_counts,
   };
 }
 
@@ -86,12 +90,17 @@ export async function listBroadcasts(db: Knex, botId: string, limit: number): Pr
   return (rows as BroadcastRow[]).map(toRecord);
 }
 
-/** How many recipients stand where, for progress. */
-export async function recipientCounts(db: Knex, broadcastId: string): Promise<Record<RecipientState, number>> {
-  const rows = await db('broadcast_recipients')
-    .where({ broadcast_id: broadcastId })
-    .groupBy('state')
-    .select<Array<{ state: RecipientState; n: string }>>('state', db.raw('count(*) as n'));
+/** How many recipients stand where, for progress: counted, unless the broadcast is done and kept them. */
+export async function recipientCounts(
+  db: Knex,
+  broadcast: Pick<BroadcastRecord, 'id' | 'finalCounts'>,
+): Promise<Record<RecipientState, number>> {
+  const rows = broadcast.finalCounts
+    ? Object.entries(broadcast.finalCounts).map(([state, n]) => ({ state: state as RecipientState, n: String(n) }))
+    : await db('broadcast_recipients')
+        .where({ broadcast_id: broadcast.id })
+        .groupBy('state')
+        .select<Array<{ state: RecipientState; n: string }>>('state', db.raw('count(*) as n'));
   const counts: Record<RecipientState, number> = {
     pending: 0,
     sending: 0,
@@ -324,10 +333,12 @@ export async function interruptSending(db: Knex, broadcastId: string): Promise<n
 /** Marks the broadcast done when no recipient is left to send; resolves whether it did. */
 export async function finishIfDone(db: Knex, broadcastId: string): Promise<boolean> {
   const result = await db.raw<{ rowCount: number }>(
-    `UPDATE broadcasts SET state = 'done', finished_at = now(), updated_at = now()
+    `UPDATE broadcasts SET state = 'done', finished_at = now(), updated_at = now(),
+       final_counts = (SELECT coalesce(jsonb_object_agg(c.state, c.n), '{}'::jsonb)
+                       FROM (SELECT state, count(*) AS n FROM broadcast_recipients WHERE broadcast_id = ? GROUP BY state) c)
      WHERE id = ? AND state = 'running'
        AND NOT EXISTS (SELECT 1 FROM broadcast_recipients WHERE broadcast_id = ? AND state IN ('pending', 'sending'))`,
-    [broadcastId, broadcastId],
+    [broadcastId, broadcastId, broadcastId],
   );
   return result.rowCount > 0;
 }

@@ -91,7 +91,7 @@ describe('the console’s broadcasts page', () => {
 
     // Pause it from the page once a few went out; the sends stop.
     await waitFor(async () => (chats.filter((c) => news(c).length > 0).length >= 2 ? true : null), 15_000, 'some sent');
-    await page.getByRole('button', { name: /^Pause broadcast/ }).click();
+    await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: /^Pause broadcast/ }).click()]);
     expect(await (await card(page)).getAttribute('data-state')).toBe('paused');
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const sentWhilePaused = chats.filter((c) => news(c).length > 0).length;
@@ -102,7 +102,7 @@ describe('the console’s broadcasts page', () => {
     expect(await page.locator('li.broadcast dd').nth(1).textContent()).toBe(String(sentWhilePaused));
     await screenshot(page, 'broadcasts');
 
-    await page.getByRole('button', { name: /^Resume broadcast/ }).click();
+    await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: /^Resume broadcast/ }).click()]);
     await waitFor(
       async () => {
         await page.reload();

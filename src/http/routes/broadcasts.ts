@@ -86,7 +86,7 @@ function templateProblem(source: string, mode: 'html' | 'plain', param: string):
 
 /** A broadcast with its progress, as the API shows it; the estimated end from the pace so far. */
 export async function broadcastProgress(deps: ManagementDeps, broadcast: BroadcastRecord): Promise<object> {
-  const counts = await recipientCounts(deps.db, broadcast.id);
+  const counts = await recipientCounts(deps.db, broadcast);
   const remaining = counts.pending + counts.sending;
   const handled = counts.sent + counts.blocked + counts.failed + counts.skipped + counts.interrupted;
   let estimatedEnd: string | null = null;
