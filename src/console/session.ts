@@ -81,6 +81,22 @@ export class SessionStore {
     return { id, csrf: stored.csrf, createdAt: stored.createdAt };
   }
 
+  /**
+   * Whether the session is still live, without renewing it: an open page's live stream asks this,
+   * so that a tab left open does not keep a session alive past its idle expiry.
+   */
+  async isLive(id: string): Promise<boolean> {
+    if (!SESSION_ID.test(id)) return false;
+    const text = await this.redis.get(this.#key(id));
+    if (text === null) return false;
+    try {
+      const stored = JSON.parse(text) as StoredSession;
+      return typeof stored.keyTag === 'string' && sameText(stored.keyTag, this.#keyTag);
+    } catch {
+      return false;
+    }
+  }
+
   async revoke(id: string): Promise<void> {
     if (SESSION_ID.test(id)) await this.redis.del(this.#key(id));
   }

@@ -35,7 +35,7 @@ export interface TranscriptWatch {
   afterId: string | null;
   signal: AbortSignal;
   emit: (event: TranscriptEvent) => void;
-  /** Asked at each heartbeat: false ends the watch (the reader's session is over). */
+  /** Asked every heartbeat interval, lines or not: false ends the watch (the reader's session is over). */
   stillWanted?: () => Promise<boolean>;
   pollMs?: number;
   heartbeatMs?: number;
@@ -67,7 +67,12 @@ export async function watchTranscript(watch: TranscriptWatch): Promise<void> {
   let afterId = watch.afterId;
   let lastSummary: string | undefined;
   let lastSent = Date.now();
+  let lastAsked = Date.now();
   while (!signal.aborted) {
+    if (watch.stillWanted && Date.now() - lastAsked >= heartbeatMs) {
+      lastAsked = Date.now();
+      if (!(await watch.stillWanted())) return;
+    }
     const dialog = await findDialog(db, botId, chatId);
     if (!dialog || signal.aborted) return;
     let sent = false;
@@ -90,7 +95,6 @@ export async function watchTranscript(watch: TranscriptWatch): Promise<void> {
     }
     if (sent) lastSent = Date.now();
     else if (Date.now() - lastSent >= heartbeatMs) {
-      if (watch.stillWanted && !(await watch.stillWanted())) return;
       emit({ type: 'heartbeat' });
       lastSent = Date.now();
     }

@@ -255,7 +255,7 @@ export function registerDialogPage(router: Router, deps: ConsoleDeps): void {
     const given = ctx.get('last-event-id') || (typeof ctx.query.after === 'string' ? ctx.query.after : '');
     if (given !== '' && !LINE_ID.test(given))
       throw new DomainError('invalid', 'invalid_after', 'after must be a transcript line id', { param: 'after' });
-    const sessionId = ctx.cookies.get(SESSION_COOKIE);
+    const sessionId = ctx.cookies.get(SESSION_COOKIE) ?? '';
     sendEventStream(ctx, (emit, signal) =>
       watchTranscript({
         db,
@@ -264,8 +264,9 @@ export function registerDialogPage(router: Router, deps: ConsoleDeps): void {
         afterId: given === '' ? null : given,
         signal,
         emit,
-        // Signing out ends the session's open streams too (at the next heartbeat).
-        stillWanted: async () => (await deps.sessions.find(sessionId)) !== null,
+        // Signing out (or the session's idle expiry) ends its open streams too, within a heartbeat;
+        // the stream itself does not renew the session.
+        stillWanted: () => deps.sessions.isLive(sessionId),
       }),
     );
   });
