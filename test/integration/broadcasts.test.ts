@@ -252,8 +252,9 @@ describe('broadcasts', () => {
     const p = await progress(bot, created.body.id);
     expect(p.state).toBe('running'); // measured while it ran
     // The bot sends 10 a second: a live send waits at most for the slot a broadcast send took (100 ms),
-    // plus the postback's way through the queue; behind the broadcast it would wait seconds.
-    expect(Math.max(...latencies)).toBeLessThan(800);
+    // plus the postback's way through the queue (longer on a busy machine); behind the broadcast's
+    // 40 it would wait up to 4 s.
+    expect(Math.max(...latencies)).toBeLessThan(1_500);
   });
 
   it('a step broadcast moves each dialog to the step, which sends its message once', async () => {

@@ -50,7 +50,7 @@ async function startedDialog(): Promise<{ bot: TestBot; chatId: number }> {
   const bot = await createScriptedBot(h, SCRIPT);
   const chatId = nextChat();
   await sendUpdate(h, bot, fakeUpdates.start(chatId));
-  await waitForMessages(h, bot, chatId, 2);
+  await waitForMessages(h, bot, chatId, 2, 20_000);
   return { bot, chatId };
 }
 
@@ -62,7 +62,7 @@ async function statusOf(bot: TestBot, chatId: number, status: string): Promise<R
       const dialog = await dialogOf(h, bot, chatId);
       return dialog?.status === status ? dialog : null;
     },
-    10_000,
+    20_000,
     `dialog ${chatId} ${status}`,
   );
 }
@@ -142,7 +142,7 @@ describe('operator actions', () => {
     expect(move.status).toBe(202);
     const third = await h.api('POST', path(bot, chatId, '/messages'), { text: 'three' });
     expect(Number(third.body.seq)).toBeGreaterThan(Number(firstSeq));
-    const texts = await waitForMessages(h, bot, chatId, 5, 15_000);
+    const texts = await waitForMessages(h, bot, chatId, 5, 30_000);
     expect(texts.slice(2)).toEqual(['one', 'An offer', 'three']);
   });
 
@@ -151,7 +151,7 @@ describe('operator actions', () => {
     for (const text of ['a', 'b', 'c']) {
       expect((await h.api('POST', path(bot, chatId, '/messages'), { text })).status).toBe(202);
     }
-    await waitForMessages(h, bot, chatId, 5, 15_000);
+    await waitForMessages(h, bot, chatId, 5, 30_000);
     const calls = messagesTo(h, bot, chatId).slice(2);
     expect(calls.map((c) => c.params.text)).toEqual(['a', 'b', 'c']);
     expect(calls[2]!.at - calls[0]!.at).toBeGreaterThanOrEqual(1_800);
