@@ -4,7 +4,6 @@ import { isDatabaseUnavailable } from '../db/connection.js';
 import { findBot } from '../db/bots.js';
 import { DomainError } from '../domain/errors.js';
 import { statusOf } from '../http/errors.js';
-import type { ManagementDeps } from '../http/routes/management-deps.js';
 import { UUID_PATTERN } from '../http/validation.js';
 import type { RequestState } from '../observability/request-context.js';
 import { serveAsset } from './assets.js';
@@ -18,14 +17,9 @@ import { registerDialogPage } from './pages/dialog.js';
 import { registerDialogListPage } from './pages/dialogs.js';
 import { registerScriptPages } from './pages/script.js';
 import { registerSignInPages, signInPath } from './pages/sign-in.js';
-import { SESSION_COOKIE, type SessionStore } from './session.js';
+import type { ConsoleDeps } from './deps.js';
+import { SESSION_COOKIE } from './session.js';
 import { consoleState } from './state.js';
-
-export interface ConsoleDeps {
-  management: ManagementDeps;
-  sessions: SessionStore;
-  adminApiKey: string;
-}
 
 const CONSOLE_PREFIX = '/console';
 

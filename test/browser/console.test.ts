@@ -1,6 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consoleRouter, type ConsoleDeps } from '../../src/console/router.js';
+import type { ConsoleDeps } from '../../src/console/deps.js';
+import { consoleRouter } from '../../src/console/router.js';
 import { SessionStore } from '../../src/console/session.js';
 import { createRedisClient } from '../../src/redis/connection.js';
 import { recordDelivery } from '../../src/runner/effects.js';

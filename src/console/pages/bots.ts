@@ -7,7 +7,7 @@ import { listEndpoints } from '../../db/postback-endpoints.js';
 import { campaignPayload, telegramStartLink } from '../../domain/tracker/start-payload.js';
 import { each, html, type SafeHtml } from '../html.js';
 import { sendPage } from '../layout.js';
-import type { ConsoleDeps } from '../router.js';
+import type { ConsoleDeps } from '../deps.js';
 import { botOf } from '../state.js';
 
 /** The bot's Telegram username, when a token is connected. */

@@ -17,7 +17,7 @@ import { csrfInput } from '../csrf.js';
 import type { FormFields } from '../form.js';
 import { each, html, type SafeHtml } from '../html.js';
 import { sendPage, withNotice } from '../layout.js';
-import type { ConsoleDeps } from '../router.js';
+import type { ConsoleDeps } from '../deps.js';
 import { botOf, formOf, sessionOf } from '../state.js';
 import { botCrumbs, botPath } from './bots.js';
 

@@ -6,7 +6,7 @@ import { parseBody } from '../../http/validation.js';
 import { csrfInput } from '../csrf.js';
 import { each, html, type SafeHtml } from '../html.js';
 import { sendPage, withNotice } from '../layout.js';
-import type { ConsoleDeps } from '../router.js';
+import type { ConsoleDeps } from '../deps.js';
 import { botOf, sessionOf } from '../state.js';
 import { botCrumbs, botPath } from './bots.js';
 

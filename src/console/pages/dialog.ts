@@ -16,7 +16,7 @@ import { dialogLabel, displayTime } from '../display-text.js';
 import { sendEventStream } from '../event-stream.js';
 import { each, html, type SafeHtml } from '../html.js';
 import { sendPage, withNotice } from '../layout.js';
-import type { ConsoleDeps } from '../router.js';
+import type { ConsoleDeps } from '../deps.js';
 import { SESSION_COOKIE } from '../session.js';
 import { botOf, formOf, sessionOf } from '../state.js';
 import { displayLine, watchTranscript, type DisplayLine } from '../transcript-stream.js';

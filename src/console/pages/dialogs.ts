@@ -8,7 +8,7 @@ import { encodeCursor, readListQuery } from '../../http/routes/dialogs.js';
 import { dialogLabel, displayTime } from '../display-text.js';
 import { each, html, type SafeHtml } from '../html.js';
 import { sendPage } from '../layout.js';
-import type { ConsoleDeps } from '../router.js';
+import type { ConsoleDeps } from '../deps.js';
 import { botOf } from '../state.js';
 import { botCrumbs, botPath } from './bots.js';
 

@@ -7,7 +7,7 @@ import { saveScript, scriptDocument } from '../../http/routes/script.js';
 import { csrfInput } from '../csrf.js';
 import { each, html, type SafeHtml } from '../html.js';
 import { sendPage, withNotice } from '../layout.js';
-import type { ConsoleDeps } from '../router.js';
+import type { ConsoleDeps } from '../deps.js';
 import { botOf, formOf, sessionOf } from '../state.js';
 import { botCrumbs, botPath } from './bots.js';
 

@@ -5,7 +5,7 @@ import { crossSite, csrfInput, CSRF_FIELD, newToken, sameToken, SIGN_IN_COOKIE }
 import { readForm } from '../form.js';
 import { html } from '../html.js';
 import { sendPage, withNotice } from '../layout.js';
-import type { ConsoleDeps } from '../router.js';
+import type { ConsoleDeps } from '../deps.js';
 import { SESSION_COOKIE } from '../session.js';
 import { consoleState, sessionOf } from '../state.js';
 
