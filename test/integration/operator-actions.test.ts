@@ -90,7 +90,7 @@ describe('operator actions', () => {
     const transcript = await waitFor(
       async () => {
         const got = await lines(bot, chatId);
-        return got.length >= 4 ? got : null;
+        return got.some((l) => l.sender === 'operator') ? got : null;
       },
       10_000,
       'the operator line',
@@ -146,7 +146,7 @@ describe('operator actions', () => {
     expect(texts.slice(2)).toEqual(['one', 'An offer', 'three']);
   });
 
-  it('keeps the per-chat send limit: three messages to one chat take at least two seconds', async () => {
+  it('keeps the per-chat send limit: three messages to one chat go about a second apart', async () => {
     const { bot, chatId } = await startedDialog();
     for (const text of ['a', 'b', 'c']) {
       expect((await h.api('POST', path(bot, chatId, '/messages'), { text })).status).toBe(202);
@@ -154,7 +154,9 @@ describe('operator actions', () => {
     await waitForMessages(h, bot, chatId, 5, 30_000);
     const calls = messagesTo(h, bot, chatId).slice(2);
     expect(calls.map((c) => c.params.text)).toEqual(['a', 'b', 'c']);
-    expect(calls[2]!.at - calls[0]!.at).toBeGreaterThanOrEqual(1_800);
+    // Two seconds apart on Redis' clock; arrivals may bunch up by however late the first one was
+    // (without the limit they come within milliseconds).
+    expect(calls[2]!.at - calls[0]!.at).toBeGreaterThanOrEqual(1_500);
   });
 
   it('sets typed fields and tags, in the dialog’s order, refusing a value its field’s type does not take', async () => {
