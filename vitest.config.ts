@@ -41,8 +41,10 @@ class SlowFirst extends BaseSequencer {
 export default defineConfig({
   test: {
     // Integration files mostly wait on Postgres, Redis, sockets and timers: more files than cores
-    // at once shortens the run (vitest's default on 2 cores is one file at a time).
-    maxWorkers: 10,
+    // at once shortens the run (vitest's default on 2 cores is one file at a time). Six take about as
+    // long as ten did, with much less contention for the two cores: the files that start processes,
+    // browsers and clusters leave the timing-bound tests room.
+    maxWorkers: 6,
     // Files run one after another in a worker share its loaded modules (importing flowpost again for
     // every file took half the run's CPU). A test restores any global it changes (process.env.TZ).
     sequence: { sequencer: SlowFirst },

@@ -59,7 +59,7 @@ export function createWorkerConnection(target: RedisTarget, connectionName?: str
  * here and its end awaited (up to `timeoutMs`) while they still listen. A ready connection is left
  * as it is: their waits are over, and closing workers may still need it.
  */
-export async function endUnlessReady(connection: Redis, timeoutMs = 1_000): Promise<void> {
+export async function endUnlessReady(connection: Redis, timeoutMs = 3_000): Promise<void> {
   const status = connection.status;
   if (status === 'ready' || status === 'end') return;
   // Between attempts there is no socket: ending it emits nothing, and nothing is waiting on a result.
@@ -72,6 +72,8 @@ export async function endUnlessReady(connection: Redis, timeoutMs = 1_000): Prom
   connection.disconnect();
   await ended;
   clearTimeout(timer);
-  // Their waits fail a few promise steps after the end: let those run before anything is closed.
-  await new Promise((resolve) => setImmediate(resolve));
+  // Their waits fail a few promise steps after the end (later on a busy machine): let those run
+  // before anything is closed.
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setTimeout(resolve, 20));
 }
