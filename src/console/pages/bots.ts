@@ -38,6 +38,19 @@ function botLinks(bot: BotRecord): SafeHtml {
   </ul>`;
 }
 
+/** A bot's id and Telegram username, as items of a facts list. */
+function botFacts(bot: BotRecord): SafeHtml {
+  const username = usernameOf(bot);
+  return html`<div>
+      <dt>Id</dt>
+      <dd><code>${bot.id}</code></dd>
+    </div>
+    <div>
+      <dt>Telegram</dt>
+      <dd>${username ? `@${username}` : 'no token connected'}</dd>
+    </div>`;
+}
+
 let copyIds = 0;
 
 /** A URL as selectable read-only text, with a button that copies it (console.js). */
@@ -105,16 +118,7 @@ export function registerBotPages(router: Router, deps: ConsoleDeps): void {
                 (bot) =>
                   html`<li class="card">
                     <h2><a href="${botPath(bot.id)}">${bot.name}</a></h2>
-                    <dl class="facts">
-                      <div>
-                        <dt>Id</dt>
-                        <dd><code>${bot.id}</code></dd>
-                      </div>
-                      <div>
-                        <dt>Telegram</dt>
-                        <dd>${usernameOf(bot) ? `@${usernameOf(bot)}` : 'no token connected'}</dd>
-                      </div>
-                    </dl>
+                    <dl class="facts">${botFacts(bot)}</dl>
                     ${botLinks(bot)}
                   </li>`,
               )}
@@ -139,14 +143,7 @@ export function registerBotPages(router: Router, deps: ConsoleDeps): void {
       title: bot.name,
       crumbs: [{ href: '/console/bots', label: 'Bots' }],
       body: html`<dl class="facts">
-          <div>
-            <dt>Id</dt>
-            <dd><code>${bot.id}</code></dd>
-          </div>
-          <div>
-            <dt>Telegram</dt>
-            <dd>${username ? `@${username}` : 'no token connected'}</dd>
-          </div>
+          ${botFacts(bot)}
           <div>
             <dt>Time zone</dt>
             <dd>${bot.timezone}</dd>

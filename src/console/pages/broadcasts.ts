@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { BotRecord } from '../../db/bots.js';
-import { findBroadcast, listBroadcasts } from '../../db/broadcasts.js';
+import { listBroadcasts } from '../../db/broadcasts.js';
 import { listStepRefs } from '../../db/script-steps.js';
 import { DomainError } from '../../domain/errors.js';
 import {
@@ -9,10 +9,12 @@ import {
   BROADCAST_ACTIONS,
   broadcastProgress,
   createBroadcast,
+  findBroadcastOf,
+  type BroadcastProgress,
   createBroadcastSchema,
   type BroadcastAction,
 } from '../../http/routes/broadcasts.js';
-import { parseBody, UUID_PATTERN } from '../../http/validation.js';
+import { parseBody } from '../../http/validation.js';
 import { csrfInput } from '../csrf.js';
 import type { FormFields } from '../form.js';
 import { each, html, type SafeHtml } from '../html.js';
@@ -20,23 +22,6 @@ import { sendPage, withNotice } from '../layout.js';
 import type { ConsoleDeps } from '../deps.js';
 import { botOf, formOf, sessionOf } from '../state.js';
 import { botCrumbs, botPath } from './bots.js';
-
-/** A broadcast as the API shows it (the fields this page reads). */
-interface Progress {
-  id: string;
-  state: string;
-  text?: string;
-  stepKey?: string;
-  startAt: string;
-  planned: number | null;
-  sent: number;
-  blocked: number;
-  failed: number;
-  skipped: number;
-  interrupted: number;
-  remaining: number | null;
-  estimatedEnd: string | null;
-}
 
 const broadcastsPath = (botId: string) => botPath(botId, 'broadcasts');
 
@@ -49,7 +34,7 @@ const ACTIONS_BY_STATE: Record<string, BroadcastAction[]> = {
 
 const ACTION_LABELS: Record<BroadcastAction, string> = { pause: 'Pause', resume: 'Resume', cancel: 'Cancel' };
 
-function counts(p: Progress): SafeHtml {
+function counts(p: BroadcastProgress): SafeHtml {
   const items: Array<[string, number | string | null]> = [
     ['Planned', p.planned ?? '—'],
     ['Sent', p.sent],
@@ -75,7 +60,7 @@ function counts(p: Progress): SafeHtml {
   </dl>`;
 }
 
-function broadcastCard(botId: string, p: Progress, csrf: string): SafeHtml {
+function broadcastCard(botId: string, p: BroadcastProgress, csrf: string): SafeHtml {
   const what = p.text !== undefined ? p.text : `Step ${p.stepKey ?? ''}`;
   return html`<li class="card broadcast" data-broadcast-id="${p.id}" data-state="${p.state}">
     <h2><span class="badge state-${p.state}">${p.state}</span> <span class="broadcast-text">${what}</span></h2>
@@ -194,9 +179,7 @@ async function sendBroadcastsPage(
     listBroadcasts(deps.management.db, bot.id, 50),
     listStepRefs(deps.management.db, bot.id),
   ]);
-  const progress = (await Promise.all(
-    broadcasts.map((broadcast) => broadcastProgress(deps.management, broadcast)),
-  )) as Progress[];
+  const progress = await Promise.all(broadcasts.map((broadcast) => broadcastProgress(deps.management, broadcast)));
   sendPage(ctx, {
     title: 'Broadcasts',
     crumbs: botCrumbs(bot),
@@ -246,9 +229,7 @@ export function registerBroadcastPages(router: Router, deps: ConsoleDeps): void 
     if (!(BROADCAST_ACTIONS as string[]).includes(action)) {
       throw new DomainError('not_found', 'unknown_action', 'There is no such broadcast action.', { param: 'action' });
     }
-    const broadcast = UUID_PATTERN.test(id) ? await findBroadcast(deps.management.db, bot.id, id.toLowerCase()) : null;
-    if (!broadcast)
-      throw new DomainError('not_found', 'unknown_broadcast', 'There is no broadcast with this id.', { param: 'id' });
+    const broadcast = await findBroadcastOf(deps.management, bot.id, id);
     await actOnBroadcast(deps.management, broadcast, action as BroadcastAction);
     ctx.status = 303;
     ctx.redirect(withNotice(broadcastsPath(bot.id), 'saved'));

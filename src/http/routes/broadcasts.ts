@@ -60,11 +60,15 @@ export const createBroadcastSchema = z
   });
 
 /** `:id`, or a 404 naming it. */
-async function broadcastOf(ctx: Context, deps: ManagementDeps): Promise<BroadcastRecord> {
-  const id = String((ctx.params as Record<string, string>).id);
-  const found = UUID_PATTERN.test(id) ? await findBroadcast(deps.db, currentBot(ctx).id, id.toLowerCase()) : null;
+/** The bot's broadcast of this id, or a 404 naming `id`. Shared by the API and the console. */
+export async function findBroadcastOf(deps: ManagementDeps, botId: string, id: string): Promise<BroadcastRecord> {
+  const found = UUID_PATTERN.test(id) ? await findBroadcast(deps.db, botId, id.toLowerCase()) : null;
   if (!found) throw new DomainError('not_found', 'unknown_broadcast', 'no broadcast with this id', { param: 'id' });
   return found;
+}
+
+function broadcastOf(ctx: Context, deps: ManagementDeps): Promise<BroadcastRecord> {
+  return findBroadcastOf(deps, currentBot(ctx).id, String((ctx.params as Record<string, string>).id));
 }
 
 /** A step of the bot's script by id or key, or a 422 naming `param`. */
@@ -84,8 +88,31 @@ function templateProblem(source: string, mode: 'html' | 'plain', param: string):
   if (problem) throw new DomainError('unprocessable', 'invalid_template', `${param}: ${problem}`, { param });
 }
 
-/** A broadcast with its progress, as the API shows it; the estimated end from the pace so far. */
-export async function broadcastProgress(deps: ManagementDeps, broadcast: BroadcastRecord): Promise<object> {
+/** A broadcast with its progress, as the API shows it (and the console reads it). */
+export interface BroadcastProgress {
+  id: string;
+  state: BroadcastState;
+  audience: StoredAudience;
+  text?: string;
+  buttons?: BroadcastButton[];
+  stepId?: string;
+  stepKey?: string;
+  startAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  createdAt: string;
+  planned: number | null;
+  sent: number;
+  blocked: number;
+  failed: number;
+  skipped: number;
+  interrupted: number;
+  remaining: number | null;
+  estimatedEnd: string | null;
+}
+
+/** A broadcast with its progress; the estimated end from the pace so far. */
+export async function broadcastProgress(deps: ManagementDeps, broadcast: BroadcastRecord): Promise<BroadcastProgress> {
   const counts = await recipientCounts(deps.db, broadcast);
   const remaining = counts.pending + counts.sending;
   const handled = counts.sent + counts.blocked + counts.failed + counts.skipped + counts.interrupted;
