@@ -16,6 +16,7 @@ import {
   type RecipientOutcome,
 } from '../db/broadcasts.js';
 import { blockDialog } from '../db/dialog-inputs.js';
+import { insertScriptLines, type OutgoingLine } from '../db/dialog-messages.js';
 import { renderForRecipient, type BroadcastContent } from '../domain/broadcasts/content.js';
 import type { ChatUpdateJob } from '../jobs/dialog-update-job.js';
 import { scripts } from '../redis/scripts.js';
@@ -44,11 +45,7 @@ export interface BroadcastRunnerDeps {
 export type RunEnd = 'done' | 'paused' | 'cancelled' | 'not_due' | 'busy' | 'stopped' | 'gone';
 
 /** A recipient's transcript line: the message as Telegram acknowledged it. */
-interface SentLine {
-  chatId: number;
-  text: string;
-  telegramMessageId: number;
-}
+type SentLine = OutgoingLine & { chatId: number };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -161,18 +158,7 @@ function createMailer(deps: BroadcastRunnerDeps, broadcast: BroadcastRecord, bot
   let writeError: { error: unknown } | null = null;
   const write = async (batch: RecipientOutcome[], batchLines: SentLine[]): Promise<void> => {
     await finishRecipients(deps.db, broadcast.id, batch);
-    if (batchLines.length > 0) {
-      await deps.db('dialog_messages').insert(
-        batchLines.map((line) => ({
-          bot_id: broadcast.botId,
-          chat_id: line.chatId,
-          direction: 'out',
-          sender: 'script',
-          text: line.text,
-          telegram_message_id: line.telegramMessageId,
-        })),
-      );
-    }
+    await insertScriptLines(deps.db, broadcast.botId, batchLines);
   };
   const flush = (): void => {
     const batch = outcomes.splice(0);

@@ -18,6 +18,28 @@ export interface OutgoingLine {
   sender?: 'operator';
 }
 
+/**
+ * Script lines of many dialogs of a bot, written at once: a broadcast's messages Telegram
+ * acknowledged, recorded with their recipients' outcomes.
+ */
+export async function insertScriptLines(
+  db: Knex,
+  botId: string,
+  lines: ReadonlyArray<OutgoingLine & { chatId: number }>,
+): Promise<void> {
+  if (lines.length === 0) return;
+  await db('dialog_messages').insert(
+    lines.map((line) => ({
+      bot_id: botId,
+      chat_id: line.chatId,
+      direction: 'out',
+      sender: 'script',
+      text: line.text,
+      telegram_message_id: line.telegramMessageId,
+    })),
+  );
+}
+
 /** One line of the transcript, as the management API shows it. */
 export interface TranscriptLine {
   id: string;
