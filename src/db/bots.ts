@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { FieldDefinition, FieldType } from '../domain/field-types.js';
+import { retryingDeadlocks } from './named-statement.js';
 
 export interface BotRecord {
   id: string;
@@ -90,15 +91,20 @@ export async function listBots(db: Knex): Promise<BotRecord[]> {
  * Deletes a bot and, by the foreign keys' ON DELETE CASCADE, everything of it (dialogs with their
  * inputs and messages, steps, fields, postback URLs, campaigns, clicks, conversions, destinations,
  * deliveries with their attempts). One transaction: a large bot holds its rows' locks until done.
+ * A worker writing one of its dialogs locks the dialog's row, then the bot's (a row naming the bot),
+ * the opposite order of the cascade's: when Postgres breaks that deadlock by failing the deletion,
+ * the deletion runs again (and removes what the worker wrote).
  * Returns the ids of its postback URLs (for the caches to forget), or null when there was no such bot.
  */
 export async function deleteBot(db: Knex, id: string): Promise<{ endpointIds: string[] } | null> {
-  return db.transaction(async (trx) => {
-    await lockBot(trx, id);
-    const endpoints: Array<{ id: string }> = await trx('postback_endpoints').where({ bot_id: id }).select('id');
-    const deleted = await trx('bots').where({ id }).delete();
-    return deleted > 0 ? { endpointIds: endpoints.map((row) => row.id) } : null;
-  });
+  return retryingDeadlocks(() =>
+    db.transaction(async (trx) => {
+      await lockBot(trx, id);
+      const endpoints: Array<{ id: string }> = await trx('postback_endpoints').where({ bot_id: id }).select('id');
+      const deleted = await trx('bots').where({ id }).delete();
+      return deleted > 0 ? { endpointIds: endpoints.map((row) => row.id) } : null;
+    }),
+  );
 }
 
 /** Sets (or with null, removes) the bot's Standard Webhooks signing secret for its Send Webhook calls. */

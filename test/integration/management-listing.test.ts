@@ -263,6 +263,34 @@ describe('DELETE /api/v1/bots/{botId}', () => {
     const otherUrl = `${h.baseUrl}/api/bots/webhooks/${otherWebhook.body.id}/updateDialog`;
     expect((await fetch(`${otherUrl}?chatId=1`)).status).toBe(202);
   });
+
+  it('still deletes when a worker writing one of its dialogs deadlocks with the deletion', async () => {
+    const botId = await createBot('deadlocked');
+    await seedDialog(botId, { chatId: 1 });
+    // A worker's write, as the dialog writers do it: a dialog's row first, then a row naming the bot.
+    const worker = await h.db.transaction();
+    try {
+      await worker('dialogs').where({ bot_id: botId, chat_id: 1 }).update({ updated_at: worker.fn.now() });
+      const deletion = h.api('DELETE', `/api/v1/bots/${botId}?confirm=${botId}`);
+      // The deletion holds the bot's row and waits for the dialog's.
+      await waitFor(async () => {
+        const { rows } = await h.db.raw(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE 'delete from "bots"%'`,
+        );
+        return rows[0].n === 1;
+      });
+      // Now the worker needs the bot's row: Postgres breaks the deadlock by failing the statement
+      // that waited first, the deletion's.
+      await worker('dialogs').insert({ bot_id: botId, chat_id: 2, status: 'auto', fields: '{}', tags: [] });
+      await worker.commit();
+      const res = await deletion;
+      expect(res.status, JSON.stringify(res.body)).toBe(204);
+    } finally {
+      if (!worker.isCompleted()) await worker.rollback();
+    }
+    expect(Number((await h.db('dialogs').where({ bot_id: botId }).count({ n: '*' }))[0]!.n)).toBe(0);
+    expect(await h.db('bots').where({ id: botId }).first()).toBeUndefined();
+  });
 });
 
 describe('GET /api/v1/bots/{botId}/dialogs', () => {
