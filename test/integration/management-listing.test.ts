@@ -267,29 +267,51 @@ describe('DELETE /api/v1/bots/{botId}', () => {
   it('still deletes when a worker writing one of its dialogs deadlocks with the deletion', async () => {
     const botId = await createBot('deadlocked');
     await seedDialog(botId, { chatId: 1 });
+    const lockWaits = async (statement: string): Promise<number> => {
+      const { rows } = await h.db.raw(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE ?`,
+        [`${statement}%`],
+      );
+      return rows[0].n;
+    };
+    const deadlocks = async (): Promise<number> => {
+      const { rows } = await h.db.raw(
+        `SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`,
+      );
+      return rows[0].n;
+    };
+    const deadlocksBefore = await deadlocks();
     // A worker's write, as the dialog writers do it: a dialog's row first, then a row naming the bot.
+    // Postgres fails the statement whose wait closes the cycle; the worker never looks for one here.
     const worker = await h.db.transaction();
+    const holder = await h.db.transaction();
     try {
+      await worker.raw(`SET LOCAL deadlock_timeout = '10min'`);
       await worker('dialogs').where({ bot_id: botId, chat_id: 1 }).update({ updated_at: worker.fn.now() });
+      // The deletion waits for the bot's row, and the worker's insert queues behind it.
+      await holder('bots').where({ id: botId }).forUpdate().first('id');
       const deletion = h.api('DELETE', `/api/v1/bots/${botId}?confirm=${botId}`);
-      // The deletion holds the bot's row and waits for the dialog's.
-      await waitFor(async () => {
-        const { rows } = await h.db.raw(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE 'delete from "bots"%'`,
-        );
-        return rows[0].n === 1;
-      });
-      // Now the worker needs the bot's row: Postgres breaks the deadlock by failing the statement
-      // that waited first, the deletion's.
-      await worker('dialogs').insert({ bot_id: botId, chat_id: 2, status: 'auto', fields: '{}', tags: [] });
+      await waitFor(async () => (await lockWaits('select "id" from "bots"')) === 1, 10_000, 'the deletion to wait');
+      const inserted = worker('dialogs').insert({ bot_id: botId, chat_id: 2, status: 'auto', fields: '{}', tags: [] });
+      const insertDone = inserted.then(
+        () => null,
+        (error: unknown) => error,
+      );
+      await waitFor(async () => (await lockWaits('insert into "dialogs"')) === 1, 10_000, 'the worker to wait');
+      // The deletion takes the bot's row, then waits for the dialog's: a deadlock, broken by failing the deletion.
+      await holder.commit();
+      expect(await insertDone).toBeNull();
       await worker.commit();
       const res = await deletion;
       expect(res.status, JSON.stringify(res.body)).toBe(204);
     } finally {
+      if (!holder.isCompleted()) await holder.rollback();
       if (!worker.isCompleted()) await worker.rollback();
     }
     expect(Number((await h.db('dialogs').where({ bot_id: botId }).count({ n: '*' }))[0]!.n)).toBe(0);
     expect(await h.db('bots').where({ id: botId }).first()).toBeUndefined();
+    await waitFor(async () => (await deadlocks()) > deadlocksBefore, 10_000, 'the deadlock to be counted');
   });
 });
 
