@@ -184,8 +184,16 @@ describe('SIGTERM under load', () => {
     expect(webExit.ms).toBeLessThan(PLATFORM_GRACE_MS / 2);
 
     // Every request that reached the web process was answered: none was cut off, before or after
-    // the SIGTERM. After it, new connections are refused (requests never sent), which is fine.
-    expect(load.sent.filter((s) => typeof s.outcome !== 'number' && s.outcome !== 'ECONNREFUSED')).toEqual([]);
+    // the SIGTERM. After it, new connections are refused (requests never sent), which is fine. A
+    // request a client writes on an idle keep-alive connection just as the server closes it (after
+    // the idle grace) is reset unread, HTTP/1.1's keep-alive race: it is not accepted, so not owed
+    // (checked below: its postback is never applied).
+    const resetUnread = load.sent.filter((s) => s.outcome === 'ECONNRESET' && s.startedAt >= webTermAt);
+    expect(
+      load.sent.filter(
+        (s) => typeof s.outcome !== 'number' && s.outcome !== 'ECONNREFUSED' && !resetUnread.includes(s),
+      ),
+    ).toEqual([]);
     expect(load.sent.filter((s) => s.outcome === 202 && s.startedAt < webTermAt).length).toBeGreaterThan(
       RATE_PER_SECOND,
     );
@@ -230,6 +238,26 @@ describe('SIGTERM under load', () => {
         100,
       ).catch(() => 'some accepted postbacks were not applied');
       expect(missing).toEqual([]);
+      if (resetUnread.length > 0) {
+        console.info(`${resetUnread.length} postbacks reset unread on idle keep-alive connections`);
+        const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+        const queue = new Queue(QUEUES.dialogUpdates, { connection: redis, prefix });
+        try {
+          await waitFor(
+            async () => (await queue.getWaitingCount()) + (await queue.getActiveCount()) === 0,
+            30_000,
+            'the fresh worker to finish the queue',
+          );
+        } finally {
+          await queue.close();
+          redis.disconnect();
+        }
+        const { rows } = await client.query<{ chat_id: number }>(
+          'SELECT chat_id FROM dialogs WHERE bot_id = $1 AND chat_id = ANY($2::bigint[])',
+          [bot.id, resetUnread.map((s) => s.chatId)],
+        );
+        expect(rows, 'a reset postback was applied: the server had read it').toEqual([]);
+      }
     } finally {
       await client.end();
     }
