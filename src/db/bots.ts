@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { FieldDefinition, FieldType } from '../domain/field-types.js';
-import { retryingDeadlocks } from './named-statement.js';
+import { retryingDeadlocks } from './deadlock-retry.js';
 
 export interface BotRecord {
   id: string;

@@ -5,7 +5,8 @@ import type { Decision, DialogInput, DialogTimer, RecordedEffect } from '../doma
 import type { IncomingLine } from './dialog-messages.js';
 import { dialogRowColumns, toRecord, type DialogRecord, type DialogRef, type DialogRow } from './dialog-rows.js';
 import { GroupCommit } from './group-commit.js';
-import { retryingDeadlocks, runNamed, type NamedStatement } from './named-statement.js';
+import { retryingDeadlocks } from './deadlock-retry.js';
+import { runNamed, type NamedStatement } from './named-statement.js';
 
 export type InputState = 'pending' | 'acting' | 'done' | 'superseded' | 'dead';
 

@@ -4,7 +4,8 @@ import { droppedAny, mergeUpdates, type DroppedKeys, type SequencedPatch } from 
 import type { DialogInput } from '../domain/inputs/types.js';
 import { JOURNAL_ON_CONFLICT, journalRows, type NewInput, type OpenInput } from './dialog-inputs.js';
 import { dialogKey, dialogRowColumns, rowState, toRecord, type DialogRecord, type DialogRow } from './dialog-rows.js';
-import { retryingDeadlocks, runNamed, type NamedStatement } from './named-statement.js';
+import { retryingDeadlocks } from './deadlock-retry.js';
+import { runNamed, type NamedStatement } from './named-statement.js';
 
 /** An accepted update: a postback's patch and/or an input for the dialog's journal. */
 export interface DialogUpdateInput {
