@@ -85,12 +85,3 @@ export async function listDialogMessages(
     at: row.created_at.toISOString(),
   }));
 }
-
-/** Whether the dialog exists (a transcript of an unknown chat is a 404, an empty one is not). */
-export async function dialogExists(db: Knex, ref: DialogRef): Promise<boolean> {
-  const rows = await db('dialogs')
-    .where({ bot_id: ref.botId, chat_id: ref.chatId })
-    .limit(1)
-    .select<unknown[]>('chat_id');
-  return rows.length > 0;
-}

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { DialogStatus, FieldValue } from '../domain/dialog.js';
+import type { DialogRef } from './dialog-rows.js';
 
 /** A dialog as the management API shows it. */
 export interface DialogView {
@@ -204,4 +205,13 @@ export async function listDialogs(
     items: page.map(toView),
     next: rows.length > limit && last ? { updatedAtMicros: last.updated_micros, chatId: String(last.chat_id) } : null,
   };
+}
+
+/** Whether the dialog exists (a transcript of an unknown chat is a 404, an empty one is not). */
+export async function dialogExists(db: Knex, ref: DialogRef): Promise<boolean> {
+  const rows = await db('dialogs')
+    .where({ bot_id: ref.botId, chat_id: ref.chatId })
+    .limit(1)
+    .select<unknown[]>('chat_id');
+  return rows.length > 0;
 }

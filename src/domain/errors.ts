@@ -42,3 +42,8 @@ export class DomainError extends Error {
     this.details = detail.details;
   }
 }
+
+/** A dialog route's chat id names no dialog of the bot. */
+export function unknownDialogError(): DomainError {
+  return new DomainError('not_found', 'unknown_dialog', 'no dialog with this chatId', { param: 'chatId' });
+}

@@ -1,10 +1,10 @@
 import type { Knex } from 'knex';
 import type { BotRecord } from '../db/bots.js';
 import { listFields } from '../db/bots.js';
-import { dialogExists } from '../db/dialog-messages.js';
+import { dialogExists } from '../db/dialogs.js';
 import { listStepRefs } from '../db/script-steps.js';
 import type { DialogPatch, FieldValue } from '../domain/dialog.js';
-import { DomainError } from '../domain/errors.js';
+import { DomainError, unknownDialogError } from '../domain/errors.js';
 import { parseFieldValue, type RawValue } from '../domain/field-types.js';
 import type { ChatUpdateJob } from '../jobs/dialog-update-job.js';
 
@@ -38,9 +38,7 @@ export async function performOperatorAction(
   action: OperatorAction,
   requestId?: string,
 ): Promise<{ seq: string }> {
-  if (!(await dialogExists(deps.db, { botId: bot.id, chatId }))) {
-    throw new DomainError('not_found', 'unknown_dialog', 'no dialog with this chatId', { param: 'chatId' });
-  }
+  if (!(await dialogExists(deps.db, { botId: bot.id, chatId }))) throw unknownDialogError();
   const base = { botId: bot.id, chatId, ...(requestId ? { requestId } : {}) };
   let job: ChatUpdateJob;
   switch (action.kind) {

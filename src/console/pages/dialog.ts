@@ -6,7 +6,7 @@ import { listDialogMessages } from '../../db/dialog-messages.js';
 import { dialogsUpdatedAt, findDialog, type DialogView } from '../../db/dialogs.js';
 import { listStepRefs } from '../../db/script-steps.js';
 import type { FieldValue } from '../../domain/dialog.js';
-import { DomainError } from '../../domain/errors.js';
+import { DomainError, unknownDialogError } from '../../domain/errors.js';
 import { operatorMessageSchema, releaseSchema } from '../../http/routes/operator.js';
 import { chatIdParam, parseBody } from '../../http/validation.js';
 import { performOperatorAction, type OperatorAction } from '../../operator/dialog-actions.js';
@@ -176,8 +176,7 @@ function chatIdOf(ctx: Context): number {
 async function dialogOf(ctx: Context, deps: ConsoleDeps): Promise<DialogView> {
   const chatId = chatIdOf(ctx);
   const dialog = await findDialog(deps.management.db, botOf(ctx).id, chatId);
-  if (!dialog)
-    throw new DomainError('not_found', 'unknown_dialog', 'There is no dialog with this chat id.', { param: 'chatId' });
+  if (!dialog) throw unknownDialogError();
   return dialog;
 }
 

@@ -1,7 +1,8 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
-import { dialogExists, listDialogMessages } from '../../db/dialog-messages.js';
-import { DomainError } from '../../domain/errors.js';
+import { listDialogMessages } from '../../db/dialog-messages.js';
+import { dialogExists } from '../../db/dialogs.js';
+import { DomainError, unknownDialogError } from '../../domain/errors.js';
 import { chatIdParam } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
@@ -43,8 +44,7 @@ export function registerDialogMessageRoutes(router: Router, deps: ManagementDeps
     const ref = { botId: currentBot(ctx).id, chatId: chatIdParam(ctx.params.chatId!) };
     const limit = limitParam(ctx.query.limit);
     const afterId = cursorParam(ctx.query.cursor);
-    if (!(await dialogExists(deps.db, ref)))
-      throw new DomainError('not_found', 'unknown_dialog', 'no dialog with this chatId', { param: 'chatId' });
+    if (!(await dialogExists(deps.db, ref))) throw unknownDialogError();
     // One more than asked says whether there is a next page.
     const lines = await listDialogMessages(deps.db, ref, { afterId, limit: limit + 1 });
     const items = lines.slice(0, limit);

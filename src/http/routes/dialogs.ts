@@ -5,9 +5,9 @@ import { listConversionsOfDialogs, listDialogConversions } from '../../db/conver
 import { findDialog, listDialogs, type DialogFilter, type DialogListPosition } from '../../db/dialogs.js';
 import { listStepRefs } from '../../db/script-steps.js';
 import { DIALOG_STATUSES, parseStatus } from '../../domain/dialog.js';
-import { DomainError } from '../../domain/errors.js';
+import { DomainError, unknownDialogError } from '../../domain/errors.js';
 import { keyProblem, keySchema } from '../../domain/keys.js';
-import { refuseUnstorableText, UUID_PATTERN } from '../validation.js';
+import { chatIdParam, refuseUnstorableText, UUID_PATTERN } from '../validation.js';
 import { CAMPAIGN_ID_PATTERN } from './clicks.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
@@ -175,13 +175,9 @@ export function registerDialogRoutes(router: Router, deps: ManagementDeps): void
   });
 
   router.get('/bots/:botId/dialogs/:chatId', async (ctx) => {
-    const text = ctx.params.chatId!;
-    const chatId = /^-?\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
-    if (!Number.isSafeInteger(chatId))
-      throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
+    const chatId = chatIdParam(ctx.params.chatId!);
     const dialog = await findDialog(deps.db, currentBot(ctx).id, chatId);
-    if (!dialog)
-      throw new DomainError('not_found', 'unknown_dialog', 'no dialog with this chatId', { param: 'chatId' });
+    if (!dialog) throw unknownDialogError();
     ctx.body = { ...dialog, conversions: await listDialogConversions(deps.db, currentBot(ctx).id, chatId) };
   });
 }
