@@ -117,16 +117,25 @@ export interface CampaignStats {
   starts: number;
 }
 
-/** Clicks made and clicks claimed in [from, to) (either bound open when null). */
-export async function campaignStats(db: Knex, id: string, from: Date | null, to: Date | null): Promise<CampaignStats> {
-  const query = db('clicks').where({ campaign_id: id });
+/** Each campaign's clicks made and clicks claimed in [from, to) (either bound open when null), in one query. */
+export async function campaignStats(
+  db: Knex,
+  campaignIds: readonly string[],
+  from: Date | null,
+  to: Date | null,
+): Promise<Map<string, CampaignStats>> {
+  const stats = new Map<string, CampaignStats>(campaignIds.map((id) => [id, { clicks: 0, starts: 0 }]));
+  if (campaignIds.length === 0) return stats;
+  const query = db('clicks').whereIn('campaign_id', campaignIds).groupBy('campaign_id');
   if (from) void query.andWhere('created_at', '>=', from);
   if (to) void query.andWhere('created_at', '<', to);
-  const row = await query.first<{ clicks: string; starts: string } | undefined>(
+  const rows = await query.select<Array<{ campaign_id: string; clicks: string; starts: string }>>(
+    'campaign_id',
     db.raw('count(*) AS clicks'),
     db.raw('count(claimed_chat_id) AS starts'),
   );
-  return { clicks: Number(row?.clicks ?? 0), starts: Number(row?.starts ?? 0) };
+  for (const row of rows) stats.set(row.campaign_id, { clicks: Number(row.clicks), starts: Number(row.starts) });
+  return stats;
 }
 
 /** What a click on a campaign link needs: the campaign and its bot's Telegram username. */

@@ -130,15 +130,15 @@ export function registerBotPages(router: Router, deps: ConsoleDeps): void {
     const bot = botOf(ctx);
     const username = usernameOf(bot);
     const [endpoints, campaigns] = await Promise.all([listEndpoints(db, bot.id), listCampaigns(db, bot.id)]);
-    const withStats = await Promise.all(
-      campaigns.map(async (campaign: CampaignRecord) => ({
-        campaign,
-        stats: {
-          ...(await campaignStats(db, campaign.id, null, null)),
-          ...(await campaignConversionStats(db, campaign.id, null, null)),
-        },
-      })),
-    );
+    const ids = campaigns.map((campaign) => campaign.id);
+    const [clicks, converted] = await Promise.all([
+      campaignStats(db, ids, null, null),
+      campaignConversionStats(db, ids, null, null),
+    ]);
+    const withStats = campaigns.map((campaign: CampaignRecord) => ({
+      campaign,
+      stats: { ...clicks.get(campaign.id)!, ...converted.get(campaign.id)! },
+    }));
     sendPage(ctx, {
       title: bot.name,
       crumbs: [{ href: '/console/bots', label: 'Bots' }],

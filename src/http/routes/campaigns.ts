@@ -179,8 +179,10 @@ export function registerCampaignRoutes(router: Router, deps: ManagementDeps): vo
     const campaign = await campaignOf(deps, ctx);
     const from = dateParam(ctx, 'from');
     const to = dateParam(ctx, 'to');
-    const stats = await campaignStats(deps.db, campaign.id, from, to);
-    const converted = await campaignConversionStats(deps.db, campaign.id, from, to);
-    ctx.body = { clicks: stats.clicks, starts: stats.starts, ...converted };
+    const [stats, converted] = await Promise.all([
+      campaignStats(deps.db, [campaign.id], from, to),
+      campaignConversionStats(deps.db, [campaign.id], from, to),
+    ]);
+    ctx.body = { ...stats.get(campaign.id)!, ...converted.get(campaign.id)! };
   });
 }
