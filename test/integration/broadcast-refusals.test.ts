@@ -103,16 +103,6 @@ describe('broadcasts when Telegram refuses part of a message, or the bot itself'
       const created = await own.api('POST', `/api/v1/bots/${target.botId}/broadcasts`, { text });
       expect(created.status, JSON.stringify(created.body)).toBe(201);
       const done = await ownProgress(target, created.body.id, (p) => p.state === 'done', 'done');
-      console.log(
-        'DBG',
-        JSON.stringify(
-          messagesTo(own, target, chatId!).map((c) => [
-            String(c.params.text).slice(0, 10),
-            c.status,
-            String(c.params.text).length,
-          ]),
-        ),
-      );
       expect(done).toMatchObject({ planned: 1, sent: 0, failed: 1 });
       const row = await own.db('broadcast_recipients').where({ broadcast_id: created.body.id }).first();
       expect(row.error).toMatch(/sent 1 part\(s\), then 429/);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScriptedBot, messagesTo, sendUpdate, waitForMessages, type TestBot } from '../support/bot-scripts.js';
-import { fakeApiError, fakeUpdates } from '../support/fake-telegram.js';
+import { fakeUpdates } from '../support/fake-telegram.js';
 import { startHarness, waitFor, type Harness } from '../support/harness.js';
 
 // A bot may send 10 messages a second here: a broadcast to a few dozen chats takes seconds, long
@@ -329,5 +329,3 @@ describe('broadcasts', () => {
     }
   });
 });
-
-void fakeApiError;
