@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from '../support/harness.js';
+import { expectApiError, startHarness, type Harness } from '../support/harness.js';
 
 const PUBLIC_URL = 'https://flowpost.example.com';
 const CAMPAIGN_ID = /^[A-Za-z0-9]{10}$/;
@@ -39,14 +39,6 @@ async function createCampaign(botId: string, body: Record<string, unknown>): Pro
   const res = await h.api('POST', `/api/v1/bots/${botId}/campaigns`, body);
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body;
-}
-
-function expectError(res: { status: number; body: any }, status: number, code: string, param?: string): void {
-  expect(res.status, JSON.stringify(res.body)).toBe(status);
-  expect(res.body.ok).toBe(false);
-  expect(res.body.error.code).toBe(code);
-  expect(res.body.error.message.length).toBeGreaterThan(0);
-  if (param !== undefined) expect(res.body.error.param).toBe(param);
 }
 
 interface Visit {
@@ -144,7 +136,7 @@ describe('campaigns: create, read, list', () => {
   it('refuses a bot without a Telegram username with 409 bot_without_username, and creates nothing', async () => {
     const bot = await h.api('POST', '/api/v1/bots', { name: 'no token' });
     const res = await h.api('POST', `/api/v1/bots/${bot.body.id}/campaigns`, { name: 'x' });
-    expectError(res, 409, 'bot_without_username');
+    expectApiError(res, 409, 'bot_without_username');
     expect(res.body.error.message).toMatch(/telegram token/i);
     expect(await h.db('campaigns').where({ bot_id: bot.body.id })).toEqual([]);
   });
@@ -164,46 +156,51 @@ describe('campaigns: validation', () => {
   const post = (body: unknown) => h.api('POST', `/api/v1/bots/${botId}/campaigns`, body);
 
   it('refuses a missing, blank or non-string name', async () => {
-    expectError(await post({}), 400, 'invalid_body', 'name');
-    expectError(await post({ name: '   ' }), 400, 'invalid_body', 'name');
-    expectError(await post({ name: 7 }), 400, 'invalid_body', 'name');
-    expectError(await post({ name: 'x'.repeat(201) }), 400, 'invalid_body', 'name');
+    expectApiError(await post({}), 400, 'invalid_body', 'name');
+    expectApiError(await post({ name: '   ' }), 400, 'invalid_body', 'name');
+    expectApiError(await post({ name: 7 }), 400, 'invalid_body', 'name');
+    expectApiError(await post({ name: 'x'.repeat(201) }), 400, 'invalid_body', 'name');
   });
 
   it('refuses unknown properties and a body that is not a JSON object', async () => {
-    expectError(await post({ name: 'x', start_step: 'welcome' }), 400, 'invalid_body');
-    expectError(await post([1]), 400, 'invalid_json');
+    expectApiError(await post({ name: 'x', start_step: 'welcome' }), 400, 'invalid_body');
+    expectApiError(await post([1]), 400, 'invalid_json');
   });
 
   it('refuses params that are not keys, repeated, reserved, or more than 50', async () => {
-    expectError(await post({ name: 'x', params: 'utm_source' }), 400, 'invalid_body', 'params');
-    expectError(await post({ name: 'x', params: ['ok', 'has space'] }), 400, 'invalid_body', 'params.1');
-    expectError(await post({ name: 'x', params: ['__proto__'] }), 400, 'invalid_body', 'params.0');
-    expectError(await post({ name: 'x', params: ['a', 'b', 'a'] }), 400, 'invalid_body', 'params.2');
+    expectApiError(await post({ name: 'x', params: 'utm_source' }), 400, 'invalid_body', 'params');
+    expectApiError(await post({ name: 'x', params: ['ok', 'has space'] }), 400, 'invalid_body', 'params.1');
+    expectApiError(await post({ name: 'x', params: ['__proto__'] }), 400, 'invalid_body', 'params.0');
+    expectApiError(await post({ name: 'x', params: ['a', 'b', 'a'] }), 400, 'invalid_body', 'params.2');
     for (const reserved of ['clickid', 'campaign', 'campaign_id']) {
-      expectError(await post({ name: 'x', params: [reserved] }), 400, 'invalid_body', 'params.0');
+      expectApiError(await post({ name: 'x', params: [reserved] }), 400, 'invalid_body', 'params.0');
     }
     const many = Array.from({ length: 51 }, (_, i) => `p${i}`);
-    expectError(await post({ name: 'x', params: many }), 400, 'invalid_body', 'params');
+    expectApiError(await post({ name: 'x', params: many }), 400, 'invalid_body', 'params');
     expect((await post({ name: 'x', params: many.slice(0, 50) })).status).toBe(201);
   });
 
   it('refuses fields that are not key → string (≤ 1024 characters) pairs, reserved, or more than 50', async () => {
-    expectError(await post({ name: 'x', fields: ['a'] }), 400, 'invalid_body', 'fields');
-    expectError(await post({ name: 'x', fields: { source: 1 } }), 400, 'invalid_body', 'fields.source');
-    expectError(await post({ name: 'x', fields: { source: 'x'.repeat(1025) } }), 400, 'invalid_body', 'fields.source');
-    expectError(await post({ name: 'x', fields: { 'bad key': 'v' } }), 400, 'invalid_body', 'fields.bad key');
-    expectError(await post({ name: 'x', fields: { campaign_id: 'v' } }), 400, 'invalid_body', 'fields.campaign_id');
+    expectApiError(await post({ name: 'x', fields: ['a'] }), 400, 'invalid_body', 'fields');
+    expectApiError(await post({ name: 'x', fields: { source: 1 } }), 400, 'invalid_body', 'fields.source');
+    expectApiError(
+      await post({ name: 'x', fields: { source: 'x'.repeat(1025) } }),
+      400,
+      'invalid_body',
+      'fields.source',
+    );
+    expectApiError(await post({ name: 'x', fields: { 'bad key': 'v' } }), 400, 'invalid_body', 'fields.bad key');
+    expectApiError(await post({ name: 'x', fields: { campaign_id: 'v' } }), 400, 'invalid_body', 'fields.campaign_id');
     const many = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`f${i}`, 'v']));
-    expectError(await post({ name: 'x', fields: many }), 400, 'invalid_body', 'fields');
+    expectApiError(await post({ name: 'x', fields: many }), 400, 'invalid_body', 'fields');
     expect((await post({ name: 'x', fields: { source: 'x'.repeat(1024) } })).status).toBe(201);
   });
 
   it('refuses a startStep that is not a step key of the bot’s script (422 unknown_step)', async () => {
-    expectError(await post({ name: 'x', startStep: 'nowhere' }), 422, 'unknown_step', 'startStep');
-    expectError(await post({ name: 'x', startStep: 'bad key' }), 400, 'invalid_body', 'startStep');
+    expectApiError(await post({ name: 'x', startStep: 'nowhere' }), 422, 'unknown_step', 'startStep');
+    expectApiError(await post({ name: 'x', startStep: 'bad key' }), 400, 'invalid_body', 'startStep');
     const noScript = await createBot();
-    expectError(
+    expectApiError(
       await h.api('POST', `/api/v1/bots/${noScript.botId}/campaigns`, { name: 'x', startStep: 'welcome' }),
       422,
       'unknown_step',
@@ -235,11 +232,11 @@ describe('campaigns: update, delete, unknown ids', () => {
     const { botId } = await createBot(['welcome']);
     const created = await createCampaign(botId, { name: 'a' });
     const path = `/api/v1/bots/${botId}/campaigns/${created.id}`;
-    expectError(await h.api('PATCH', path, { name: '' }), 400, 'invalid_body', 'name');
-    expectError(await h.api('PATCH', path, { params: ['clickid'] }), 400, 'invalid_body', 'params.0');
-    expectError(await h.api('PATCH', path, { fields: { a: 1 } }), 400, 'invalid_body', 'fields.a');
-    expectError(await h.api('PATCH', path, { startStep: 'nowhere' }), 422, 'unknown_step', 'startStep');
-    expectError(await h.api('PATCH', path, { color: 'red' }), 400, 'invalid_body');
+    expectApiError(await h.api('PATCH', path, { name: '' }), 400, 'invalid_body', 'name');
+    expectApiError(await h.api('PATCH', path, { params: ['clickid'] }), 400, 'invalid_body', 'params.0');
+    expectApiError(await h.api('PATCH', path, { fields: { a: 1 } }), 400, 'invalid_body', 'fields.a');
+    expectApiError(await h.api('PATCH', path, { startStep: 'nowhere' }), 422, 'unknown_step', 'startStep');
+    expectApiError(await h.api('PATCH', path, { color: 'red' }), 400, 'invalid_body');
     expect((await h.api('GET', path)).body).toEqual(created);
   });
 
@@ -251,12 +248,12 @@ describe('campaigns: update, delete, unknown ids', () => {
     expect((await visit(`/c/${created.id}`)).status).toBe(302);
 
     expect((await h.api('DELETE', path)).status).toBe(204);
-    expectError(await h.api('GET', path), 404, 'unknown_campaign', 'id');
+    expectApiError(await h.api('GET', path), 404, 'unknown_campaign', 'id');
     expect((await h.api('GET', `/api/v1/bots/${botId}/campaigns`)).body.campaigns).toEqual([]);
     const link = await visit(`/c/${created.id}`);
     expect(link.status).toBe(404);
     expect(link.body.error.code).toBe('unknown_campaign');
-    expectError(await h.api('DELETE', path), 404, 'unknown_campaign', 'id');
+    expectApiError(await h.api('DELETE', path), 404, 'unknown_campaign', 'id');
     // Its clicks stay.
     expect(await clicksOf(created.id)).toHaveLength(1);
   });
@@ -267,10 +264,10 @@ describe('campaigns: update, delete, unknown ids', () => {
     const theirs = await createCampaign(other.botId, { name: 'theirs' });
     for (const id of [theirs.id, 'Zz00000000', 'not-an-id', 'x'.repeat(300)]) {
       const path = `/api/v1/bots/${botId}/campaigns/${id}`;
-      expectError(await h.api('GET', path), 404, 'unknown_campaign', 'id');
-      expectError(await h.api('PATCH', path, { name: 'mine' }), 404, 'unknown_campaign', 'id');
-      expectError(await h.api('DELETE', path), 404, 'unknown_campaign', 'id');
-      expectError(await h.api('GET', `${path}/stats`), 404, 'unknown_campaign', 'id');
+      expectApiError(await h.api('GET', path), 404, 'unknown_campaign', 'id');
+      expectApiError(await h.api('PATCH', path, { name: 'mine' }), 404, 'unknown_campaign', 'id');
+      expectApiError(await h.api('DELETE', path), 404, 'unknown_campaign', 'id');
+      expectApiError(await h.api('GET', `${path}/stats`), 404, 'unknown_campaign', 'id');
     }
     expect((await h.api('GET', `/api/v1/bots/${other.botId}/campaigns/${theirs.id}`)).body.name).toBe('theirs');
   });
@@ -448,9 +445,9 @@ describe('campaign stats', () => {
     const { botId } = await createBot();
     const campaign = await createCampaign(botId, { name: 'stats' });
     const statsPath = `/api/v1/bots/${botId}/campaigns/${campaign.id}/stats`;
-    expectError(await h.api('GET', `${statsPath}?from=yesterday`), 400, 'invalid_from', 'from');
-    expectError(await h.api('GET', `${statsPath}?from=2026-13-01`), 400, 'invalid_from', 'from');
-    expectError(await h.api('GET', `${statsPath}?to=1700000000`), 400, 'invalid_to', 'to');
-    expectError(await h.api('GET', `${statsPath}?to=2026-01-01&to=2026-02-01`), 400, 'invalid_to', 'to');
+    expectApiError(await h.api('GET', `${statsPath}?from=yesterday`), 400, 'invalid_from', 'from');
+    expectApiError(await h.api('GET', `${statsPath}?from=2026-13-01`), 400, 'invalid_from', 'from');
+    expectApiError(await h.api('GET', `${statsPath}?to=1700000000`), 400, 'invalid_to', 'to');
+    expectApiError(await h.api('GET', `${statsPath}?to=2026-01-01&to=2026-02-01`), 400, 'invalid_to', 'to');
   });
 });

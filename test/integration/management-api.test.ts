@@ -8,6 +8,7 @@ import { managementRouter } from '../../src/http/routes/management.js';
 import {
   ADMIN_KEY,
   createBotWithEndpoint,
+  expectApiError,
   startHarness,
   testConfig,
   waitFor,
@@ -70,15 +71,6 @@ async function uploadScript(botId: string, keys: string[]): Promise<Map<string, 
   return new Map(res.body.steps.map((s: { key: string; id: string }) => [s.key, s.id]));
 }
 
-function expectError(res: { status: number; body: any }, status: number, code: string, param?: string): void {
-  expect(res.status).toBe(status);
-  expect(res.body.ok).toBe(false);
-  expect(res.body.error.code).toBe(code);
-  expect(typeof res.body.error.message).toBe('string');
-  expect(res.body.error.message.length).toBeGreaterThan(0);
-  if (param !== undefined) expect(res.body.error.param).toBe(param);
-}
-
 describe('bots', () => {
   it('POST creates a bot (201 with its id) that GET returns', async () => {
     const created = await h.api('POST', '/api/v1/bots', { name: '  Funnel  ', timezone: 'Europe/Berlin' });
@@ -110,57 +102,57 @@ describe('bots', () => {
 
   it('refuses invalid bodies with 400 naming the param, and creates nothing', async () => {
     const before = Number((await h.db('bots').count<{ count: string }[]>('* as count'))[0]!.count);
-    expectError(await h.api('POST', '/api/v1/bots', {}), 400, 'invalid_body', 'name');
-    expectError(await h.api('POST', '/api/v1/bots', { name: '   ' }), 400, 'invalid_body', 'name');
-    expectError(await h.api('POST', '/api/v1/bots', { name: 42 }), 400, 'invalid_body', 'name');
-    expectError(
+    expectApiError(await h.api('POST', '/api/v1/bots', {}), 400, 'invalid_body', 'name');
+    expectApiError(await h.api('POST', '/api/v1/bots', { name: '   ' }), 400, 'invalid_body', 'name');
+    expectApiError(await h.api('POST', '/api/v1/bots', { name: 42 }), 400, 'invalid_body', 'name');
+    expectApiError(
       await h.api('POST', '/api/v1/bots', { name: 'x', telegramToken: 'not-a-token' }),
       400,
       'invalid_body',
       'telegramToken',
     );
-    expectError(
+    expectApiError(
       await h.api('POST', '/api/v1/bots', { name: 'x', timezone: 'Mars/Olympus_Mons' }),
       400,
       'invalid_body',
       'timezone',
     );
-    expectError(
+    expectApiError(
       await h.api('POST', '/api/v1/bots', { name: 'x', timezone: 'UTC+25' }),
       400,
       'invalid_body',
       'timezone',
     );
-    expectError(await h.api('POST', '/api/v1/bots', { name: 'x', timezone: 7 }), 400, 'invalid_body', 'timezone');
+    expectApiError(await h.api('POST', '/api/v1/bots', { name: 'x', timezone: 7 }), 400, 'invalid_body', 'timezone');
     const unknownKey = await h.api('POST', '/api/v1/bots', { name: 'x', colour: 'red' });
-    expectError(unknownKey, 400, 'invalid_body');
+    expectApiError(unknownKey, 400, 'invalid_body');
     expect(unknownKey.body.error.message).toContain('colour');
 
     const notJson = await raw('POST', '/api/v1/bots', auth, '{"name":');
-    expectError(notJson, 400, 'invalid_json');
+    expectApiError(notJson, 400, 'invalid_json');
     const array = await raw('POST', '/api/v1/bots', auth, '["x"]');
-    expectError(array, 400, 'invalid_json');
+    expectApiError(array, 400, 'invalid_json');
     const empty = await raw('POST', '/api/v1/bots', auth, '');
-    expectError(empty, 400, 'invalid_json');
+    expectApiError(empty, 400, 'invalid_json');
 
     const after = Number((await h.db('bots').count<{ count: string }[]>('* as count'))[0]!.count);
     expect(after).toBe(before);
   });
 
   it('answers 404 for an unknown bot and for an id that is not a UUID', async () => {
-    expectError(await h.api('GET', `/api/v1/bots/${randomUUID()}`), 404, 'unknown_bot', 'botId');
-    expectError(await h.api('GET', '/api/v1/bots/not-a-uuid'), 404, 'unknown_bot', 'botId');
-    expectError(await h.api('GET', "/api/v1/bots/1'%20OR%20'1'='1"), 404, 'unknown_bot', 'botId');
+    expectApiError(await h.api('GET', `/api/v1/bots/${randomUUID()}`), 404, 'unknown_bot', 'botId');
+    expectApiError(await h.api('GET', '/api/v1/bots/not-a-uuid'), 404, 'unknown_bot', 'botId');
+    expectApiError(await h.api('GET', "/api/v1/bots/1'%20OR%20'1'='1"), 404, 'unknown_bot', 'botId');
     // Every sub-resource of an unknown bot is 404 too, before its body is looked at.
     const ghost = randomUUID();
-    expectError(
+    expectApiError(
       await h.api('PUT', `/api/v1/bots/${ghost}/fields/score`, { name: 'S', type: 'number' }),
       404,
       'unknown_bot',
     );
-    expectError(await h.api('POST', `/api/v1/bots/${ghost}/webhooks`, { name: 'w' }), 404, 'unknown_bot');
-    expectError(await h.api('GET', `/api/v1/bots/${ghost}/webhooks`), 404, 'unknown_bot');
-    expectError(
+    expectApiError(await h.api('POST', `/api/v1/bots/${ghost}/webhooks`, { name: 'w' }), 404, 'unknown_bot');
+    expectApiError(await h.api('GET', `/api/v1/bots/${ghost}/webhooks`), 404, 'unknown_bot');
+    expectApiError(
       await h.api('PUT', `/api/v1/bots/${ghost}/script`, {
         start: 'a',
         steps: [{ key: 'a', type: 'send_message', text: 'x' }],
@@ -168,8 +160,8 @@ describe('bots', () => {
       404,
       'unknown_bot',
     );
-    expectError(await h.api('GET', `/api/v1/bots/${ghost}/script`), 404, 'unknown_bot');
-    expectError(await h.api('GET', `/api/v1/bots/${ghost}/dialogs/1`), 404, 'unknown_bot');
+    expectApiError(await h.api('GET', `/api/v1/bots/${ghost}/script`), 404, 'unknown_bot');
+    expectApiError(await h.api('GET', `/api/v1/bots/${ghost}/dialogs/1`), 404, 'unknown_bot');
     expect(await h.db('bot_fields').where({ bot_id: ghost }).first()).toBeUndefined();
   });
 });
@@ -208,31 +200,36 @@ describe('fields', () => {
 
   it('refuses a select or multiselect without options, an unknown type and a bad body (400 naming the param)', async () => {
     const botId = await createBot();
-    expectError(
+    expectApiError(
       await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { name: 'Plan', type: 'select' }),
       400,
       'invalid_body',
       'options',
     );
-    expectError(
+    expectApiError(
       await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { name: 'Plan', type: 'select', options: [] }),
       400,
       'invalid_body',
       'options',
     );
-    expectError(
+    expectApiError(
       await h.api('PUT', `/api/v1/bots/${botId}/fields/tags2`, { name: 'T', type: 'multiselect' }),
       400,
       'invalid_body',
       'options',
     );
-    expectError(
+    expectApiError(
       await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { name: 'Plan', type: 'boolean' }),
       400,
       'invalid_body',
       'type',
     );
-    expectError(await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { type: 'text' }), 400, 'invalid_body', 'name');
+    expectApiError(
+      await h.api('PUT', `/api/v1/bots/${botId}/fields/plan`, { type: 'text' }),
+      400,
+      'invalid_body',
+      'name',
+    );
     expect((await h.api('GET', `/api/v1/bots/${botId}/fields`)).body).toEqual({ fields: [] });
   });
 
@@ -240,7 +237,7 @@ describe('fields', () => {
     const botId = await createBot();
     for (const key of ['bad%20key', '__proto__', 'constructor', 'a'.repeat(65), 'semi%3Bcolon', '%C3%A9t%C3%A9']) {
       const res = await h.api('PUT', `/api/v1/bots/${botId}/fields/${key}`, { name: 'X', type: 'text' });
-      expectError(res, 400, 'invalid_key', 'key');
+      expectApiError(res, 400, 'invalid_key', 'key');
     }
     expect(
       (await h.api('PUT', `/api/v1/bots/${botId}/fields/${'a'.repeat(64)}`, { name: 'X', type: 'text' })).status,
@@ -287,14 +284,14 @@ describe('webhooks', () => {
 
   it('refuses a webhook without a name or with a bad rate limit', async () => {
     const botId = await createBot();
-    expectError(await h.api('POST', `/api/v1/bots/${botId}/webhooks`, {}), 400, 'invalid_body', 'name');
-    expectError(
+    expectApiError(await h.api('POST', `/api/v1/bots/${botId}/webhooks`, {}), 400, 'invalid_body', 'name');
+    expectApiError(
       await h.api('POST', `/api/v1/bots/${botId}/webhooks`, { name: 'w', rateLimit: 0 }),
       400,
       'invalid_body',
       'rateLimit',
     );
-    expectError(
+    expectApiError(
       await h.api('POST', `/api/v1/bots/${botId}/webhooks`, { name: 'w', rateLimit: 'fast' }),
       400,
       'invalid_body',
@@ -331,14 +328,14 @@ describe('webhooks', () => {
     expect((await postback.json()).error.code).toBe('unknown_webhook');
     expect((await h.api('GET', `/api/v1/bots/${botId}/webhooks`)).body).toEqual({ webhooks: [] });
 
-    expectError(await h.api('DELETE', `/api/v1/bots/${botId}/webhooks/${endpointId}`), 404, 'unknown_webhook', 'id');
-    expectError(await h.api('DELETE', `/api/v1/bots/${botId}/webhooks/not-a-uuid`), 404, 'unknown_webhook', 'id');
+    expectApiError(await h.api('DELETE', `/api/v1/bots/${botId}/webhooks/${endpointId}`), 404, 'unknown_webhook', 'id');
+    expectApiError(await h.api('DELETE', `/api/v1/bots/${botId}/webhooks/not-a-uuid`), 404, 'unknown_webhook', 'id');
   });
 
   it('a webhook of another bot cannot be deleted through this bot', async () => {
     const mine = await createBot();
     const theirs = await createBotWithEndpoint(h);
-    expectError(
+    expectApiError(
       await h.api('DELETE', `/api/v1/bots/${mine}/webhooks/${theirs.endpointId}`),
       404,
       'unknown_webhook',
@@ -435,7 +432,7 @@ describe('script', () => {
         { key: 'd', type: 'send_message', text: 'fine' },
       ],
     });
-    expectError(res, 422, 'invalid_script');
+    expectApiError(res, 422, 'invalid_script');
     const problems = res.body.error.problems as Array<{ step?: string; path: string; message: string }>;
     expect(Array.isArray(problems)).toBe(true);
     expect(problems).toContainEqual(expect.objectContaining({ step: 'a', path: 'steps[0].next' }));
@@ -456,9 +453,9 @@ describe('script', () => {
   it('refuses a document that is not a script at all', async () => {
     const botId = await createBot();
     const res = await h.api('PUT', `/api/v1/bots/${botId}/script`, { steps: 'none' });
-    expectError(res, 422, 'invalid_script');
+    expectApiError(res, 422, 'invalid_script');
     expect(res.body.error.problems.length).toBeGreaterThan(0);
-    expectError(await raw('PUT', `/api/v1/bots/${botId}/script`, auth, 'not json'), 400, 'invalid_json');
+    expectApiError(await raw('PUT', `/api/v1/bots/${botId}/script`, auth, 'not json'), 400, 'invalid_json');
   });
 
   it('refuses a template that does not compile, naming the step', async () => {
@@ -471,7 +468,7 @@ describe('script', () => {
         { key: 'c', type: 'send_webhook', method: 'POST', url: 'https://t.example/{{chatId', body: '{}' },
       ],
     });
-    expectError(res, 422, 'invalid_script');
+    expectApiError(res, 422, 'invalid_script');
     const problems = res.body.error.problems as Array<{ step?: string; path: string }>;
     expect(problems).toContainEqual(expect.objectContaining({ step: 'a', path: 'steps[0].text' }));
     expect(problems).toContainEqual(expect.objectContaining({ step: 'b', path: 'steps[1].text' }));
@@ -551,15 +548,15 @@ describe('dialogs', () => {
 
     // The same chat of another bot is another dialog.
     const other = await createBot();
-    expectError(await h.api('GET', `/api/v1/bots/${other}/dialogs/${chatId}`), 404, 'unknown_dialog', 'chatId');
+    expectApiError(await h.api('GET', `/api/v1/bots/${other}/dialogs/${chatId}`), 404, 'unknown_dialog', 'chatId');
   });
 
   it('answers 404 for an unknown dialog and 400 for a bad chatId', async () => {
     const botId = await createBot();
-    expectError(await h.api('GET', `/api/v1/bots/${botId}/dialogs/42`), 404, 'unknown_dialog', 'chatId');
-    expectError(await h.api('GET', `/api/v1/bots/${botId}/dialogs/-42`), 404, 'unknown_dialog', 'chatId');
+    expectApiError(await h.api('GET', `/api/v1/bots/${botId}/dialogs/42`), 404, 'unknown_dialog', 'chatId');
+    expectApiError(await h.api('GET', `/api/v1/bots/${botId}/dialogs/-42`), 404, 'unknown_dialog', 'chatId');
     for (const bad of ['abc', '1.5', '1e5', '99999999999999999', '9007199254740993', '%20', '--1']) {
-      expectError(await h.api('GET', `/api/v1/bots/${botId}/dialogs/${bad}`), 400, 'invalid_chat_id', 'chatId');
+      expectApiError(await h.api('GET', `/api/v1/bots/${botId}/dialogs/${bad}`), 400, 'invalid_chat_id', 'chatId');
     }
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, startHarness, waitFor, type Harness } from '../support/harness.js';
+import { ADMIN_KEY, expectApiError, startHarness, waitFor, type Harness } from '../support/harness.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -29,14 +29,6 @@ async function uploadScript(botId: string, keys: string[]): Promise<Map<string, 
   });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   return new Map(res.body.steps.map((s: { key: string; id: string }) => [s.key, s.id]));
-}
-
-function expectError(res: { status: number; body: any }, status: number, code: string, param?: string): void {
-  expect(res.status, JSON.stringify(res.body)).toBe(status);
-  expect(res.body.ok).toBe(false);
-  expect(res.body.error.code).toBe(code);
-  expect(res.body.error.message.length).toBeGreaterThan(0);
-  if (param !== undefined) expect(res.body.error.param).toBe(param);
 }
 
 interface DialogSeed {
@@ -117,8 +109,8 @@ describe('GET /api/v1/bots', () => {
 describe('DELETE /api/v1/bots/{botId}', () => {
   it('is refused without confirm, or with another id', async () => {
     const botId = await createBot();
-    expectError(await h.api('DELETE', `/api/v1/bots/${botId}`), 400, 'confirmation_required', 'confirm');
-    expectError(
+    expectApiError(await h.api('DELETE', `/api/v1/bots/${botId}`), 400, 'confirmation_required', 'confirm');
+    expectApiError(
       await h.api('DELETE', `/api/v1/bots/${botId}?confirm=${randomUUID()}`),
       400,
       'confirmation_required',
@@ -254,8 +246,8 @@ describe('DELETE /api/v1/bots/{botId}', () => {
     const refused = await telegramUpdate();
     expect(refused.status).toBe(401);
     await refused.arrayBuffer();
-    expectError(await h.api('GET', `/api/v1/bots/${botId}`), 404, 'unknown_bot', 'botId');
-    expectError(await h.api('DELETE', `/api/v1/bots/${botId}?confirm=${botId}`), 404, 'unknown_bot', 'botId');
+    expectApiError(await h.api('GET', `/api/v1/bots/${botId}`), 404, 'unknown_bot', 'botId');
+    expectApiError(await h.api('DELETE', `/api/v1/bots/${botId}?confirm=${botId}`), 404, 'unknown_bot', 'botId');
     expect((await h.api('GET', '/api/v1/bots')).body.items.map((b: { id: string }) => b.id)).not.toContain(botId);
 
     // The other bot is untouched.
@@ -458,7 +450,7 @@ describe('GET /api/v1/bots/{botId}/dialogs', () => {
       ['status=auto&status=manual', 'status', 'invalid_status'],
       ['sort=name', 'sort', 'unknown_param'],
     ];
-    for (const [query, param, code] of cases) expectError(await list(botId, query), 400, code, param);
+    for (const [query, param, code] of cases) expectApiError(await list(botId, query), 400, code, param);
   });
 
   it('answers 401 without the key and 404 for an unknown bot', async () => {
@@ -467,6 +459,6 @@ describe('GET /api/v1/bots/{botId}/dialogs', () => {
       headers: { authorization: `Bearer ${ADMIN_KEY}x` },
     });
     expect(wrong.status).toBe(401);
-    expectError(await list(randomUUID()), 404, 'unknown_bot', 'botId');
+    expectApiError(await list(randomUUID()), 404, 'unknown_bot', 'botId');
   });
 });

@@ -12,7 +12,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/config/log.js';
 import { startWebTier } from '../../src/http/server.js';
-import { createBotWithEndpoint, startHarness, testConfig, waitFor, type Harness } from '../support/harness.js';
+import {
+  createBotWithEndpoint,
+  expectApiError,
+  startHarness,
+  testConfig,
+  waitFor,
+  type Harness,
+} from '../support/harness.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -150,13 +157,6 @@ function rawRequest(
 function accepted(reply: Reply): number {
   expect(reply.status, JSON.stringify(reply.body)).toBe(202);
   return Number(reply.body.updateId);
-}
-
-function expectError(reply: Reply, status: number, code: string, param?: string): void {
-  const what = JSON.stringify(reply.body);
-  expect(reply.status, what).toBe(status);
-  expect(reply.body.error.code, what).toBe(code);
-  if (param !== undefined) expect(reply.body.error.param, what).toBe(param);
 }
 
 async function fresh(rateLimit?: number): Promise<Target> {
@@ -377,11 +377,16 @@ describe('chatId', () => {
         '99999999999999999',
         '12345678901234567890',
       ]) {
-        expectError(await get(t.url, { chatId: value, leak: value }), 400, 'invalid_chat_id', 'chatId');
+        expectApiError(await get(t.url, { chatId: value, leak: value }), 400, 'invalid_chat_id', 'chatId');
       }
-      expectError(await postJson(t.url, '{"chatId":9007199254740992,"leak":"1"}'), 400, 'invalid_chat_id', 'chatId');
-      expectError(await postJson(t.url, '{"chatId":-9007199254740992,"leak":"1"}'), 400, 'invalid_chat_id', 'chatId');
-      expectError(await postJson(t.url, '{"chatId":1e21,"leak":"1"}'), 400, 'invalid_chat_id', 'chatId');
+      expectApiError(await postJson(t.url, '{"chatId":9007199254740992,"leak":"1"}'), 400, 'invalid_chat_id', 'chatId');
+      expectApiError(
+        await postJson(t.url, '{"chatId":-9007199254740992,"leak":"1"}'),
+        400,
+        'invalid_chat_id',
+        'chatId',
+      );
+      expectApiError(await postJson(t.url, '{"chatId":1e21,"leak":"1"}'), 400, 'invalid_chat_id', 'chatId');
     });
     const max = await dialog(t.botId, '9007199254740991');
     expect(max.fields).toEqual({ edge: 'max' });
@@ -390,14 +395,14 @@ describe('chatId', () => {
   it('a missing chatId → 400 missing_chat_id', async () => {
     const t = await fresh();
     await expectNothingQueued(t, 2020, async () => {
-      expectError(await send(t.url), 400, 'missing_chat_id', 'chatId');
-      expectError(await get(t.url, 'refID=1'), 400, 'missing_chat_id', 'chatId');
-      expectError(await get(t.url, 'chatId=&refID=1'), 400, 'missing_chat_id', 'chatId');
-      expectError(await get(t.url, 'chat_id=&refID=1'), 400, 'missing_chat_id', 'chatId');
-      expectError(await postForm(t.url, 'refID=1'), 400, 'missing_chat_id', 'chatId');
-      expectError(await postJson(t.url, { refID: '1' }), 400, 'missing_chat_id', 'chatId');
-      expectError(await postJson(t.url, { chatId: null, refID: '1' }), 400, 'missing_chat_id', 'chatId');
-      expectError(await send(t.url, { method: 'POST' }), 400, 'missing_chat_id', 'chatId');
+      expectApiError(await send(t.url), 400, 'missing_chat_id', 'chatId');
+      expectApiError(await get(t.url, 'refID=1'), 400, 'missing_chat_id', 'chatId');
+      expectApiError(await get(t.url, 'chatId=&refID=1'), 400, 'missing_chat_id', 'chatId');
+      expectApiError(await get(t.url, 'chat_id=&refID=1'), 400, 'missing_chat_id', 'chatId');
+      expectApiError(await postForm(t.url, 'refID=1'), 400, 'missing_chat_id', 'chatId');
+      expectApiError(await postJson(t.url, { refID: '1' }), 400, 'missing_chat_id', 'chatId');
+      expectApiError(await postJson(t.url, { chatId: null, refID: '1' }), 400, 'missing_chat_id', 'chatId');
+      expectApiError(await send(t.url, { method: 'POST' }), 400, 'missing_chat_id', 'chatId');
     });
   });
 
@@ -422,12 +427,12 @@ describe('chatId', () => {
         'NaN',
         '-',
       ]) {
-        expectError(await get(t.url, { chatId: value, leak: '1' }), 400, 'invalid_chat_id', 'chatId');
+        expectApiError(await get(t.url, { chatId: value, leak: '1' }), 400, 'invalid_chat_id', 'chatId');
       }
-      expectError(await get(t.url, 'chat_id=abc&leak=1'), 400, 'invalid_chat_id', 'chatId');
+      expectApiError(await get(t.url, 'chat_id=abc&leak=1'), 400, 'invalid_chat_id', 'chatId');
       // chatId is read before its alias: a bad chatId is refused even with a good chat_id beside it
-      expectError(await get(t.url, 'chatId=abc&chat_id=2030&leak=1'), 400, 'invalid_chat_id', 'chatId');
-      expectError(await postForm(t.url, 'chatId=1.5&leak=1'), 400, 'invalid_chat_id', 'chatId');
+      expectApiError(await get(t.url, 'chatId=abc&chat_id=2030&leak=1'), 400, 'invalid_chat_id', 'chatId');
+      expectApiError(await postForm(t.url, 'chatId=1.5&leak=1'), 400, 'invalid_chat_id', 'chatId');
       for (const raw of ['1.5', '0', '-0', 'true', '"abc"', '["2030"]', '""']) {
         const reply = await postJson(t.url, `{"chatId":${raw},"leak":"1"}`);
         expect(reply.status, raw).toBe(400);
@@ -470,22 +475,27 @@ describe('stepId', () => {
     const other = await fresh();
     const otherSteps = await uploadSteps(other.botId, ['elsewhere']);
     // a bot without a script knows no step at all
-    expectError(await get(t.url, 'chatId=3010&stepId=welcome'), 422, 'unknown_step', 'stepId');
+    expectApiError(await get(t.url, 'chatId=3010&stepId=welcome'), 422, 'unknown_step', 'stepId');
 
     await uploadSteps(t.botId, ['welcome', 'offer']);
     await expectNothingQueued(t, 3011, async () => {
-      expectError(await get(t.url, 'chatId=3011&stepId=nope&leak=1'), 422, 'unknown_step', 'stepId');
-      expectError(await get(t.url, { chatId: '3011', stepId: randomUUID(), leak: '1' }), 422, 'unknown_step', 'stepId');
-      expectError(await get(t.url, 'chatId=3011&step_id=nope&leak=1'), 422, 'unknown_step', 'stepId');
-      expectError(await postJson(t.url, { chatId: 3011, stepId: 'nope', leak: '1' }), 422, 'unknown_step', 'stepId');
+      expectApiError(await get(t.url, 'chatId=3011&stepId=nope&leak=1'), 422, 'unknown_step', 'stepId');
+      expectApiError(
+        await get(t.url, { chatId: '3011', stepId: randomUUID(), leak: '1' }),
+        422,
+        'unknown_step',
+        'stepId',
+      );
+      expectApiError(await get(t.url, 'chatId=3011&step_id=nope&leak=1'), 422, 'unknown_step', 'stepId');
+      expectApiError(await postJson(t.url, { chatId: 3011, stepId: 'nope', leak: '1' }), 422, 'unknown_step', 'stepId');
       // another bot's step is unknown here, by id and by key
-      expectError(
+      expectApiError(
         await get(t.url, { chatId: '3011', stepId: otherSteps.get('elsewhere')!, leak: '1' }),
         422,
         'unknown_step',
         'stepId',
       );
-      expectError(await get(t.url, 'chatId=3011&stepId=elsewhere&leak=1'), 422, 'unknown_step', 'stepId');
+      expectApiError(await get(t.url, 'chatId=3011&stepId=elsewhere&leak=1'), 422, 'unknown_step', 'stepId');
     });
     expect(await dialog(t.botId, 3010)).toBeNull();
   });
@@ -510,7 +520,7 @@ describe('status', () => {
     await waitForDialog(t.botId, 4010, (x) => x.status === 'manual');
     const d = await expectNothingQueued(t, 4010, async () => {
       for (const value of ['paused', '', 'manual,auto', 'automatic', 'block', '1']) {
-        expectError(await get(t.url, { chatId: '4010', status: value, leak: '1' }), 400, 'invalid_status', 'status');
+        expectApiError(await get(t.url, { chatId: '4010', status: value, leak: '1' }), 400, 'invalid_status', 'status');
       }
       for (const raw of ['1', 'null', 'true', '["auto"]', '{"a":"auto"}']) {
         const reply = await postJson(t.url, `{"chatId":4010,"status":${raw},"leak":"1"}`);
@@ -602,7 +612,7 @@ describe('typed custom fields', () => {
     await expectNothingQueued(t, chatId, async () => {
       for (const request of requests) {
         const reply = await request(chatId);
-        expectError(reply, 422, 'invalid_field_value', `fields.${key}`);
+        expectApiError(reply, 422, 'invalid_field_value', `fields.${key}`);
         expect(reply.body.error.message).toContain(`fields.${key}`);
       }
     });
@@ -772,9 +782,9 @@ describe('tags', () => {
   it('a malformed tag → 400; nothing queued', async () => {
     const t = await fresh();
     await expectNothingQueued(t, 8010, async () => {
-      expectError(await get(t.url, { chatId: '8010', tags: 't'.repeat(65), leak: '1' }), 400, 'invalid_tag', 'tags');
-      expectError(await get(t.url, 'chatId=8010&addTags=a%01b&leak=1'), 400, 'invalid_tag', 'addTags');
-      expectError(
+      expectApiError(await get(t.url, { chatId: '8010', tags: 't'.repeat(65), leak: '1' }), 400, 'invalid_tag', 'tags');
+      expectApiError(await get(t.url, 'chatId=8010&addTags=a%01b&leak=1'), 400, 'invalid_tag', 'addTags');
+      expectApiError(
         await postJson(t.url, { chatId: 8010, leak: '1', removeTags: null }),
         400,
         'invalid_tag',
@@ -830,9 +840,9 @@ describe('eventId and Idempotency-Key', () => {
 
   it('a refused request does not use up its eventId', async () => {
     const t = await fresh();
-    expectError(await get(t.url, 'chatId=9003&status=bogus&eventId=ev-1'), 400, 'invalid_status');
-    expectError(await get(t.url, 'chatId=9003&stepId=nope&eventId=ev-1'), 422, 'unknown_step');
-    expectError(await get(t.url, 'chatId=9003&stepId=nope', { 'idempotency-key': 'ev-2' }), 422, 'unknown_step');
+    expectApiError(await get(t.url, 'chatId=9003&status=bogus&eventId=ev-1'), 400, 'invalid_status');
+    expectApiError(await get(t.url, 'chatId=9003&stepId=nope&eventId=ev-1'), 422, 'unknown_step');
+    expectApiError(await get(t.url, 'chatId=9003&stepId=nope', { 'idempotency-key': 'ev-2' }), 422, 'unknown_step');
     accepted(await get(t.url, 'chatId=9003&userBalance=9&eventId=ev-1'));
     accepted(await get(t.url, 'chatId=9003&refID=r', { 'idempotency-key': 'ev-2' }));
     const d = await waitForDialog(t.botId, 9003, (x) => x.fields.userBalance === '9' && x.fields.refID === 'r');
@@ -943,8 +953,8 @@ describe('keys', () => {
           expect(reply.body.error.param, `${label} as ${param}`).toBe(param);
         }
       }
-      expectError(await get(t.url, 'chatId=10002&leak=1&a+b=1'), 400, 'invalid_key', 'a b');
-      expectError(await get(t.url, 'chatId=10002&leak=1&fields.a%20b=1'), 400, 'invalid_key', 'fields.a b');
+      expectApiError(await get(t.url, 'chatId=10002&leak=1&a+b=1'), 400, 'invalid_key', 'a b');
+      expectApiError(await get(t.url, 'chatId=10002&leak=1&fields.a%20b=1'), 400, 'invalid_key', 'fields.a b');
     });
   });
 
@@ -972,9 +982,9 @@ describe('keys', () => {
         ];
         for (const [param, query] of queries) {
           for (const chatId of [10010, 10011]) {
-            expectError(await get(a.url, `chatId=${chatId}&leak=1&${query}`), 400, 'invalid_key', param);
+            expectApiError(await get(a.url, `chatId=${chatId}&leak=1&${query}`), 400, 'invalid_key', param);
           }
-          expectError(await postForm(a.url, `chatId=10010&leak=1&${query}`), 400, 'invalid_key', param);
+          expectApiError(await postForm(a.url, `chatId=10010&leak=1&${query}`), 400, 'invalid_key', param);
         }
         const bodies: Array<[string, string]> = [
           [name, `{"chatId":10010,"leak":"1","${name}":"1"}`],
@@ -1027,45 +1037,50 @@ describe('sizes (413)', () => {
 
     const over = 'x'.repeat(4097);
     await expectNothingQueued(t, 11001, async () => {
-      expectError(
+      expectApiError(
         await postForm(t.url, { chatId: '11001', leak: '1', 'fields.big': over }),
         413,
         'value_too_large',
         'fields.big',
       );
-      expectError(
+      expectApiError(
         await postForm(t.url, { chatId: '11001', leak: '1', wide: 'é'.repeat(2049) }),
         413,
         'value_too_large',
         'wide',
       );
-      expectError(await get(t.url, { chatId: '11001', leak: '1', refID: over }), 413, 'value_too_large', 'refID');
-      expectError(
+      expectApiError(await get(t.url, { chatId: '11001', leak: '1', refID: over }), 413, 'value_too_large', 'refID');
+      expectApiError(
         await postForm(t.url, { chatId: '11001', leak: '1', 'tracker.t': over }),
         413,
         'value_too_large',
         'tracker.t',
       );
-      expectError(
+      expectApiError(
         await postJson(t.url, { chatId: 11001, leak: '1', fields: { big: over } }),
         413,
         'value_too_large',
         'fields.big',
       );
-      expectError(
+      expectApiError(
         await postJson(t.url, { chatId: 11001, leak: '1', tracker: { t: over } }),
         413,
         'value_too_large',
         'tracker.t',
       );
-      expectError(
+      expectApiError(
         await postJson(t.url, { chatId: 11001, leak: '1', tags: ['a'.repeat(60), ...Array(80).fill('b'.repeat(50))] }),
         413,
         'value_too_large',
         'tags',
       );
-      expectError(await postJson(t.url, { chatId: 11001, leak: '1', stepId: over }), 413, 'value_too_large', 'stepId');
-      expectError(
+      expectApiError(
+        await postJson(t.url, { chatId: 11001, leak: '1', stepId: over }),
+        413,
+        'value_too_large',
+        'stepId',
+      );
+      expectApiError(
         await postForm(t.url, { chatId: '11001', leak: '1', eventId: over }),
         413,
         'value_too_large',
@@ -1077,16 +1092,20 @@ describe('sizes (413)', () => {
   it('a request body over 64 KiB → 413 request_too_large (with or without Content-Length); nothing queued', async () => {
     const t = await fresh();
     await expectNothingQueued(t, 11002, async () => {
-      expectError(await postForm(t.url, `chatId=11002&leak=1&pad=${'x'.repeat(70_000)}`), 413, 'request_too_large');
-      expectError(await postForm(t.url, `pad=${'x'.repeat(70_000)}`, 'chatId=11002&leak=1'), 413, 'request_too_large');
-      expectError(
+      expectApiError(await postForm(t.url, `chatId=11002&leak=1&pad=${'x'.repeat(70_000)}`), 413, 'request_too_large');
+      expectApiError(
+        await postForm(t.url, `pad=${'x'.repeat(70_000)}`, 'chatId=11002&leak=1'),
+        413,
+        'request_too_large',
+      );
+      expectApiError(
         await postJson(t.url, { chatId: 11002, leak: '1', pad: 'x'.repeat(70_000) }),
         413,
         'request_too_large',
       );
       // 17 fields of 4000 bytes: every value within 4 KiB, the body past 64 KiB
       const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`f${i}`, 'y'.repeat(4000)]));
-      expectError(await postJson(t.url, { chatId: 11002, leak: '1', ...many }), 413, 'request_too_large');
+      expectApiError(await postJson(t.url, { chatId: 11002, leak: '1', ...many }), 413, 'request_too_large');
       const chunk = new TextEncoder().encode('z'.repeat(5000));
       const streamed = await send(`${t.url}?chatId=11002&leak=1`, {
         method: 'POST',
@@ -1100,7 +1119,7 @@ describe('sizes (413)', () => {
         }),
         duplex: 'half',
       } as RequestInit);
-      expectError(streamed, 413, 'request_too_large');
+      expectApiError(streamed, 413, 'request_too_large');
     });
   });
 
@@ -1150,7 +1169,7 @@ describe('malformed bodies and encodings (400, 415)', () => {
         '{"a":"\\x"}',
         'chatId=12001',
       ]) {
-        expectError(await postJson(t.url, body, 'chatId=12001&leak=1'), 400, 'invalid_json');
+        expectApiError(await postJson(t.url, body, 'chatId=12001&leak=1'), 400, 'invalid_json');
       }
     });
   });
@@ -1159,7 +1178,7 @@ describe('malformed bodies and encodings (400, 415)', () => {
     const t = await fresh();
     await expectNothingQueued(t, 12002, async () => {
       for (const body of ['[{"chatId":12002}]', '[]', 'null', '"chatId"', '42', 'true']) {
-        expectError(await postJson(t.url, body, 'chatId=12002&leak=1'), 400, 'invalid_json');
+        expectApiError(await postJson(t.url, body, 'chatId=12002&leak=1'), 400, 'invalid_json');
       }
     });
   });
@@ -1176,13 +1195,13 @@ describe('malformed bodies and encodings (400, 415)', () => {
         'chatId=12003&leak=1&a=%zz',
         'chatId=12003&leak=1&a=%',
       ]) {
-        expectError(await get(t.url, query), 400, 'invalid_encoding');
+        expectApiError(await get(t.url, query), 400, 'invalid_encoding');
       }
-      expectError(await postForm(t.url, 'chatId=12003&leak=1&a=%FF'), 400, 'invalid_encoding');
+      expectApiError(await postForm(t.url, 'chatId=12003&leak=1&a=%FF'), 400, 'invalid_encoding');
       const bytes = (...parts: Array<string | number[]>) =>
         new Uint8Array(Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p)))));
-      expectError(await postForm(t.url, bytes('chatId=12003&leak=1&a=', [0xff])), 400, 'invalid_encoding');
-      expectError(
+      expectApiError(await postForm(t.url, bytes('chatId=12003&leak=1&a=', [0xff])), 400, 'invalid_encoding');
+      expectApiError(
         await postForm(
           t.url,
           bytes('chatId=12003&leak=1&caf', [0xe9], '=1'),
@@ -1197,10 +1216,15 @@ describe('malformed bodies and encodings (400, 415)', () => {
         headers: { 'content-type': 'application/json' },
         body: bytes('{"chatId":12003,"leak":"1","a":"', [0xff, 0xfe], '"}') as unknown as BodyInit,
       });
-      expectError(json, 400, 'invalid_encoding');
+      expectApiError(json, 400, 'invalid_encoding');
       // a JSON escape of an unpaired surrogate is not Unicode text either
-      expectError(await postJson(t.url, '{"chatId":12003,"leak":"1","a":"x\\ud800y"}'), 400, 'invalid_encoding', 'a');
-      expectError(
+      expectApiError(
+        await postJson(t.url, '{"chatId":12003,"leak":"1","a":"x\\ud800y"}'),
+        400,
+        'invalid_encoding',
+        'a',
+      );
+      expectApiError(
         await postJson(t.url, '{"chatId":12003,"leak":"1","tracker":{"t":"\\udc00"}}'),
         400,
         'invalid_encoding',
@@ -1230,14 +1254,14 @@ describe('malformed bodies and encodings (400, 415)', () => {
   it('U+0000 in a value → 400 (Postgres cannot store it: it must not be accepted and then lost)', async () => {
     const t = await fresh();
     await expectNothingQueued(t, 12006, async () => {
-      expectError(await get(t.url, 'chatId=12006&leak=1&a=x%00y'), 400, 'invalid_value', 'a');
-      expectError(
+      expectApiError(await get(t.url, 'chatId=12006&leak=1&a=x%00y'), 400, 'invalid_value', 'a');
+      expectApiError(
         await postJson(t.url, '{"chatId":12006,"leak":"1","fields":{"a":"x\\u0000y"}}'),
         400,
         'invalid_value',
         'fields.a',
       );
-      expectError(await get(t.url, 'chatId=12006&leak=1&tracker.t=%00'), 400, 'invalid_value', 'tracker.t');
+      expectApiError(await get(t.url, 'chatId=12006&leak=1&tracker.t=%00'), 400, 'invalid_value', 'tracker.t');
     });
   });
 
@@ -1245,7 +1269,7 @@ describe('malformed bodies and encodings (400, 415)', () => {
     const t = await fresh();
     await expectNothingQueued(t, 12007, async () => {
       for (const type of ['text/plain', 'application/xml', 'application/octet-stream', 'text/html; charset=utf-8']) {
-        expectError(
+        expectApiError(
           await postForm(t.url, 'chatId=12007&leak=1', 'chatId=12007&leak=1', type),
           415,
           'unsupported_media_type',
@@ -1254,7 +1278,7 @@ describe('malformed bodies and encodings (400, 415)', () => {
       const form = new FormData();
       form.set('chatId', '12007');
       form.set('leak', '1');
-      expectError(
+      expectApiError(
         await send(`${t.url}?chatId=12007&leak=1`, { method: 'POST', body: form }),
         415,
         'unsupported_media_type',
@@ -1266,9 +1290,9 @@ describe('malformed bodies and encodings (400, 415)', () => {
 describe('unknown or deleted postbackId (404)', () => {
   it('an unknown postbackId (a UUID v4) → 404, GET and POST', async () => {
     const url = `${h.baseUrl}/api/bots/webhooks/${randomUUID()}/updateDialog`;
-    expectError(await get(url, 'chatId=1&refID=1'), 404, 'unknown_webhook');
-    expectError(await postJson(url, { chatId: 1 }), 404, 'unknown_webhook');
-    expectError(await postForm(url, 'chatId=1'), 404, 'unknown_webhook');
+    expectApiError(await get(url, 'chatId=1&refID=1'), 404, 'unknown_webhook');
+    expectApiError(await postJson(url, { chatId: 1 }), 404, 'unknown_webhook');
+    expectApiError(await postForm(url, 'chatId=1'), 404, 'unknown_webhook');
   });
 
   it('a postbackId that is not a UUID → 404', async () => {
@@ -1299,11 +1323,11 @@ describe('unknown or deleted postbackId (404)', () => {
     const deleted = await h.api('DELETE', `/api/v1/bots/${t.botId}/webhooks/${doomed.endpointId}`);
     expect(deleted.status).toBe(204);
     await expectNothingQueued(t, 13001, async () => {
-      expectError(await get(doomed.url, 'chatId=13001&leak=1'), 404, 'unknown_webhook');
-      expectError(await postJson(doomed.url, { chatId: 13001, leak: '1' }), 404, 'unknown_webhook');
-      expectError(await postForm(doomed.url, 'chatId=13001&leak=1'), 404, 'unknown_webhook');
+      expectApiError(await get(doomed.url, 'chatId=13001&leak=1'), 404, 'unknown_webhook');
+      expectApiError(await postJson(doomed.url, { chatId: 13001, leak: '1' }), 404, 'unknown_webhook');
+      expectApiError(await postForm(doomed.url, 'chatId=13001&leak=1'), 404, 'unknown_webhook');
       await new Promise((resolve) => setTimeout(resolve, 200));
-      expectError(await get(doomed.url, 'chatId=13001&leak=1'), 404, 'unknown_webhook');
+      expectApiError(await get(doomed.url, 'chatId=13001&leak=1'), 404, 'unknown_webhook');
     });
     const list = await h.api('GET', `/api/v1/bots/${t.botId}/webhooks`);
     expect(list.body.webhooks.map((w: { id: string }) => w.id)).toEqual([t.endpointId]);
@@ -1322,7 +1346,7 @@ describe('rate limit (429)', () => {
     expect(acceptedCount).toBeGreaterThanOrEqual(1);
     expect(acceptedCount).toBeLessThanOrEqual(3);
     for (const reply of limitedReplies) {
-      expectError(reply, 429, 'rate_limited');
+      expectApiError(reply, 429, 'rate_limited');
       const retryAfter = reply.headers.get('retry-after');
       expect(retryAfter).toMatch(/^\d+$/);
       expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
@@ -1361,11 +1385,11 @@ describe('queue unreachable (503)', () => {
         await get(url, 'chatId=15001&refID=1&eventId=e-1'),
         await postJson(url, { chatId: 15001, refID: '1' }),
       ]) {
-        expectError(reply, 503, 'queue_unavailable');
+        expectApiError(reply, 503, 'queue_unavailable');
         expect(reply.headers.get('retry-after')).toMatch(/^\d+$/);
       }
       // an invalid request is still refused for what it is
-      expectError(await get(url, 'chatId=abc'), 400, 'invalid_chat_id');
+      expectApiError(await get(url, 'chatId=abc'), 400, 'invalid_chat_id');
     } finally {
       await web.close();
     }
@@ -1482,7 +1506,7 @@ describe('every refusal queues nothing', () => {
       t,
       chatId,
       async () => {
-        expectError(await run(), status, code);
+        expectApiError(await run(), status, code);
       },
       extraQueued ?? 0,
     );

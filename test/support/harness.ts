@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
+import { expect } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/env.js';
 import { createDb, databaseTarget } from '../../src/db/connection.js';
 import { createLogger, type Logger } from '../../src/config/log.js';
@@ -90,6 +91,20 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await drop(redisTarget(config), config.queuePrefix);
     },
   };
+}
+
+/**
+ * Checks an error answer of the API (`{ ok: false, error: { code, message, param? } }`): its status,
+ * its code, a message, and the parameter it names when `param` is given.
+ */
+export function expectApiError(res: { status: number; body: any }, status: number, code: string, param?: string): void {
+  const what = JSON.stringify(res.body);
+  expect(res.status, what).toBe(status);
+  expect(res.body.ok, what).toBe(false);
+  expect(res.body.error.code, what).toBe(code);
+  expect(typeof res.body.error.message, what).toBe('string');
+  expect(res.body.error.message.length, what).toBeGreaterThan(0);
+  if (param !== undefined) expect(res.body.error.param, what).toBe(param);
 }
 
 /**
