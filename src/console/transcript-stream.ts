@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import { listDialogMessages, type TranscriptLine } from '../db/dialog-messages.js';
-import { findDialog } from '../db/dialogs.js';
+import { findDialogStatus } from '../db/dialogs.js';
 import type { DialogStatus } from '../domain/dialog.js';
 import { lineDisplayText, SENDER_LABELS } from './display-text.js';
 
@@ -73,8 +73,8 @@ export async function watchTranscript(watch: TranscriptWatch): Promise<void> {
       lastAsked = Date.now();
       if (!(await watch.stillWanted())) return;
     }
-    const dialog = await findDialog(db, botId, chatId);
-    if (!dialog || signal.aborted) return;
+    const summary: DialogSummary | null = await findDialogStatus(db, botId, chatId);
+    if (!summary || signal.aborted) return;
     let sent = false;
     for (;;) {
       const lines = await listDialogMessages(db, { botId, chatId }, { afterId, limit: BATCH });
@@ -86,7 +86,6 @@ export async function watchTranscript(watch: TranscriptWatch): Promise<void> {
       }
       if (lines.length < BATCH) break;
     }
-    const summary: DialogSummary = { status: dialog.status, stepKey: dialog.stepKey };
     const key = JSON.stringify(summary);
     if (key !== lastSummary) {
       emit({ type: 'dialog', dialog: summary });

@@ -90,6 +90,19 @@ export async function findDialog(db: Knex, botId: string, chatId: number): Promi
   return row ? toView(row) : null;
 }
 
+/** A dialog's status and the key of its step, no more (what a live transcript polls for); null when there is no such dialog. */
+export async function findDialogStatus(
+  db: Knex,
+  botId: string,
+  chatId: number,
+): Promise<{ status: DialogStatus; stepKey: string | null } | null> {
+  const row: { status: DialogStatus; step_key: string | null } | undefined = await db('dialogs as d')
+    .leftJoin('script_steps as s', 's.id', 'd.step_id')
+    .where({ 'd.bot_id': botId, 'd.chat_id': chatId })
+    .first('d.status', 's.key as step_key');
+  return row ? { status: row.status, stepKey: row.step_key } : null;
+}
+
 /** When each of these dialogs of a bot last changed (a listing's "last activity"); unknown ones are left out. */
 export async function dialogsUpdatedAt(
   db: Knex,
