@@ -11,7 +11,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BroadcastProgress } from '../../src/http/routes/broadcasts.js';
 import { createScriptedBot, type TestBot } from '../support/bot-scripts.js';
+import { waitForBroadcast } from '../support/broadcasts.js';
 import { databaseUrl } from '../support/database.js';
 import { freePort } from '../support/free-port.js';
 import { REDIS_URL, startHarness, waitFor, type Harness } from '../support/harness.js';
@@ -178,16 +180,8 @@ async function untilSent(text: string, count: number, ms = 30_000): Promise<void
   await waitFor(async () => arrivalsOf(text).length >= count, ms, `${count} of "${text}" sent`, 5);
 }
 
-async function untilDone(h: Harness, bot: TestBot, id: string, ms = 60_000): Promise<Record<string, unknown>> {
-  return waitFor(
-    async () => {
-      const res = await h.api('GET', `/api/v1/bots/${bot.botId}/broadcasts/${id}`);
-      return res.body?.state === 'done' ? (res.body as Record<string, unknown>) : null;
-    },
-    ms,
-    'the broadcast done',
-    100,
-  );
+async function untilDone(h: Harness, bot: TestBot, id: string, ms = 60_000): Promise<BroadcastProgress> {
+  return waitForBroadcast(h, bot, id, (p) => p.state === 'done', 'the broadcast done', ms, 100);
 }
 
 interface Tally {

@@ -7,6 +7,8 @@ import {
   waitForMessages,
   type TestBot,
 } from '../support/bot-scripts.js';
+import type { BroadcastProgress } from '../../src/http/routes/broadcasts.js';
+import { waitForBroadcast } from '../support/broadcasts.js';
 import { fakeApiError, fakeUpdates } from '../support/fake-telegram.js';
 import { startHarness, waitFor, type Harness } from '../support/harness.js';
 
@@ -21,13 +23,6 @@ const SCRIPT = {
 };
 
 let chat = 970_000;
-
-interface Progress {
-  state: string;
-  planned: number | null;
-  sent: number;
-  failed: number;
-}
 
 describe('broadcasts when Telegram refuses part of a message, or the bot itself', () => {
   // Its fake Bot API fails the second part of long messages while `failSecondPart` is set.
@@ -76,17 +71,6 @@ describe('broadcasts when Telegram refuses part of a message, or the bot itself'
     return chats;
   }
 
-  async function ownProgress(target: TestBot, id: string, ok: (p: Progress) => boolean, what: string) {
-    return waitFor(
-      async () => {
-        const res = await own.api('GET', `/api/v1/bots/${target.botId}/broadcasts/${id}`);
-        return ok(res.body as Progress) ? (res.body as Progress) : null;
-      },
-      30_000,
-      what,
-    );
-  }
-
   it('a long text whose second part is refused is counted failed, never sent again', async () => {
     const target = await createScriptedBot(own, SCRIPT);
     const [chatId] = await started(target, 1);
@@ -102,7 +86,7 @@ describe('broadcasts when Telegram refuses part of a message, or the bot itself'
       const text = 'Long {{fields.a}} {{fields.b}}';
       const created = await own.api('POST', `/api/v1/bots/${target.botId}/broadcasts`, { text });
       expect(created.status, JSON.stringify(created.body)).toBe(201);
-      const done = await ownProgress(target, created.body.id, (p) => p.state === 'done', 'done');
+      const done = await waitForBroadcast(own, target, created.body.id, (p) => p.state === 'done', 'done', 30_000);
       expect(done).toMatchObject({ planned: 1, sent: 0, failed: 1 });
       const row = await own.db('broadcast_recipients').where({ broadcast_id: created.body.id }).first();
       expect(row.error).toMatch(/sent 1 part\(s\), then 429/);
@@ -129,10 +113,10 @@ describe('broadcasts when Telegram refuses part of a message, or the bot itself'
       'a refused send',
     );
     await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const meanwhile = (await own.api('GET', `/api/v1/bots/${target.botId}/broadcasts/${id}`)).body as Progress;
+    const meanwhile = (await own.api('GET', `/api/v1/bots/${target.botId}/broadcasts/${id}`)).body as BroadcastProgress;
     expect(meanwhile).toMatchObject({ state: 'running', failed: 0, sent: 0 });
     own.telegram.acceptToken(target.token);
-    const done = await ownProgress(target, id, (p) => p.state === 'done', 'done once accepted');
+    const done = await waitForBroadcast(own, target, id, (p) => p.state === 'done', 'done once accepted', 30_000);
     expect(done).toMatchObject({ planned: 5, sent: 5, failed: 0 });
     for (const chatId of chats) {
       const got = messagesTo(own, target, chatId).filter(

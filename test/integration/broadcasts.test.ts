@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScriptedBot, messagesTo, sendUpdate, waitForMessages, type TestBot } from '../support/bot-scripts.js';
+import { broadcastProgressOf, waitForBroadcast } from '../support/broadcasts.js';
 import { fakeUpdates } from '../support/fake-telegram.js';
 import { startHarness, waitFor, type Harness } from '../support/harness.js';
 
@@ -33,19 +34,6 @@ const SCRIPT = {
 
 let chat = 960_000;
 
-interface Progress {
-  id: string;
-  state: string;
-  planned: number | null;
-  sent: number;
-  blocked: number;
-  failed: number;
-  skipped: number;
-  interrupted: number;
-  remaining: number | null;
-  estimatedEnd: string | null;
-}
-
 /** Dialogs that /started (and got the script's two messages), each with its user's name. */
 async function startDialogs(bot: TestBot, count: number, prefix = 'User'): Promise<number[]> {
   const chats: number[] = [];
@@ -70,29 +58,6 @@ async function tag(bot: TestBot, chats: number[], tags: string[]): Promise<void>
     },
     10_000,
     'tags applied',
-  );
-}
-
-async function progress(bot: TestBot, id: string): Promise<Progress> {
-  const res = await h.api('GET', `/api/v1/bots/${bot.botId}/broadcasts/${id}`);
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body as Progress;
-}
-
-async function until(
-  bot: TestBot,
-  id: string,
-  ok: (p: Progress) => boolean,
-  what: string,
-  ms = 20_000,
-): Promise<Progress> {
-  return waitFor(
-    async () => {
-      const p = await progress(bot, id);
-      return ok(p) ? p : null;
-    },
-    ms,
-    what,
   );
 }
 
@@ -131,13 +96,13 @@ describe('broadcasts', () => {
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const id = created.body.id as string;
-    const running = await until(bot, id, (p) => p.planned !== null, 'the snapshot');
+    const running = await waitForBroadcast(h, bot, id, (p) => p.planned !== null, 'the snapshot');
     expect(running.planned).toBe(12);
     // Tagged after the start: not in the snapshot.
     const [late] = await startDialogs(bot, 1, 'Late');
     await tag(bot, [late!], ['lead']);
 
-    const done = await until(bot, id, (p) => p.state === 'done', 'done');
+    const done = await waitForBroadcast(h, bot, id, (p) => p.state === 'done', 'done');
     expect(done).toMatchObject({ planned: 12, sent: 12, blocked: 0, failed: 0, remaining: 0 });
     for (const [i, chatId] of leads.entries()) {
       expect(broadcastTexts(bot, chatId), `chat ${chatId}`).toEqual([`News for User${i} <b></b>`]);
@@ -166,15 +131,15 @@ describe('broadcasts', () => {
     const chats = await startDialogs(bot, 30);
     const created = await h.api('POST', `/api/v1/bots/${bot.botId}/broadcasts`, { text: 'News {{chatId}}' });
     const id = created.body.id as string;
-    await until(bot, id, (p) => p.sent >= 3, 'some sent');
+    await waitForBroadcast(h, bot, id, (p) => p.sent >= 3, 'some sent');
     const paused = await h.api('POST', `/api/v1/bots/${bot.botId}/broadcasts/${id}/pause`);
     expect(paused.status, JSON.stringify(paused.body)).toBe(200);
     expect(paused.body.state).toBe('paused');
     // Within a second or so the sends stop.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const stopped = await progress(bot, id);
+    const stopped = await broadcastProgressOf(h, bot, id);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const still = await progress(bot, id);
+    const still = await broadcastProgressOf(h, bot, id);
     expect(still.sent).toBe(stopped.sent);
     expect(still.sent).toBeLessThan(30);
     expect(still.remaining).toBe(30 - still.sent);
@@ -182,17 +147,17 @@ describe('broadcasts', () => {
 
     const resumed = await h.api('POST', `/api/v1/bots/${bot.botId}/broadcasts/${id}/resume`);
     expect(resumed.status).toBe(200);
-    await until(bot, id, (p) => p.state === 'done', 'done after resume');
+    await waitForBroadcast(h, bot, id, (p) => p.state === 'done', 'done after resume');
     for (const chatId of chats) expect(broadcastTexts(bot, chatId), `chat ${chatId}`).toEqual([`News ${chatId}`]);
 
     const other = await h.api('POST', `/api/v1/bots/${bot.botId}/broadcasts`, { text: 'News again' });
-    await until(bot, other.body.id, (p) => p.sent >= 2, 'some sent');
+    await waitForBroadcast(h, bot, other.body.id, (p) => p.sent >= 2, 'some sent');
     const cancelled = await h.api('POST', `/api/v1/bots/${bot.botId}/broadcasts/${other.body.id}/cancel`);
     expect(cancelled.body.state).toBe('cancelled');
     await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const after = await progress(bot, other.body.id);
+    const after = await broadcastProgressOf(h, bot, other.body.id);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect((await progress(bot, other.body.id)).sent).toBe(after.sent);
+    expect((await broadcastProgressOf(h, bot, other.body.id)).sent).toBe(after.sent);
     expect(after.sent).toBeLessThan(30);
     expect((await h.api('POST', `/api/v1/bots/${bot.botId}/broadcasts/${other.body.id}/resume`)).status).toBe(409);
   });
@@ -216,7 +181,7 @@ describe('broadcasts', () => {
       { chatId: throttled },
     );
     const created = await h.api('POST', `/api/v1/bots/${bot.botId}/broadcasts`, { text: 'News' });
-    const done = await until(bot, created.body.id, (p) => p.state === 'done', 'done');
+    const done = await waitForBroadcast(h, bot, created.body.id, (p) => p.state === 'done', 'done');
     expect(done).toMatchObject({ planned: 10, sent: 8, blocked: 1, failed: 1 });
     expect((await h.db('dialogs').where({ bot_id: bot.botId, chat_id: gone }).first()).status).toBe('blocked');
     const failed = await h
@@ -240,7 +205,7 @@ describe('broadcasts', () => {
     const bot = await createScriptedBot(h, SCRIPT);
     const chats = await startDialogs(bot, 40);
     const created = await h.api('POST', `/api/v1/bots/${bot.botId}/broadcasts`, { text: 'News' });
-    await until(bot, created.body.id, (p) => p.sent >= 5, 'under way');
+    await waitForBroadcast(h, bot, created.body.id, (p) => p.sent >= 5, 'under way');
     const latencies: number[] = [];
     // Chats the broadcast mails last (chat id order): each chat's own 1/s limit is not in the way.
     for (const chatId of chats.slice(-5)) {
@@ -250,7 +215,7 @@ describe('broadcasts', () => {
       await waitForMessages(h, bot, chatId, before + 1, 10_000);
       latencies.push(messagesTo(h, bot, chatId).at(-1)!.at - sentAt);
     }
-    const p = await progress(bot, created.body.id);
+    const p = await broadcastProgressOf(h, bot, created.body.id);
     expect(p.state).toBe('running'); // measured while it ran
     // The bot sends 10 a second: a live send waits at most for the slot a broadcast send took (100 ms),
     // plus the postback's way through the queue (longer on a busy machine); behind the broadcast's
@@ -263,7 +228,7 @@ describe('broadcasts', () => {
     const chats = await startDialogs(bot, 6, 'Stepper');
     const created = await h.api('POST', `/api/v1/bots/${bot.botId}/broadcasts`, { stepId: 'offer' });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    const done = await until(bot, created.body.id, (p) => p.state === 'done', 'done');
+    const done = await waitForBroadcast(h, bot, created.body.id, (p) => p.state === 'done', 'done');
     expect(done).toMatchObject({ planned: 6, sent: 6, failed: 0, skipped: 0, interrupted: 0 });
     for (const chatId of chats) {
       await waitForMessages(h, bot, chatId, 3);
