@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
+import type { BroadcastProgress } from '../src/http/routes/broadcasts.js';
 import type { BenchDatabase } from './lib/database.js';
 import { freePort, runScript, waitForHttp, type Child } from './lib/processes.js';
 import { dropPrefix, REDIS_URL } from './lib/redis.js';
@@ -74,7 +75,8 @@ function rssMb(pid: number): number {
 
 /**
  * (j) A broadcast to 50,000 started dialogs through one worker process, against a fake Bot API
- *     that enforces a per-bot rate (any sliding 1 s window) and answers 429 beyond it: the
+ *     that enforces a per-bot rate (by default a token bucket of BURST refilled at RATE a second;
+ *     BENCH_BROADCAST_FAKE=window: any sliding 1 s window) and answers 429 beyond it: the
  *     broadcast's sustained rate beside that enforced rate, the 429s it drew, the latency of live
  *     postbacks of other dialogs of the same bot with and without it, and the worker's memory as
  *     the broadcast goes on.
@@ -207,15 +209,6 @@ export async function benchBroadcast(database: BenchDatabase): Promise<Broadcast
     await liveFigures(await livePostbacks(2));
     const liveWithout = await liveFigures(await livePostbacks(LIVE_SECONDS));
 
-    interface Progress {
-      state: string;
-      planned: number | null;
-      sent: number;
-      blocked: number;
-      failed: number;
-      skipped: number;
-      interrupted: number;
-    }
     /** Starts a broadcast and samples the worker's RSS with its progress every second until it is done. */
     const runBroadcast = async (tag: string, duringRun?: (progress: number) => void) => {
       const created = await api<{ id: string }>('POST', `/api/v1/bots/${bot.id}/broadcasts`, {
@@ -226,7 +219,7 @@ export async function benchBroadcast(database: BenchDatabase): Promise<Broadcast
       const deadline = Date.now() + 30 * 60_000;
       for (;;) {
         await sleep(1_000);
-        const p = await api<Progress>('GET', `/api/v1/bots/${bot.id}/broadcasts/${created.id}`);
+        const p = await api<BroadcastProgress>('GET', `/api/v1/bots/${bot.id}/broadcasts/${created.id}`);
         const handled = p.sent + p.blocked + p.failed + p.skipped + p.interrupted;
         const progress = p.planned ? handled / p.planned : 0;
         samples.push({ progress, rss: rssMb(workerPid) });
