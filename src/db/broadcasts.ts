@@ -90,27 +90,39 @@ export async function listBroadcasts(db: Knex, botId: string, limit: number): Pr
   return (rows as BroadcastRow[]).map(toRecord);
 }
 
-/** How many recipients stand where, for progress: counted, unless the broadcast is done and kept them. */
-export async function recipientCounts(
-  db: Knex,
-  broadcast: Pick<BroadcastRecord, 'id' | 'finalCounts'>,
-): Promise<Record<RecipientState, number>> {
-  const rows = broadcast.finalCounts
-    ? Object.entries(broadcast.finalCounts).map(([state, n]) => ({ state: state as RecipientState, n: String(n) }))
-    : await db('broadcast_recipients')
-        .where({ broadcast_id: broadcast.id })
-        .groupBy('state')
-        .select<Array<{ state: RecipientState; n: string }>>('state', db.raw('count(*) as n'));
-  const counts: Record<RecipientState, number> = {
-    pending: 0,
-    sending: 0,
-    sent: 0,
-    blocked: 0,
-    failed: 0,
-    skipped: 0,
-    interrupted: 0,
-  };
-  for (const row of rows) counts[row.state] = Number(row.n);
+/** How many recipients stand in each state (every state present, 0 where none). */
+export type RecipientCounts = Record<RecipientState, number>;
+
+function noRecipients(): RecipientCounts {
+  return { pending: 0, sending: 0, sent: 0, blocked: 0, failed: 0, skipped: 0, interrupted: 0 };
+}
+
+/** The counts a done broadcast kept (`finalCounts`), every state present. */
+export function keptCounts(finalCounts: Partial<Record<RecipientState, number>>): RecipientCounts {
+  const counts = noRecipients();
+  for (const [state, n] of Object.entries(finalCounts)) counts[state as RecipientState] = Number(n);
+  return counts;
+}
+
+/**
+ * How many recipients stand where, for progress, for each broadcast of `ids`: counted in one
+ * query (a done broadcast's kept counts are keptCounts', not asked for here).
+ */
+export async function recipientCountsOf(db: Knex, ids: readonly string[]): Promise<Map<string, RecipientCounts>> {
+  const counts = new Map(ids.map((id) => [id, noRecipients()]));
+  if (ids.length === 0) return counts;
+  const rows = await db('broadcast_recipients')
+    .whereIn('broadcast_id', ids)
+    .groupBy('broadcast_id', 'state')
+    .select<Array<{ broadcast_id: string; state: RecipientState; n: string }>>(
+      'broadcast_id',
+      'state',
+      db.raw('count(*) as n'),
+    );
+  for (const row of rows) {
+    const of = counts.get(row.broadcast_id);
+    if (of) of[row.state] = Number(row.n);
+  }
   return counts;
 }
 

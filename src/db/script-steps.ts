@@ -17,6 +17,11 @@ export async function listStepRefs(db: Knex, botId: string): Promise<Array<{ id:
   return db('script_steps').where({ bot_id: botId }).select('id', 'key');
 }
 
+/** The step of `steps` that `ref` names: its id (in any case) or its key; undefined when none does. */
+export function findStepRef<T extends { id: string; key: string }>(steps: readonly T[], ref: string): T | undefined {
+  return steps.find((step) => step.id === ref.toLowerCase() || step.key === ref);
+}
+
 /** The bot's script as the engine runs it; null before a script is set. */
 export async function loadScript(db: Knex, botId: string): Promise<EngineScript | null> {
   const [head, steps] = await Promise.all([

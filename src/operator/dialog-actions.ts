@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { BotRecord } from '../db/bots.js';
 import { listFields } from '../db/bots.js';
 import { dialogExists } from '../db/dialogs.js';
-import { listStepRefs } from '../db/script-steps.js';
+import { findStepRef, listStepRefs } from '../db/script-steps.js';
 import type { DialogPatch, FieldValue } from '../domain/dialog.js';
 import { DomainError, unknownDialogError } from '../domain/errors.js';
 import { parseFieldValue, type RawValue } from '../domain/field-types.js';
@@ -61,7 +61,7 @@ export async function performOperatorAction(
 /** The move of a hand-back at a step: the step's id and key (the key keeps the move across a script upload). */
 async function releaseStep(db: Knex, botId: string, stepId: string | undefined): Promise<DialogPatch> {
   if (stepId === undefined) return {};
-  const step = (await listStepRefs(db, botId)).find((s) => s.id === stepId.toLowerCase() || s.key === stepId);
+  const step = findStepRef(await listStepRefs(db, botId), stepId);
   if (!step) {
     throw new DomainError('unprocessable', 'unknown_step', "no step with this id or key in the bot's script", {
       param: 'stepId',

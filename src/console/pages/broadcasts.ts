@@ -7,7 +7,7 @@ import { DomainError } from '../../domain/errors.js';
 import {
   actOnBroadcast,
   BROADCAST_ACTIONS,
-  broadcastProgress,
+  broadcastProgresses,
   createBroadcast,
   findBroadcastOf,
   type BroadcastProgress,
@@ -179,7 +179,7 @@ async function sendBroadcastsPage(
     listBroadcasts(deps.management.db, bot.id, 50),
     listStepRefs(deps.management.db, bot.id),
   ]);
-  const progress = await Promise.all(broadcasts.map((broadcast) => broadcastProgress(deps.management, broadcast)));
+  const progress = await broadcastProgresses(deps.management, broadcasts);
   sendPage(ctx, {
     title: 'Broadcasts',
     crumbs: botCrumbs(bot),

@@ -6,14 +6,16 @@ import {
   findBroadcast,
   insertBroadcast,
   listBroadcasts,
+  keptCounts,
   moveBroadcast,
-  recipientCounts,
+  recipientCountsOf,
   type BroadcastRecord,
   type BroadcastState,
+  type RecipientCounts,
   type StoredAudience,
 } from '../../db/broadcasts.js';
 import type { BotRecord } from '../../db/bots.js';
-import { listStepRefs } from '../../db/script-steps.js';
+import { findStepRef, listStepRefs } from '../../db/script-steps.js';
 import type { BroadcastButton, BroadcastContent } from '../../domain/broadcasts/content.js';
 import { DomainError } from '../../domain/errors.js';
 import { keySchema } from '../../domain/keys.js';
@@ -59,8 +61,7 @@ export const createBroadcastSchema = z
     path: ['buttons'],
   });
 
-/** `:id`, or a 404 naming it. */
-/** The bot's broadcast of this id, or a 404 naming `id`. Shared by the API and the console. */
+/** The bot's broadcast of this id (`:id`), or a 404 naming `id`. Shared by the API and the console. */
 export async function findBroadcastOf(deps: ManagementDeps, botId: string, id: string): Promise<BroadcastRecord> {
   const found = UUID_PATTERN.test(id) ? await findBroadcast(deps.db, botId, id.toLowerCase()) : null;
   if (!found) throw new DomainError('not_found', 'unknown_broadcast', 'no broadcast with this id', { param: 'id' });
@@ -77,7 +78,7 @@ function resolveStep(
   ref: string,
   param: string,
 ): { id: string; key: string } {
-  const step = steps.find((s) => s.id === ref.toLowerCase() || s.key === ref);
+  const step = findStepRef(steps, ref);
   if (!step)
     throw new DomainError('unprocessable', 'unknown_step', `${param}: no step "${ref}" in the script`, { param });
   return step;
@@ -111,15 +112,35 @@ export interface BroadcastProgress {
   estimatedEnd: string | null;
 }
 
-/** A broadcast with its progress; the estimated end from the pace so far. */
+/** Broadcasts with their progress: the recipients of those not done are counted in one query. */
+export async function broadcastProgresses(
+  deps: ManagementDeps,
+  broadcasts: readonly BroadcastRecord[],
+): Promise<BroadcastProgress[]> {
+  const counted = await recipientCountsOf(
+    deps.db,
+    broadcasts.filter((broadcast) => !broadcast.finalCounts).map((broadcast) => broadcast.id),
+  );
+  const now = Date.now();
+  return broadcasts.map((broadcast) =>
+    progressOf(broadcast, broadcast.finalCounts ? keptCounts(broadcast.finalCounts) : counted.get(broadcast.id)!, now),
+  );
+}
+
+/** A broadcast with its progress. */
 export async function broadcastProgress(deps: ManagementDeps, broadcast: BroadcastRecord): Promise<BroadcastProgress> {
-  const counts = await recipientCounts(deps.db, broadcast);
+  const [progress] = await broadcastProgresses(deps, [broadcast]);
+  return progress!;
+}
+
+/** A broadcast's progress from its recipients' counts at `now`; the estimated end from the pace so far. */
+export function progressOf(broadcast: BroadcastRecord, counts: RecipientCounts, now: number): BroadcastProgress {
   const remaining = counts.pending + counts.sending;
   const handled = counts.sent + counts.blocked + counts.failed + counts.skipped + counts.interrupted;
   let estimatedEnd: string | null = null;
   if (broadcast.state === 'running' && broadcast.startedAt && handled > 0 && remaining > 0) {
-    const elapsedMs = Date.now() - broadcast.startedAt.getTime();
-    estimatedEnd = new Date(Date.now() + (elapsedMs / handled) * remaining).toISOString();
+    const elapsedMs = now - broadcast.startedAt.getTime();
+    estimatedEnd = new Date(now + (elapsedMs / handled) * remaining).toISOString();
   }
   const content = broadcast.content;
   return {
@@ -239,7 +260,7 @@ export function registerBroadcastRoutes(router: Router, deps: ManagementDeps): v
 
   router.get('/bots/:botId/broadcasts', async (ctx) => {
     const items = await listBroadcasts(deps.db, currentBot(ctx).id, 100);
-    ctx.body = { items: await Promise.all(items.map((broadcast) => broadcastProgress(deps, broadcast))) };
+    ctx.body = { items: await broadcastProgresses(deps, items) };
   });
 
   router.get('/bots/:botId/broadcasts/:id', async (ctx) => {
