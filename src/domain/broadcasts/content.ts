@@ -14,40 +14,17 @@ export type BroadcastButton = { text: string; url: string } | { text: string; st
 export type BroadcastContent =
   { kind: 'message'; text: string; buttons: BroadcastButton[] } | { kind: 'step'; stepId: string; stepKey: string };
 
-/** A recipient as the templates see it. */
-export interface Recipient {
-  chatId: number;
-  username: string | null;
-  name: string | null;
-  createdAt: Date | null;
-  stepId: string | null;
-  stepKey: string | null;
-  status: string;
-  fields: Record<string, unknown>;
-  tracker: Record<string, unknown>;
-}
-
 export type RenderedMessage = { ok: true; text: string; buttons: EffectButton[] } | { ok: false; reason: string };
 
 /**
- * The message for one recipient: the text rendered for Telegram's HTML, button labels as plain
- * text, link URLs as plain templates that must still be http(s) (else the button is left out).
+ * The message for one recipient, `context` its dialog as the templates see it: the text rendered
+ * for Telegram's HTML, button labels as plain text, link URLs as plain templates that must still
+ * be http(s) (else the button is left out).
  */
 export function renderForRecipient(
   content: Extract<BroadcastContent, { kind: 'message' }>,
-  recipient: Recipient,
+  context: TemplateContext,
 ): RenderedMessage {
-  const context: TemplateContext = {
-    chatId: recipient.chatId,
-    username: recipient.username,
-    name: recipient.name,
-    createdAt: recipient.createdAt,
-    stepKey: recipient.stepKey,
-    stepId: recipient.stepId,
-    status: recipient.status,
-    fields: recipient.fields,
-    tracker: recipient.tracker,
-  };
   try {
     const text = renderTemplate(content.text, 'html', context);
     if (text.trim() === '') return { ok: false, reason: 'the text rendered empty' };
