@@ -6,6 +6,7 @@ import type { Logger } from '../config/log.js';
 import { dueBroadcasts } from '../db/broadcasts.js';
 import { queueBroadcastRun, type BroadcastJob } from '../jobs/broadcast-job.js';
 import { QUEUES } from '../jobs/queue-names.js';
+import { startSweepLoop } from './sweep-loop.js';
 import { consumerLockOptions } from './worker-options.js';
 
 export interface BroadcastsOptions {
@@ -25,7 +26,11 @@ export interface BroadcastsOptions {
 export interface Broadcasts {
   worker: Worker<BroadcastJob>;
   sweepOnce(): Promise<void>;
-  /** Stops the sweeper and tells running broadcasts to put back what they have not sent. */
+  /**
+   * Stops the sweeper and tells running broadcasts to stop: each run ends once the sends it has
+   * under way are done and written; recipients it has not claimed stay pending, and the broadcast
+   * `running`, for the sweeper to queue its run again.
+   */
   stop(): void;
 }
 
@@ -59,30 +64,19 @@ export function startBroadcasts(options: BroadcastsOptions): Broadcasts {
   );
   worker.on('error', (error) => log.warn({ err: error }, 'broadcasts worker error'));
 
-  let timer: NodeJS.Timeout | null = null;
-  let sweeping: Promise<void> | null = null;
-  const sweepOnce = (): Promise<void> => {
-    sweeping ??= (async () => {
+  const sweeper = startSweepLoop({
+    intervalMs: options.sweepIntervalMs,
+    sweep: async () => {
       for (const due of await dueBroadcasts(options.db, 100)) await queueBroadcastRun(options.queue, due.id);
-    })()
-      .catch((error: unknown) => log.warn({ err: error }, 'broadcast sweep failed'))
-      .finally(() => {
-        sweeping = null;
-      });
-    return sweeping;
-  };
-  const schedule = () => {
-    if (stopping) return;
-    timer = setTimeout(() => void sweepOnce().finally(schedule), options.sweepIntervalMs);
-    timer.unref();
-  };
-  schedule();
+    },
+    onError: (error) => log.warn({ err: error }, 'broadcast sweep failed'),
+  });
   return {
     worker,
-    sweepOnce,
+    sweepOnce: sweeper.sweepOnce,
     stop: () => {
       stopping = true;
-      if (timer) clearTimeout(timer);
+      sweeper.stop();
     },
   };
 }

@@ -3,6 +3,7 @@ import { dialogsWithStaleInputs, overdueTimers } from '../db/dialog-inputs.js';
 import type { DialogRef } from '../db/dialog-rows.js';
 import type { DialogTimer } from '../domain/inputs/types.js';
 import type { Logger } from '../config/log.js';
+import { startSweepLoop } from './sweep-loop.js';
 
 export interface DialogSweeperOptions {
   db: Knex;
@@ -34,33 +35,12 @@ export function startDialogSweeper(options: DialogSweeperOptions): DialogSweeper
   const intervalMs = options.intervalMs ?? 10_000;
   const staleMs = options.staleMs ?? 15_000;
   const graceMs = options.graceMs ?? 5_000;
-  let timer: NodeJS.Timeout | null = null;
-  let stopped = false;
-  let running: Promise<void> | null = null;
-
-  const sweep = async (): Promise<void> => {
-    for (const dialog of await dialogsWithStaleInputs(options.db, staleMs, 500)) await options.drain(dialog);
-    for (const due of await overdueTimers(options.db, graceMs, 500)) await options.fire(due, due.timer);
-  };
-  const sweepOnce = (): Promise<void> => {
-    running ??= sweep()
-      .catch((error: unknown) => options.log.warn({ err: error }, 'dialog sweep failed'))
-      .finally(() => {
-        running = null;
-      });
-    return running;
-  };
-  const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(() => void sweepOnce().finally(schedule), intervalMs);
-    timer.unref();
-  };
-  schedule();
-  return {
-    sweepOnce,
-    stop: () => {
-      stopped = true;
-      if (timer) clearTimeout(timer);
+  return startSweepLoop({
+    intervalMs,
+    sweep: async () => {
+      for (const dialog of await dialogsWithStaleInputs(options.db, staleMs, 500)) await options.drain(dialog);
+      for (const due of await overdueTimers(options.db, graceMs, 500)) await options.fire(due, due.timer);
     },
-  };
+    onError: (error) => options.log.warn({ err: error }, 'dialog sweep failed'),
+  });
 }
