@@ -27,7 +27,7 @@ import { addPoolSource, addQueueSource } from '../observability/sources.js';
 import { highestSequence } from '../db/dialog-inputs.js';
 import { DialogUpdateQueue } from '../jobs/dialog-update-queue.js';
 import { queueBroadcastRun, type BroadcastJob } from '../jobs/broadcast-job.js';
-import { DomainError } from '../domain/errors.js';
+import { ensureQueueReachable, queueUnavailable } from './queue-unavailable.js';
 
 export interface WebTierOptions {
   /**
@@ -151,14 +151,8 @@ export async function startWebTier(
       invalidate,
       forgetCampaign: (id) => campaignLinks.forget(id),
       queueDialogInput: async (job) => {
-        if (redis.status !== 'ready') {
-          throw new DomainError('unavailable', 'queue_unavailable', 'the update queue is unreachable');
-        }
-        return updates.add(job).catch((error: unknown) => {
-          throw new DomainError('unavailable', 'queue_unavailable', 'the update queue is unreachable', {
-            cause: error,
-          });
-        });
+        ensureQueueReachable(redis);
+        return updates.add(job).catch(queueUnavailable);
       },
       queueBroadcast: (id, delayMs) => queueBroadcastRun(broadcasts, id, delayMs),
       wakeDialog: async (botId, chatId) => {

@@ -25,6 +25,7 @@ import {
 } from '../../redis/idempotency.js';
 import { MAX_REQUEST_BYTES, parseUrlEncoded, readParamsBody } from '../body.js';
 import { DeadlineTracker } from '../deadline.js';
+import { ensureQueueReachable, queueUnavailable } from '../queue-unavailable.js';
 import type { PostbackViewCache } from '../postback-view-cache.js';
 import type { RateLimiter } from '../rate-limiter.js';
 import { traced } from '../../observability/request-context.js';
@@ -46,10 +47,6 @@ type EndpointView = NonNullable<Awaited<ReturnType<PostbackViewCache['endpoint']
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function queueUnavailable(error: unknown): never {
-  throw new DomainError('unavailable', 'queue_unavailable', 'the update queue is unreachable', { cause: error });
-}
-
 /**
  * Talks to Redis within a deadline: a disconnected producer is answered at once, a hung Redis
  * within `timeoutMs`; either is a 503 (queue_unavailable).
@@ -63,8 +60,7 @@ class BoundedQueue {
   ) {}
 
   ensureConnected(): void {
-    if (this.deps.redis.status !== 'ready')
-      queueUnavailable(new Error(`redis connection is ${this.deps.redis.status}`));
+    ensureQueueReachable(this.deps.redis);
   }
 
   /**

@@ -9,6 +9,7 @@ import { telegramUpdateJob } from '../../jobs/telegram-update-job.js';
 import { LruCache } from '../../util/lru-cache.js';
 import { readJsonBody } from '../body.js';
 import { KnownIds } from '../postback-view-cache.js';
+import { queueUnavailable } from '../queue-unavailable.js';
 import { UUID_PATTERN } from '../validation.js';
 import { requestLog, traced } from '../../observability/request-context.js';
 
@@ -96,11 +97,7 @@ export function telegramWebhookHandler(deps: TelegramRouteDeps) {
       ctx.body = { ok: true };
       return;
     }
-    try {
-      await deps.queue.add(traced(ctx, job));
-    } catch (error) {
-      throw new DomainError('unavailable', 'queue_unavailable', 'the update queue is unreachable', { cause: error });
-    }
+    await deps.queue.add(traced(ctx, job)).catch(queueUnavailable);
     ctx.body = { ok: true };
   };
 }
