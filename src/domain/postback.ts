@@ -10,6 +10,10 @@ import {
   MAX_POSTBACK_VALUE_BYTES as MAX_VALUE_BYTES,
 } from './limits.js';
 import { unstorableTextProblem } from './storable-text.js';
+
+/** A Telegram chat id as text: a decimal integer, negative for groups, of at most 16 digits (readers also check it is a safe integer). */
+export const CHAT_ID_PATTERN = /^-?\d{1,16}$/;
+
 const MAX_TAG_LENGTH = 64;
 const MAX_EVENT_ID_LENGTH = 255;
 
@@ -52,7 +56,6 @@ const ALIASES = [
 const TAG_PARAMS = new Set(['tags', 'addTags', 'removeTags']);
 const RESERVED_NAMES = new Set(['fields', 'details', 'tracker']);
 const BRACKET_NAME = /^(fields|details|tracker)\[([^\]]*)\]$/;
-const CHAT_ID_PATTERN = /^-?\d{1,16}$/;
 
 function byteLength(value: string): number {
   return value.length * 3 <= MAX_VALUE_BYTES ? value.length : Buffer.byteLength(value, 'utf8');

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { DomainError } from '../domain/errors.js';
+import { CHAT_ID_PATTERN } from '../domain/postback.js';
 import { findUnstorableText } from '../domain/storable-text.js';
 
 /**
@@ -27,7 +28,7 @@ export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 
 /** A chat id path parameter: an integer (Telegram's are up to 52 bits), else a 400 naming `chatId`. */
 export function chatIdParam(text: string): number {
-  const chatId = /^-?\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+  const chatId = CHAT_ID_PATTERN.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(chatId))
     throw new DomainError('invalid', 'invalid_chat_id', 'chatId must be an integer', { param: 'chatId' });
   return chatId;

@@ -3,6 +3,7 @@
 // 3.1's Schema Object is), so that the description follows the code.
 import { z } from 'zod';
 import { keySchema } from '../../domain/keys.js';
+import { CHAT_ID_PATTERN } from '../../domain/postback.js';
 import { MANAGEMENT_OPERATIONS, type HttpMethod, type Operation } from './operations.js';
 import { conversionParamsSchema, updateDialogParamsSchema } from './postback-params.js';
 
@@ -24,7 +25,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 /** The schema of each path parameter, by name. */
 const PATH_PARAMETERS: Record<string, { schema: JsonObject; description: string }> = {
   botId: { schema: { type: 'string', format: 'uuid' }, description: "the bot's id" },
-  chatId: { schema: { type: 'string', pattern: '^-?\\d{1,16}$' }, description: 'Telegram chat id' },
+  chatId: { schema: { type: 'string', pattern: CHAT_ID_PATTERN.source }, description: 'Telegram chat id' },
   key: { schema: jsonSchema(keySchema), description: "the field's key" },
   id: { schema: { type: 'string' }, description: 'the id of the resource' },
   seq: { schema: { type: 'string', pattern: '^\\d{1,16}$' }, description: "the dead input's sequence number" },

@@ -3,12 +3,13 @@
 // query's); the description's test checks that every name the conversion parser reads is here.
 import { z } from 'zod';
 import { DIALOG_STATUSES } from '../../domain/dialog.js';
+import { CHAT_ID_PATTERN } from '../../domain/postback.js';
 import { CLICK_ID_PATTERN } from '../../domain/tracker/click-request.js';
 import { CONVERSION_STATUSES } from '../../domain/tracker/conversion.js';
 
 const chatId = z
   .string()
-  .regex(/^-?\d{1,16}$/)
+  .regex(CHAT_ID_PATTERN)
   .describe('Telegram chat id: a decimal integer, may be negative (groups: -100…), |x| ≤ 2^53−1');
 const clickid = z.string().regex(CLICK_ID_PATTERN);
 const tags = z.string().describe('comma-separated tags');

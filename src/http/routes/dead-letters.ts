@@ -2,13 +2,11 @@ import type Router from '@koa/router';
 import { z } from 'zod';
 import { listDeadInputs, reviveDeadInput } from '../../db/dialog-inputs.js';
 import { DomainError } from '../../domain/errors.js';
+import { CHAT_ID_PATTERN } from '../../domain/postback.js';
 import { chatIdParam, parseBody } from '../validation.js';
 import { currentBot, type ManagementDeps } from './management-deps.js';
 
-const chatIdText = z
-  .string()
-  .regex(/^-?\d{1,16}$/, 'must be an integer')
-  .transform(Number);
+const chatIdText = z.string().regex(CHAT_ID_PATTERN, 'must be an integer').transform(Number);
 
 export const deadLetterListQuery = z.strictObject({
   chatId: chatIdText.optional(),
