@@ -1,7 +1,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScriptedBot, messagesTo, sendUpdate, waitForMessages, type TestBot } from '../support/bot-scripts.js';
-import { launchBrowser, newContext, screenshot, scrollsSideways, signIn } from '../support/browser.js';
+import { launchBrowser, screenshot, scrollsSideways, signedIn } from '../support/browser.js';
 import { fakeUpdates } from '../support/fake-telegram.js';
 import { startHarness, waitFor, type Harness } from '../support/harness.js';
 
@@ -66,9 +66,7 @@ async function card(page: Page) {
 
 describe('the console’s broadcasts page', () => {
   it('starts a broadcast to tagged dialogs, shows a template problem beside the form, pauses and resumes it', async () => {
-    const context = await newContext(browser, h.baseUrl);
-    const page = await context.newPage();
-    await signIn(page);
+    const { context, page } = await signedIn(browser, h.baseUrl);
     await page.goto(`${h.baseUrl}/console/bots/${bot.botId}`);
     await page.getByRole('link', { name: 'Broadcasts' }).click();
     expect(new URL(page.url()).pathname).toBe(`/console/bots/${bot.botId}/broadcasts`);

@@ -1,11 +1,19 @@
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConsoleDeps } from '../../src/console/deps.js';
 import { consoleRouter } from '../../src/console/router.js';
 import { SessionStore } from '../../src/console/session.js';
 import { createRedisClient } from '../../src/redis/connection.js';
 import { recordDelivery } from '../../src/runner/effects.js';
-import { launchBrowser, newContext, screenshot, scrollsSideways, signIn } from '../support/browser.js';
+import {
+  launchBrowser,
+  newContext,
+  screenshot,
+  scrollsSideways,
+  sessionCookie,
+  signedIn,
+  signIn,
+} from '../support/browser.js';
 import { ADMIN_KEY, REDIS_URL, startHarness, waitFor, type Harness } from '../support/harness.js';
 import { recorderFor, startTarget, type Target } from '../support/outbound-target.js';
 
@@ -55,14 +63,14 @@ afterAll(async () => {
   await h?.close();
 });
 
-/** The session cookie a context holds, as a Cookie header. */
-async function sessionCookie(context: Awaited<ReturnType<typeof newContext>>): Promise<string> {
-  const cookie = (await context.cookies()).find((c) => c.name === 'flowpost_session');
-  expect(cookie).toBeDefined();
-  expect(cookie!.httpOnly).toBe(true);
-  expect(cookie!.sameSite).toBe('Strict');
-  expect(cookie!.path).toBe('/console');
-  return `flowpost_session=${cookie!.value}`;
+/** The session cookie a context holds, as a Cookie header: HttpOnly, SameSite=Strict, for /console only. */
+async function strictSessionCookie(context: BrowserContext): Promise<string> {
+  const header = await sessionCookie(context);
+  const cookie = (await context.cookies()).find((c) => c.name === 'flowpost_session')!;
+  expect(cookie.httpOnly).toBe(true);
+  expect(cookie.sameSite).toBe('Strict');
+  expect(cookie.path).toBe('/console');
+  return header;
 }
 
 describe('signing in and out', () => {
@@ -82,7 +90,7 @@ describe('signing in and out', () => {
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Bots');
     expect(await page.getByRole('link', { name: 'Spring promo' }).count()).toBe(1);
     await screenshot(page, 'bots');
-    const cookie = await sessionCookie(context);
+    const cookie = await strictSessionCookie(context);
 
     await Promise.all([page.waitForURL(/\/console\/sign-in/), page.getByRole('button', { name: 'Sign out' }).click()]);
     expect(await page.getByRole('status').textContent()).toBe('You are signed out.');
@@ -217,10 +225,8 @@ describe('every console route', () => {
 
 describe('forms', () => {
   it('refuse a POST without the CSRF token, with a wrong one, or from another site', async () => {
-    const context = await newContext(browser, h.baseUrl);
-    const page = await context.newPage();
-    await signIn(page);
-    const cookie = await sessionCookie(context);
+    const { context, page } = await signedIn(browser, h.baseUrl);
+    const cookie = await strictSessionCookie(context);
     await page.goto(`/console/bots/${botId}/script`);
     const token = await page.locator('form[action$="/script"] input[name="_csrf"]').inputValue();
     const post = (body: string, headers: Record<string, string> = {}) =>
@@ -247,9 +253,7 @@ describe('the bot page', () => {
     const campaign = await h.api('POST', `/api/v1/bots/${botId}/campaigns`, { name: 'Instagram <spring>' });
     expect(campaign.status, JSON.stringify(campaign.body)).toBe(201);
     for (let i = 0; i < 3; i++) await fetch(`${h.baseUrl}/c/${campaign.body.id}`, { redirect: 'manual' });
-    const context = await newContext(browser, h.baseUrl);
-    const page = await context.newPage();
-    await signIn(page, ADMIN_KEY, `/console/sign-in?next=${encodeURIComponent(`/console/bots/${botId}`)}`);
+    const { context, page } = await signedIn(browser, h.baseUrl, { next: `/console/bots/${botId}` });
     const card = page.locator('li.card', { has: page.getByRole('heading', { name: 'Instagram <spring>' }) });
     expect(await card.getByLabel('Instagram <spring>: click link', { exact: true }).inputValue()).toBe(
       campaign.body.link,
@@ -264,9 +268,7 @@ describe('the bot page', () => {
   });
 
   it('shows the webhook URLs with labelled copy buttons that copy them', async () => {
-    const context = await newContext(browser, h.baseUrl, { clipboard: true });
-    const page = await context.newPage();
-    await signIn(page);
+    const { context, page } = await signedIn(browser, h.baseUrl, { clipboard: true });
     await page.getByRole('link', { name: 'Spring promo' }).click();
     await page.waitForURL(new RegExp(`/console/bots/${botId}$`));
     const url = `${h.config.publicUrl}/api/bots/webhooks/${endpointId}/updateDialog`;
@@ -284,9 +286,7 @@ describe('the bot page', () => {
 
 describe('the script page', () => {
   it('shows a problem next to its step, keeps the text, and saves the fixed script', async () => {
-    const context = await newContext(browser, h.baseUrl);
-    const page = await context.newPage();
-    await signIn(page, ADMIN_KEY, `/console/sign-in?next=${encodeURIComponent(`/console/bots/${botId}/script`)}`);
+    const { context, page } = await signedIn(browser, h.baseUrl, { next: `/console/bots/${botId}/script` });
     const editor = page.getByLabel('Script document (JSON)');
     const stored = JSON.parse(await editor.inputValue());
     expect(stored.steps.map((s: { key: string }) => s.key)).toEqual(['hello', 'bye']);
@@ -349,9 +349,7 @@ describe('the deliveries page', () => {
     await waitFor(async () => (await h.db('deliveries').where({ id }).first())?.state === 'failed', 15_000, 'failed');
     const callsBefore = target.requests.length;
 
-    const context = await newContext(browser, h.baseUrl);
-    const page = await context.newPage();
-    await signIn(page, ADMIN_KEY, `/console/sign-in?next=${encodeURIComponent(`/console/bots/${botId}/deliveries`)}`);
+    const { context, page } = await signedIn(browser, h.baseUrl, { next: `/console/bots/${botId}/deliveries` });
     await page.getByRole('link', { name: 'Failed' }).click();
     await page.waitForURL(/state=failed/);
     const card = page.locator(`[data-delivery-id="${id}"]`);
@@ -388,9 +386,7 @@ describe('the deliveries page', () => {
   });
 
   it('names a bad state filter', async () => {
-    const context = await newContext(browser, h.baseUrl);
-    const page = await context.newPage();
-    await signIn(page);
+    const { context, page } = await signedIn(browser, h.baseUrl);
     const response = await page.goto(`/console/bots/${botId}/deliveries?state=lost`);
     expect(response!.status()).toBe(400);
     expect(await page.getByRole('alert').textContent()).toContain('state');

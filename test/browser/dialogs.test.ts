@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/config/log.js';
@@ -12,7 +12,7 @@ import {
   waitForMessages,
   type TestBot,
 } from '../support/bot-scripts.js';
-import { launchBrowser, newContext, screenshot, scrollsSideways, signIn } from '../support/browser.js';
+import { launchBrowser, screenshot, scrollsSideways, sessionCookie, signedIn } from '../support/browser.js';
 import { fakeUpdates } from '../support/fake-telegram.js';
 import { startHarness, waitFor, type Harness } from '../support/harness.js';
 
@@ -67,22 +67,6 @@ afterAll(async () => {
 
 const dialogUrl = (chatId: number) => `/console/bots/${bot.botId}/dialogs/${chatId}`;
 
-async function signedIn(
-  options: { width?: number; height?: number } = {},
-): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await newContext(browser, h.baseUrl, options);
-  const page = await context.newPage();
-  await signIn(page);
-  expect(new URL(page.url()).pathname).toBe('/console/bots');
-  return { context, page };
-}
-
-async function sessionCookie(context: BrowserContext): Promise<string> {
-  const cookie = (await context.cookies()).find((c) => c.name === 'flowpost_session');
-  expect(cookie).toBeDefined();
-  return `flowpost_session=${cookie!.value}`;
-}
-
 async function statusBadge(page: Page): Promise<string | null> {
   return page.locator('#dialog-status').textContent();
 }
@@ -129,7 +113,7 @@ function lineEvents(text: string): Array<{ id: string; data: Record<string, stri
 
 describe('a dialog, driven in the console', () => {
   it('is found by username, taken over, answered, followed live and handed back', async () => {
-    const { context, page } = await signedIn();
+    const { context, page } = await signedIn(browser, h.baseUrl);
     await page.getByRole('link', { name: 'scripted' }).first().click();
     await page.waitForURL(new RegExp(`/console/bots/${bot.botId}$`));
     await Promise.all([page.waitForURL(/\/dialogs$/), page.getByRole('link', { name: 'Dialogs' }).click()]);
@@ -229,7 +213,7 @@ describe('at a phone’s width', () => {
   it('the list and a dialog do not scroll sideways; the reply form is reached by keyboard and labelled', async () => {
     expect((await h.api('POST', `/api/v1/bots/${bot.botId}/dialogs/${bob.chatId}/takeover`)).status).toBe(202);
     await dialogStatus(bob.chatId, 'manual');
-    const { context, page } = await signedIn({ width: 375, height: 800 });
+    const { context, page } = await signedIn(browser, h.baseUrl, { width: 375, height: 800 });
     await page.goto(`/console/bots/${bot.botId}/dialogs`);
     expect(await scrollsSideways(page)).toBe(false);
     await screenshot(page, 'dialogs-phone');
@@ -271,7 +255,7 @@ describe('the console’s dialog routes', () => {
     expect(events.status).toBe(303);
     expect(events.headers.get('location')).toMatch(/^\/console\/sign-in/);
 
-    const { context } = await signedIn();
+    const { context } = await signedIn(browser, h.baseUrl);
     const cookie = await sessionCookie(context);
     const post = (body: string) =>
       fetch(`${h.baseUrl}${dialogUrl(bob.chatId)}/reply`, {
@@ -289,7 +273,7 @@ describe('the console’s dialog routes', () => {
   });
 
   it('page the list with a Next page link that keeps the filters', async () => {
-    const { context, page } = await signedIn();
+    const { context, page } = await signedIn(browser, h.baseUrl);
     await page.goto(`/console/bots/${bot.botId}/dialogs?limit=1&started=true`);
     const firstPage = await page.locator('.dialog-row').getAttribute('data-chat-id');
     expect(await page.locator('.dialog-row').count()).toBe(1);
@@ -303,7 +287,7 @@ describe('the console’s dialog routes', () => {
   });
 
   it('answer a bad chat id with 400 and an unknown dialog with 404, naming chatId', async () => {
-    const { context, page } = await signedIn();
+    const { context, page } = await signedIn(browser, h.baseUrl);
     const bad = await page.goto(`/console/bots/${bot.botId}/dialogs/12ab`);
     expect(bad!.status()).toBe(400);
     expect(await page.getByRole('alert').textContent()).toContain('chatId');
@@ -317,7 +301,7 @@ describe('the console’s dialog routes', () => {
   });
 
   it('stream the transcript as server-sent events, resuming after Last-Event-ID', async () => {
-    const { context } = await signedIn();
+    const { context } = await signedIn(browser, h.baseUrl);
     const cookie = await sessionCookie(context);
     const url = `${h.baseUrl}${dialogUrl(bob.chatId)}/events`;
     const first = await readEvents(
@@ -352,7 +336,7 @@ describe('the console’s dialog routes', () => {
 
   it('an open stream does not hold up a web tier’s close', async () => {
     const web = await startWebTier(h.config, h.db, createLogger('silent'));
-    const { context } = await signedIn();
+    const { context } = await signedIn(browser, h.baseUrl);
     const cookie = await sessionCookie(context);
     const abort = new AbortController();
     const response = await fetch(`http://127.0.0.1:${web.port}${dialogUrl(bob.chatId)}/events`, {

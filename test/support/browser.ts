@@ -1,4 +1,5 @@
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { ADMIN_KEY } from './harness.js';
 
 // Headless Chromium from the system (Debian's `chromium` package): nothing is downloaded. Each test
@@ -41,6 +42,30 @@ export async function signIn(page: Page, key = ADMIN_KEY, path = '/console/sign-
   await page.goto(path);
   await page.getByLabel('Admin key').fill(key);
   await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Sign in' }).click()]);
+}
+
+/**
+ * A fresh context (see `newContext`) with a page signed in through the form, landed on `next`
+ * (the form's `?next=`) or else on the bots page.
+ */
+export async function signedIn(
+  browser: Browser,
+  baseUrl: string,
+  options: { width?: number; height?: number; clipboard?: boolean; next?: string } = {},
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await newContext(browser, baseUrl, options);
+  const page = await context.newPage();
+  const path = options.next === undefined ? undefined : `/console/sign-in?next=${encodeURIComponent(options.next)}`;
+  await signIn(page, ADMIN_KEY, path);
+  expect(new URL(page.url()).pathname).toBe(options.next ?? '/console/bots');
+  return { context, page };
+}
+
+/** The session cookie a context holds, as a Cookie header. */
+export async function sessionCookie(context: BrowserContext): Promise<string> {
+  const cookie = (await context.cookies()).find((c) => c.name === 'flowpost_session');
+  expect(cookie).toBeDefined();
+  return `flowpost_session=${cookie!.value}`;
 }
 
 /** Whether the page scrolls sideways at its current width. */
