@@ -133,7 +133,7 @@ export async function startWebTier(
     adminApiKey: config.adminApiKey,
     metricsToken: config.metricsToken,
     queueDashboard: queueDashboard([queue, stepRuns, outbound, outboundBatches, broadcasts]),
-    telegram: { db, log, queue: updates, bots: telegramBots },
+    telegram: { log, queue: updates, bots: telegramBots },
     postback: {
       db,
       queue: updates,

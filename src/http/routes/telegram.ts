@@ -6,7 +6,7 @@ import { DomainError } from '../../domain/errors.js';
 import type { Logger } from '../../config/log.js';
 import type { DialogUpdateQueue } from '../../jobs/dialog-update-queue.js';
 import { telegramUpdateJob } from '../../jobs/telegram-update-job.js';
-import { LruCache } from '../../util/lru-cache.js';
+import { LoadingCache } from '../../util/loading-cache.js';
 import { readJsonBody } from '../body.js';
 import { KnownIds } from '../postback-view-cache.js';
 import { queueUnavailable } from '../queue-unavailable.js';
@@ -14,11 +14,10 @@ import { UUID_PATTERN } from '../validation.js';
 import { requestLog, traced } from '../../observability/request-context.js';
 
 export interface TelegramRouteDeps {
-  db: Knex;
   log: Logger;
   queue: DialogUpdateQueue;
   /** The bots' secrets and tokens as this process knows them (dropped on invalidations). */
-  bots?: TelegramBotView;
+  bots: TelegramBotView;
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -27,8 +26,8 @@ function sameSecret(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-type KnownBot = { secret: string | null; token: string | null; at: number };
-const UNKNOWN_BOT: KnownBot = { secret: null, token: null, at: 0 };
+type KnownBot = { secret: string | null; token: string | null };
+const UNKNOWN_BOT: KnownBot = { secret: null, token: null };
 
 /**
  * Each bot's webhook secret and token, read at most every 5 s per bot. A bot id not among the
@@ -37,7 +36,8 @@ const UNKNOWN_BOT: KnownBot = { secret: null, token: null, at: 0 };
  * invalidations every web process hears.
  */
 export class TelegramBotView {
-  private readonly secrets = new LruCache<string, KnownBot>(10_000);
+  // Concurrent updates of a bot whose entry expired share one read.
+  private readonly secrets = new LoadingCache<string, KnownBot>(10_000, () => 5_000);
   private readonly botIds: KnownIds;
 
   constructor(private readonly db: Knex) {
@@ -46,13 +46,11 @@ export class TelegramBotView {
 
   async get(botId: string): Promise<KnownBot> {
     if (!(await this.botIds.mayExist(botId))) return UNKNOWN_BOT;
-    const cached = this.secrets.get(botId);
-    if (cached && Date.now() - cached.at < 5_000) return cached;
-    const found = await findTelegramWebhookSecret(this.db, botId);
-    const known: KnownBot = { secret: found?.secret ?? null, token: found?.token ?? null, at: Date.now() };
-    if (found) this.botIds.add(botId);
-    this.secrets.set(botId, known);
-    return known;
+    return this.secrets.get(botId, async () => {
+      const found = await findTelegramWebhookSecret(this.db, botId);
+      if (found) this.botIds.add(botId);
+      return { secret: found?.secret ?? null, token: found?.token ?? null };
+    });
   }
 
   forget(botId: string): void {
@@ -70,7 +68,7 @@ export class TelegramBotView {
  * was refused, Telegram retries.
  */
 export function telegramWebhookHandler(deps: TelegramRouteDeps) {
-  const bots = deps.bots ?? new TelegramBotView(deps.db);
+  const { bots } = deps;
   return async (ctx: Context, botId: string): Promise<void> => {
     const given = ctx.get('x-telegram-bot-api-secret-token');
     const known = UUID_PATTERN.test(botId) ? await bots.get(botId.toLowerCase()) : null;
