@@ -41,10 +41,9 @@ function sendUnavailable(ctx: Context, code: string): void {
 
 /**
  * Maps every failure to the JSON error shape; nothing escapes as an HTML page or a stack trace.
- * `log` is a logger or the request's logger, asked for only when there is something to log.
+ * `loggerOf` gives the request's logger, asked for only when there is something to log.
  */
-export function errorMiddleware(log: Logger | ((ctx: Context) => Logger)) {
-  const loggerOf = typeof log === 'function' ? log : () => log;
+export function errorMiddleware(loggerOf: (ctx: Context) => Logger) {
   return async (ctx: Context, next: Next): Promise<void> => {
     try {
       await next();
