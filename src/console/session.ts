@@ -1,5 +1,7 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { sameSecret } from '../util/same-secret.js';
+import { newToken } from './csrf.js';
 
 /** A console session lasts this long after its last request (sliding). */
 const SESSION_TTL_SECONDS = 12 * 60 * 60;
@@ -27,12 +29,6 @@ function keyTag(adminApiKey: string): string {
   return createHmac('sha256', adminApiKey).update('flowpost console session').digest('hex');
 }
 
-function sameText(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
-}
-
 /**
  * Console sessions in Redis, under the BullMQ prefix: every web process accepts them, and signing
  * out (or letting 12 hours pass without a request) ends them everywhere.
@@ -54,8 +50,8 @@ export class SessionStore {
 
   async create(): Promise<ConsoleSession> {
     const session = {
-      id: randomBytes(32).toString('hex'),
-      csrf: randomBytes(32).toString('hex'),
+      id: newToken(),
+      csrf: newToken(),
       createdAt: Date.now(),
     };
     const stored: StoredSession = { csrf: session.csrf, createdAt: session.createdAt, keyTag: this.#keyTag };
@@ -63,18 +59,24 @@ export class SessionStore {
     return session;
   }
 
+  /** The stored session, or null when it cannot be read or another admin key signed it in. */
+  #ours(text: string | null): StoredSession | null {
+    if (text === null) return null;
+    try {
+      const stored = JSON.parse(text) as StoredSession;
+      return typeof stored.keyTag === 'string' && sameSecret(stored.keyTag, this.#keyTag) ? stored : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** The live session of this id, its lifetime renewed; null when unknown, expired or from another admin key. */
   async find(id: string | undefined): Promise<ConsoleSession | null> {
     if (id === undefined || !SESSION_ID.test(id)) return null;
     const text = await this.redis.getex(this.#key(id), 'EX', SESSION_TTL_SECONDS);
     if (text === null) return null;
-    let stored: StoredSession;
-    try {
-      stored = JSON.parse(text) as StoredSession;
-    } catch {
-      return null;
-    }
-    if (typeof stored.keyTag !== 'string' || !sameText(stored.keyTag, this.#keyTag)) {
+    const stored = this.#ours(text);
+    if (!stored) {
       await this.revoke(id);
       return null;
     }
@@ -86,15 +88,7 @@ export class SessionStore {
    * so that a tab left open does not keep a session alive past its idle expiry.
    */
   async isLive(id: string): Promise<boolean> {
-    if (!SESSION_ID.test(id)) return false;
-    const text = await this.redis.get(this.#key(id));
-    if (text === null) return false;
-    try {
-      const stored = JSON.parse(text) as StoredSession;
-      return typeof stored.keyTag === 'string' && sameText(stored.keyTag, this.#keyTag);
-    } catch {
-      return false;
-    }
+    return SESSION_ID.test(id) && this.#ours(await this.redis.get(this.#key(id))) !== null;
   }
 
   async revoke(id: string): Promise<void> {

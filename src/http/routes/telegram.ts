@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import type { Knex } from 'knex';
 import { findTelegramWebhookSecret, listBotIds } from '../../db/bots.js';
@@ -7,6 +6,7 @@ import type { Logger } from '../../config/log.js';
 import type { DialogUpdateQueue } from '../../jobs/dialog-update-queue.js';
 import { telegramUpdateJob } from '../../jobs/telegram-update-job.js';
 import { LoadingCache } from '../../util/loading-cache.js';
+import { sameSecret } from '../../util/same-secret.js';
 import { readJsonBody } from '../body.js';
 import { KnownIds } from '../postback-view-cache.js';
 import { queueUnavailable } from '../queue-unavailable.js';
@@ -18,12 +18,6 @@ export interface TelegramRouteDeps {
   queue: DialogUpdateQueue;
   /** The bots' secrets and tokens as this process knows them (dropped on invalidations). */
   bots: TelegramBotView;
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 type KnownBot = { secret: string | null; token: string | null };
