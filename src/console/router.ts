@@ -1,10 +1,9 @@
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { isDatabaseUnavailable } from '../db/connection.js';
-import { findBot } from '../db/bots.js';
 import { DomainError } from '../domain/errors.js';
 import { statusOf } from '../http/errors.js';
-import { UUID_PATTERN } from '../http/validation.js';
+import { loadBotParam } from '../http/routes/management-deps.js';
 import type { RequestState } from '../observability/request-context.js';
 import { serveAsset } from './assets.js';
 import { crossSite, CSRF_FIELD, sameToken } from './csrf.js';
@@ -117,12 +116,7 @@ function requireSession(deps: ConsoleDeps): Middleware {
 export function consoleRouter(deps: ConsoleDeps): Router {
   const router = new Router({ prefix: CONSOLE_PREFIX });
   router.use(requireSession(deps));
-  router.param('botId', async (id, ctx, next) => {
-    const bot = UUID_PATTERN.test(id) ? await findBot(deps.management.db, id.toLowerCase()) : null;
-    if (!bot) throw new DomainError('not_found', 'unknown_bot', 'There is no bot with this id.', { param: 'botId' });
-    consoleState(ctx).bot = bot;
-    await next();
-  });
+  router.param('botId', loadBotParam(deps.management.db, 'There is no bot with this id.'));
   router.get('/assets/:name', (ctx) => serveAsset(ctx, ctx.params.name!));
   router.get('/', (ctx) => {
     ctx.status = 303;

@@ -1,6 +1,8 @@
-import type { Context } from 'koa';
+import type { Context, Next } from 'koa';
 import type { Knex } from 'knex';
-import type { BotRecord } from '../../db/bots.js';
+import { findBot, type BotRecord } from '../../db/bots.js';
+import { DomainError } from '../../domain/errors.js';
+import { UUID_PATTERN } from '../validation.js';
 import type { DeliveryRecord } from '../../db/deliveries.js';
 import type { ChatUpdateJob } from '../../jobs/dialog-update-job.js';
 import type { Invalidation } from '../../redis/invalidation.js';
@@ -24,6 +26,19 @@ export interface ManagementDeps {
   invalidate(message: Invalidation): Promise<void>;
   /** Drops this process's cached view of a campaign link (other web processes expire theirs within seconds). */
   forgetCampaign(id: string): void;
+}
+
+/**
+ * The `:botId` parameter's handler (the API's and the console's): puts the bot on `ctx.state.bot`,
+ * or answers 404 unknown_bot with `message`.
+ */
+export function loadBotParam(db: Knex, message: string) {
+  return async (id: string, ctx: Context, next: Next): Promise<void> => {
+    const bot = UUID_PATTERN.test(id) ? await findBot(db, id.toLowerCase()) : null;
+    if (!bot) throw new DomainError('not_found', 'unknown_bot', message, { param: 'botId' });
+    ctx.state.bot = bot;
+    await next();
+  };
 }
 
 /** The bot named by `:botId`, loaded by the management router. */

@@ -1,9 +1,6 @@
 import Router from '@koa/router';
-import { findBot } from '../../db/bots.js';
-import { DomainError } from '../../domain/errors.js';
 import { bearerAuth } from '../auth.js';
 import { registerOpenApiRoute } from '../openapi/route.js';
-import { UUID_PATTERN } from '../validation.js';
 import { registerBotRoutes } from './bots.js';
 import { registerBroadcastRoutes } from './broadcasts.js';
 import { registerCampaignRoutes } from './campaigns.js';
@@ -13,7 +10,7 @@ import { registerDestinationRoutes } from './destinations.js';
 import { registerDialogMessageRoutes } from './dialog-messages.js';
 import { registerDialogRoutes } from './dialogs.js';
 import { registerFieldRoutes } from './fields.js';
-import type { ManagementDeps } from './management-deps.js';
+import { loadBotParam, type ManagementDeps } from './management-deps.js';
 import { registerOperatorRoutes } from './operator.js';
 import { registerScriptRoutes } from './script.js';
 import { registerWebhookRoutes } from './webhooks.js';
@@ -22,12 +19,7 @@ import { registerWebhookRoutes } from './webhooks.js';
 export function managementRouter(deps: ManagementDeps, adminApiKey: string): Router {
   const router = new Router({ prefix: '/api/v1' });
   router.use(bearerAuth(adminApiKey));
-  router.param('botId', async (id, ctx, next) => {
-    const bot = UUID_PATTERN.test(id) ? await findBot(deps.db, id.toLowerCase()) : null;
-    if (!bot) throw new DomainError('not_found', 'unknown_bot', 'no bot with this id', { param: 'botId' });
-    ctx.state.bot = bot;
-    await next();
-  });
+  router.param('botId', loadBotParam(deps.db, 'no bot with this id'));
   registerBotRoutes(router, deps);
   registerFieldRoutes(router, deps);
   registerWebhookRoutes(router, deps);
