@@ -336,13 +336,18 @@ describe('broadcasts through the loss of Redis', () => {
     );
     await untilDone(h, bot, id);
     const tally = await checkAtMostOnce(h, id, chats, 'Lost');
-    // The run that lost its lease stopped, and a new run took the broadcast to its end.
-    const ends = w1.output
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as { msg?: string; broadcastId?: string; end?: string })
-      .filter((line) => line.msg === 'broadcast run ended' && line.broadcastId === id)
-      .map((line) => line.end);
+    // The run that lost its lease stopped, and a new run took the broadcast to its end (it logs
+    // that end just after the broadcast is written done).
+    const endsLogged = () =>
+      w1.output
+        .split('\n')
+        // Whole lines only (the last may still be arriving).
+        .filter((line) => line.startsWith('{') && line.endsWith('}'))
+        .map((line) => JSON.parse(line) as { msg?: string; broadcastId?: string; end?: string })
+        .filter((line) => line.msg === 'broadcast run ended' && line.broadcastId === id)
+        .map((line) => line.end);
+    await waitFor(async () => endsLogged().includes('done'), 10_000, 'the last run logs its end').catch(() => null);
+    const ends = endsLogged();
     expect(ends).toContain('stopped');
     expect(ends).toContain('done');
     console.info(
