@@ -1,7 +1,6 @@
 import type Router from '@koa/router';
-import { z } from 'zod';
-import { DELIVERY_STATES, listDeliveries, type AttemptRecord, type DeliveryRecord } from '../../db/deliveries.js';
-import { retryFailedDelivery } from '../../http/routes/deliveries.js';
+import { listDeliveries, type AttemptRecord, type DeliveryRecord } from '../../db/deliveries.js';
+import { deliveryListQuery, retryFailedDelivery } from '../../http/routes/deliveries.js';
 import { parseBody } from '../../http/validation.js';
 import { csrfInput } from '../csrf.js';
 import { each, html, type SafeHtml } from '../html.js';
@@ -12,10 +11,8 @@ import { botCrumbs, botPath } from './bots.js';
 
 const PAGE_SIZE = 50;
 
-const listQuery = z.strictObject({
-  state: z.enum(DELIVERY_STATES).optional(),
-  before: z.iso.datetime({ offset: true }).optional(),
-});
+/** The API's filters; the page's size is its own. */
+const listQuery = deliveryListQuery.omit({ limit: true });
 
 function attemptOutcome(attempt: AttemptRecord): string {
   if (attempt.status !== null) return `HTTP ${attempt.status}`;
