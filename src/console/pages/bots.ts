@@ -5,6 +5,7 @@ import { campaignStats, listCampaigns, type CampaignRecord } from '../../db/camp
 import { campaignConversionStats } from '../../db/conversions.js';
 import { listEndpoints } from '../../db/postback-endpoints.js';
 import { campaignPayload, telegramStartLink } from '../../domain/tracker/start-payload.js';
+import { postbackUrls } from '../../http/routes/webhooks.js';
 import { each, html, type SafeHtml } from '../html.js';
 import { sendPage } from '../layout.js';
 import type { ConsoleDeps } from '../deps.js';
@@ -156,15 +157,14 @@ export function registerBotPages(router: Router, deps: ConsoleDeps): void {
             endpoints.length === 0
               ? html`<p>No postback webhooks: create one with <code>POST /api/v1/bots/${bot.id}/webhooks</code>.</p>`
               : html`<ul class="cards">
-                  ${each(
-                    endpoints,
-                    (endpoint) =>
-                      html`<li class="card">
-                        <h3>${endpoint.name}</h3>
-                        ${copyableUrl(`${endpoint.name}: dialog updates`, `${publicUrl}/api/bots/webhooks/${endpoint.id}/updateDialog`)}
-                        ${copyableUrl(`${endpoint.name}: conversions`, `${publicUrl}/api/bots/webhooks/${endpoint.id}/conversion`)}
-                      </li>`,
-                  )}
+                  ${each(endpoints, (endpoint) => {
+                    const urls = postbackUrls(publicUrl, endpoint.id);
+                    return html`<li class="card">
+                      <h3>${endpoint.name}</h3>
+                      ${copyableUrl(`${endpoint.name}: dialog updates`, urls.updateDialog)}
+                      ${copyableUrl(`${endpoint.name}: conversions`, urls.conversion)}
+                    </li>`;
+                  })}
                 </ul>`
           }
           <p class="copy-status" role="status" aria-live="polite"></p>

@@ -12,11 +12,17 @@ export const createWebhookSchema = z.strictObject({
   rateLimit: z.number().int().min(1).max(1_000_000).optional(),
 });
 
+/** A postback endpoint's two public URLs (API.md §1 and §5). */
+export function postbackUrls(publicUrl: string, endpointId: string): { updateDialog: string; conversion: string } {
+  const base = `${publicUrl}/api/bots/webhooks/${endpointId}`;
+  return { updateDialog: `${base}/updateDialog`, conversion: `${base}/conversion` };
+}
+
 export function registerWebhookRoutes(router: Router, deps: ManagementDeps): void {
   const json = (endpoint: PostbackEndpoint) => ({
     id: endpoint.id,
     name: endpoint.name,
-    url: `${deps.publicUrl}/api/bots/webhooks/${endpoint.id}/updateDialog`,
+    url: postbackUrls(deps.publicUrl, endpoint.id).updateDialog,
     rateLimit: endpoint.rateLimit,
     createdAt: endpoint.createdAt.toISOString(),
   });
