@@ -18,6 +18,7 @@ import { parseBody } from '../../http/validation.js';
 import { csrfInput } from '../csrf.js';
 import type { FormFields } from '../form.js';
 import { each, html, type SafeHtml } from '../html.js';
+import { option } from '../fragments.js';
 import { sendPage, withNotice } from '../layout.js';
 import type { ConsoleDeps } from '../deps.js';
 import { botOf, formOf, sessionOf } from '../state.js';
@@ -126,11 +127,7 @@ ${draft.text}</textarea>
       <label for="broadcast-step">Audience: at step</label>
       <select id="broadcast-step" name="step">
         <option value="">Any step</option>
-        ${each(
-          steps,
-          (step) =>
-            html`<option value="${step.key}" ${step.key === draft.step ? html`selected` : null}>${step.key}</option>`,
-        )}
+        ${each(steps, (step) => option(step.key, step.key, draft.step))}
       </select>
       <label for="broadcast-button-text">Button text (optional)</label>
       <input id="broadcast-button-text" name="buttonText" type="text" value="${draft.buttonText}" />

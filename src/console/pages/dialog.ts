@@ -12,7 +12,8 @@ import { chatIdParam, parseBody } from '../../http/validation.js';
 import { performOperatorAction, type OperatorAction } from '../../operator/dialog-actions.js';
 import type { RequestState } from '../../observability/request-context.js';
 import { csrfInput } from '../csrf.js';
-import { dialogLabel, displayTime } from '../display-text.js';
+import { dialogLabel } from '../display-text.js';
+import { option, timeTag } from '../fragments.js';
 import { sendEventStream } from '../event-stream.js';
 import { each, html, type SafeHtml } from '../html.js';
 import { sendPage, withNotice } from '../layout.js';
@@ -78,7 +79,7 @@ function conversionsTable(conversions: DialogConversion[]): SafeHtml {
                       <td>${c.payout ?? '—'}</td>
                       <td>${c.currency ?? '—'}</td>
                       <td>${c.event}</td>
-                      <td><time datetime="${c.createdAt}">${displayTime(c.createdAt)}</time></td>
+                      <td>${timeTag(c.createdAt)}</td>
                     </tr>`,
                 )}
               </tbody>
@@ -91,7 +92,7 @@ function conversionsTable(conversions: DialogConversion[]): SafeHtml {
 /** One transcript line; console.js builds the same markup for a line that arrives live. */
 function transcriptLine(line: DisplayLine): SafeHtml {
   return html`<li class="line from-${line.sender}" data-line-id="${line.id}">
-    <span class="who">${line.who}</span> <time datetime="${line.at}">${displayTime(line.at)}</time>
+    <span class="who">${line.who}</span> ${timeTag(line.at)}
     <p class="line-text">${line.text}</p>
   </li>`;
 }
@@ -109,7 +110,7 @@ function operatorActions(path: string, csrf: string, dialog: DialogView, steps: 
       <label for="release-step">Hand back at step</label>
       <select id="release-step" name="stepId">
         <option value="">The current step${dialog.stepKey ? ` (${dialog.stepKey})` : ''}</option>
-        ${each(steps, (step) => html`<option value="${step.key}">${step.key}</option>`)}
+        ${each(steps, (step) => option(step.key, step.key))}
       </select>
     </div>
     <button type="submit">Hand back</button>
@@ -145,15 +146,13 @@ function dialogFacts(dialog: DialogView, updatedAt: Date | undefined): SafeHtml 
     </div>
     <div>
       <dt>Started</dt>
-      <dd>
-        ${dialog.startedAt ? html`<time datetime="${dialog.startedAt}">${displayTime(dialog.startedAt)}</time>` : 'not yet'}
-      </dd>
+      <dd>${dialog.startedAt ? timeTag(dialog.startedAt) : 'not yet'}</dd>
     </div>
     ${
       updatedAt
         ? html`<div>
             <dt>Last activity</dt>
-            <dd><time datetime="${updatedAt.toISOString()}">${displayTime(updatedAt.toISOString())}</time></dd>
+            <dd>${timeTag(updatedAt.toISOString())}</dd>
           </div>`
         : null
     }

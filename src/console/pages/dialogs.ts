@@ -5,7 +5,8 @@ import { dialogsUpdatedAt, listDialogs, type DialogView } from '../../db/dialogs
 import { listStepRefs } from '../../db/script-steps.js';
 import { DIALOG_STATUSES } from '../../domain/dialog.js';
 import { encodeCursor, readListQuery } from '../../http/routes/dialogs.js';
-import { dialogLabel, displayTime } from '../display-text.js';
+import { dialogLabel } from '../display-text.js';
+import { option, timeTag } from '../fragments.js';
 import { each, html, type SafeHtml } from '../html.js';
 import { sendPage } from '../layout.js';
 import type { ConsoleDeps } from '../deps.js';
@@ -35,10 +36,6 @@ function first(value: string | string[] | undefined): string {
 /** The path of a dialog's page. */
 export function dialogPath(botId: string, chatId: number): string {
   return `${botPath(botId, 'dialogs')}/${chatId}`;
-}
-
-function option(value: string, label: string, current: string): SafeHtml {
-  return html`<option value="${value}" ${value === current ? html`selected` : null}>${label}</option>`;
 }
 
 export function statusBadge(status: string, id?: string): SafeHtml {
@@ -126,13 +123,7 @@ function dialogRow(botId: string, dialog: DialogView, updatedAt: Date | undefine
           </ul>`
         : null
     }
-    ${
-      updatedAt
-        ? html`<div class="hint">
-            Last activity <time datetime="${updatedAt.toISOString()}">${displayTime(updatedAt.toISOString())}</time>
-          </div>`
-        : null
-    }
+    ${updatedAt ? html`<div class="hint">Last activity ${timeTag(updatedAt.toISOString())}</div>` : null}
   </li>`;
 }
 
