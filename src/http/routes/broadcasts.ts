@@ -128,7 +128,7 @@ export async function broadcastProgresses(
 }
 
 /** A broadcast with its progress. */
-export async function broadcastProgress(deps: ManagementDeps, broadcast: BroadcastRecord): Promise<BroadcastProgress> {
+async function broadcastProgress(deps: ManagementDeps, broadcast: BroadcastRecord): Promise<BroadcastProgress> {
   const [progress] = await broadcastProgresses(deps, [broadcast]);
   return progress!;
 }
