@@ -112,6 +112,7 @@ function lineEvents(text: string): Array<{ id: string; data: Record<string, stri
 }
 
 describe('a dialog, driven in the console', () => {
+  // A journey of a dozen live waits, each bounded (10 s): on a loaded machine they add up.
   it('is found by username, taken over, answered, followed live and handed back', async () => {
     const { context, page } = await signedIn(browser, h.baseUrl);
     await page.getByRole('link', { name: 'scripted' }).first().click();
@@ -206,7 +207,7 @@ describe('a dialog, driven in the console', () => {
     await dialogStatus(alice.chatId, 'auto');
     expect((await waitForMessages(h, bot, alice.chatId, 4))[3]).toBe('Your e-mail?');
     await context.close();
-  });
+  }, 60_000);
 });
 
 describe('at a phone’s width', () => {

@@ -23,7 +23,10 @@ export async function launchBrowser(): Promise<Browser> {
   });
 }
 
-/** A fresh context for `baseUrl`, 1280×800 unless told otherwise. */
+/**
+ * A fresh context for `baseUrl`, 1280×800 unless told otherwise. An action or navigation that does
+ * not happen fails within 10 s, naming itself, rather than holding the test until its timeout.
+ */
 export async function newContext(
   browser: Browser,
   baseUrl: string,
@@ -33,6 +36,7 @@ export async function newContext(
     baseURL: baseUrl,
     viewport: { width: options.width ?? 1280, height: options.height ?? 800 },
   });
+  context.setDefaultTimeout(10_000);
   if (options.clipboard) await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseUrl });
   return context;
 }
